@@ -1,0 +1,13 @@
+"""Meta Learning Shared Hierarchies (MLSH) for Stable-Baselines3."""
+
+from importlib.resources import files
+
+from sb3_mlsh.common.tasks import TaskSamplerWrapper
+from sb3_mlsh.envs import register_envs
+from sb3_mlsh.mlsh import MLSH, MLSHPolicy
+
+register_envs()
+
+__version__ = files(__name__).joinpath("version.txt").read_text().strip()
+
+__all__ = ["MLSH", "MLSHPolicy", "TaskSamplerWrapper", "__version__"]

@@ -1,0 +1,135 @@
+"""The task protocol MLSH samples and switches tasks through, and a wrapper that gives it to any env.
+
+An environment takes part in MLSH through three members:
+
+- ``sample_task()``: draw a task from the training distribution, using the env's seeded ``np_random``;
+- ``set_task(task)``: make ``task`` the task of the following episodes;
+- ``task``: the current task.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+TASK_PROTOCOL = ("sample_task", "set_task", "task")
+
+
+class TaskSamplerWrapper(gym.Wrapper):
+    """
+    Give any gymnasium env MLSH's task protocol (``sample_task()``, ``set_task(task)``, ``task``).
+
+    The current task is also put in ``info["task"]`` at every ``reset`` and ``step``.
+    ``sample_task()`` draws from the env's ``np_random``, so ``reset(seed=...)`` makes it repeatable.
+
+    Example (tasks over Pendulum's gravity)::
+
+        env = TaskSamplerWrapper(
+            gym.make("Pendulum-v1"),
+            sample_task=lambda rng: float(rng.uniform(5.0, 15.0)),
+            set_task=lambda env, g: setattr(env.unwrapped, "g", g),
+        )
+
+    :param env: The environment to wrap.
+    :param tasks: A finite list of tasks; ``sample_task()`` draws one uniformly.
+        Give either ``tasks`` or ``sample_task``.
+    :param sample_task: A callable that takes a ``numpy.random.Generator`` and returns a task.
+    :param set_task: A callable ``(env, task) -> None`` that puts ``task`` into ``env`` (the wrapped env).
+        Not needed when the wrapped env has a ``set_task`` method of its own.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        tasks: Sequence[Any] | None = None,
+        sample_task: Callable[[np.random.Generator], Any] | None = None,
+        set_task: Callable[[gym.Env, Any], None] | None = None,
+    ) -> None:
+        super().__init__(env)
+        if (tasks is None) == (sample_task is None):
+            raise ValueError(
+                "TaskSamplerWrapper: give exactly one of `tasks` (a list to draw from uniformly) "
+                "or `sample_task` (a callable taking a numpy Generator and returning a task)."
+            )
+        if tasks is not None:
+            tasks = list(tasks)
+            if len(tasks) == 0:
+                raise ValueError("TaskSamplerWrapper: `tasks` is empty; give at least one task.")
+        if set_task is None and not env.has_wrapper_attr("set_task"):
+            raise ValueError(
+                f"TaskSamplerWrapper: {env} has no `set_task` method, so pass `set_task`, "
+                "a callable `(env, task) -> None`, e.g. `set_task=lambda env, g: setattr(env.unwrapped, 'g', g)`."
+            )
+        self.tasks = tasks
+        self._sample_task = sample_task
+        self._set_task = set_task
+        self._task = env.get_wrapper_attr("task") if env.has_wrapper_attr("task") else None
+
+    @property
+    def task(self) -> Any:
+        """The current task (``None`` until a task was set, unless the wrapped env has one)."""
+        return self._task
+
+    def sample_task(self) -> Any:
+        """
+        Draw a task from ``tasks`` (uniformly) or from ``sample_task``.
+
+        :return: The task (it is not set: call ``set_task``).
+        """
+        if self.tasks is not None:
+            return self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        assert self._sample_task is not None
+        return self._sample_task(self.np_random)
+
+    def set_task(self, task: Any) -> None:
+        """
+        Make ``task`` the task of the following episodes.
+
+        :param task: The task.
+        """
+        if self._set_task is None:
+            self.env.get_wrapper_attr("set_task")(task)
+        else:
+            self._set_task(self.env, task)
+        self._task = task
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        info["task"] = self._task
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["task"] = self._task
+        return obs, reward, terminated, truncated, info
+
+
+def has_task_protocol(env: VecEnv) -> bool:
+    """
+    :param env: A vectorized environment.
+    :return: Whether every env in ``env`` has ``sample_task``, ``set_task`` and ``task``
+        (through any wrappers, including ``Monitor``).
+    """
+    return all(env.has_attr(name) for name in TASK_PROTOCOL)
+
+
+def sample_task(env: VecEnv, index: int = 0) -> Any:
+    """
+    :param env: A vectorized environment with the task protocol.
+    :param index: The env whose ``sample_task()`` (and so whose random generator) draws the task.
+    :return: A task drawn from the training distribution.
+    """
+    return env.env_method("sample_task", indices=[index])[0]
+
+
+def set_task(env: VecEnv, task: Any, indices: Sequence[int] | None = None) -> None:
+    """
+    Set ``task`` on the envs of ``env`` (all of them by default).
+
+    :param env: A vectorized environment with the task protocol.
+    :param task: The task.
+    :param indices: The envs to set it on.
+    """
+    env.env_method("set_task", task, indices=indices)

@@ -1,0 +1,560 @@
+"""Meta Learning Shared Hierarchies (Frans et al., ICLR 2018) as an SB3 algorithm."""
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_mlsh.common.buffers import MacroRolloutBuffer, SubpolicyBufferView, TaggedRolloutBuffer
+from sb3_mlsh.common.learner import LevelLogger, PPOLearner
+from sb3_mlsh.common.tasks import has_task_protocol, sample_task, set_task
+from sb3_mlsh.mlsh.policies import MLSHPolicy
+
+SelfMLSH = TypeVar("SelfMLSH", bound="MLSH")
+
+_SUPPORTED_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+_MLSH_PARAMETERS = ("n_subpolicies", "macro_duration", "master_exploration", "lr_schedule", "master_lr_schedule")
+
+
+@dataclass
+class MacroState:
+    """Per env: the macro step under way (decision observation, choice, value, log-probability) and its running reward."""
+
+    obs: np.ndarray
+    active: np.ndarray
+    steps_left: np.ndarray
+    reward: np.ndarray
+    episode_start: np.ndarray
+    value: np.ndarray
+    log_prob: np.ndarray
+
+
+class MLSH(OnPolicyAlgorithm):
+    """
+    Meta Learning Shared Hierarchies (MLSH).
+
+    Paper: https://arxiv.org/abs/1710.09767
+
+    ``n_subpolicies`` sub-policies (phi) are shared across a distribution of tasks; a master policy
+    (theta) chooses one every ``macro_duration`` steps. Training repeats: sample a task and set it on
+    the envs, re-initialise the master, run ``warmup_iterations`` iterations that update the master
+    only, then ``joint_iterations`` iterations that update both levels. Each iteration collects
+    ``n_steps * n_envs`` steps; both levels are trained with SB3's PPO update.
+
+    With ``train_subpolicies=False`` the sub-policies are frozen and only the master learns, on the
+    task the env has (no task sampling, no master reset): the paper's meta-test and transfer setting.
+
+    :param policy: The policy model to use (``"MlpPolicy"``).
+    :param env: The environment to learn from (if registered in Gym, can be str). Its envs should have
+        the task protocol (``sample_task()``, ``set_task(task)``, ``task``), e.g. through ``TaskSamplerWrapper``;
+        without it the env is one task.
+    :param n_subpolicies: Number of sub-policies (K).
+    :param macro_duration: Environment steps between two decisions of the master (N).
+    :param warmup_iterations: Iterations per task that update only the master (W).
+    :param joint_iterations: Iterations per task that then update the master and the sub-policies (U).
+    :param n_steps: Environment steps per env per iteration (D = ``n_steps * n_envs``).
+    :param learning_rate: Learning rate of the sub-policies; a float or a schedule of the progress remaining (1 to 0).
+    :param master_learning_rate: Learning rate of the master; a float or a schedule.
+    :param batch_size: Minibatch size of the sub-policies' updates.
+    :param master_batch_size: Minibatch size of the master's updates.
+    :param n_epochs: Epochs of each PPO update, at both levels.
+    :param gamma: Discount factor per environment step (sub-policies).
+    :param master_gamma: Discount factor per macro step (master); ``None``: ``gamma``.
+    :param gae_lambda: GAE lambda, at both levels.
+    :param clip_range: PPO clipping parameter (or schedule), at both levels.
+    :param clip_range_vf: Value clipping parameter (or schedule), at both levels; ``None``: no value clipping.
+    :param normalize_advantage: Whether to normalize advantages (per minibatch).
+    :param ent_coef: Entropy coefficient of the sub-policies.
+    :param master_ent_coef: Entropy coefficient of the master; ``None``: ``ent_coef``.
+    :param vf_coef: Value loss coefficient, at both levels.
+    :param max_grad_norm: Gradient clipping norm, at both levels.
+    :param target_kl: Approximate KL past which an update stops early, at both levels (``None``: no limit).
+    :param master_exploration: Probability that the master's choice is replaced by a uniformly random
+        sub-policy (the original code used 0.1). The master's PPO ratio uses that mixture's probability.
+    :param train_subpolicies: ``False`` freezes the sub-policies and trains only the master.
+    :param stats_window_size: Window size for the rollout logging (episodes).
+    :param tensorboard_log: The log location for tensorboard (if None, no logging).
+    :param policy_kwargs: Additional arguments for ``MLSHPolicy`` (``net_arch``, ``master_net_arch``, ...).
+    :param verbose: Verbosity level: 0 none, 1 training information, 2 debug.
+    :param seed: Seed for the pseudo random generators.
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MLSHPolicy}
+    policy: MLSHPolicy
+    rollout_buffer: TaggedRolloutBuffer
+
+    def __init__(
+        self,
+        policy: str | type[MLSHPolicy],
+        env: GymEnv | str,
+        n_subpolicies: int = 2,
+        macro_duration: int = 10,
+        warmup_iterations: int = 9,
+        joint_iterations: int = 1,
+        n_steps: int = 2000,
+        learning_rate: float | Schedule = 3e-4,
+        master_learning_rate: float | Schedule = 1e-2,
+        batch_size: int = 64,
+        master_batch_size: int = 64,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        master_gamma: float | None = None,
+        gae_lambda: float = 0.98,
+        clip_range: float | Schedule = 0.2,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        master_ent_coef: float | None = None,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        target_kl: float | None = None,
+        master_exploration: float = 0.0,
+        train_subpolicies: bool = True,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=False,
+            sde_sample_freq=-1,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.n_subpolicies = n_subpolicies
+        self.macro_duration = macro_duration
+        self.warmup_iterations = warmup_iterations
+        self.joint_iterations = joint_iterations
+        self.master_learning_rate = master_learning_rate
+        self.batch_size = batch_size
+        self.master_batch_size = master_batch_size
+        self.n_epochs = n_epochs
+        self.master_gamma = master_gamma
+        self.clip_range = clip_range
+        self.clip_range_vf = clip_range_vf
+        self.normalize_advantage = normalize_advantage
+        self.master_ent_coef = master_ent_coef
+        self.target_kl = target_kl
+        self.master_exploration = master_exploration
+        self.train_subpolicies = train_subpolicies
+        # Position in the task schedule (saved with the model)
+        self.current_task: Any = None
+        self.tasks_sampled = 0
+        self.iteration_in_task = 0
+        self._macro_state: MacroState | None = None
+
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------ setup
+
+    def _check_parameters(self) -> None:
+        """Raise ``ValueError`` naming the parameter and the fix for every invalid setting."""
+
+        def require(condition: bool, message: str) -> None:
+            if not condition:
+                raise ValueError(f"MLSH: {message}")
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+        def is_rate(value: Any) -> bool:
+            return callable(value) or (isinstance(value, (int, float)) and value > 0)
+
+        require(is_int(self.n_subpolicies) and self.n_subpolicies >= 1, f"n_subpolicies={self.n_subpolicies!r}; use an integer >= 1.")
+        require(is_int(self.macro_duration) and self.macro_duration >= 1, f"macro_duration={self.macro_duration!r}; use an integer >= 1.")
+        require(is_int(self.warmup_iterations) and self.warmup_iterations >= 0, f"warmup_iterations={self.warmup_iterations!r}; use an integer >= 0.")
+        require(is_int(self.joint_iterations) and self.joint_iterations >= 0, f"joint_iterations={self.joint_iterations!r}; use an integer >= 0.")
+        require(
+            self.warmup_iterations + self.joint_iterations > 0,
+            "warmup_iterations + joint_iterations is 0, so a task would last no iteration; make at least one of them >= 1.",
+        )
+        require(
+            is_int(self.n_steps) and self.n_steps >= self.macro_duration,
+            f"n_steps={self.n_steps!r} is smaller than macro_duration={self.macro_duration}; "
+            "use n_steps >= macro_duration so that every iteration completes master decisions.",
+        )
+        for name in ("batch_size", "master_batch_size"):
+            value = getattr(self, name)
+            require(is_int(value) and value >= 2, f"{name}={value!r}; use an integer >= 2 (advantages are normalized per minibatch).")
+        require(is_int(self.n_epochs) and self.n_epochs >= 1, f"n_epochs={self.n_epochs!r}; use an integer >= 1.")
+        require(is_rate(self.learning_rate), f"learning_rate={self.learning_rate!r}; use a float > 0 or a schedule.")
+        require(is_rate(self.master_learning_rate), f"master_learning_rate={self.master_learning_rate!r}; use a float > 0 or a schedule.")
+        require(
+            isinstance(self.master_exploration, (int, float)) and 0.0 <= self.master_exploration <= 1.0,
+            f"master_exploration={self.master_exploration!r}; use a probability in [0, 1].",
+        )
+        for name in ("gamma", "master_gamma", "gae_lambda"):
+            value = getattr(self, name)
+            require(
+                (value is None and name == "master_gamma") or (isinstance(value, (int, float)) and 0.0 <= value <= 1.0),
+                f"{name}={value!r}; use a number in [0, 1].",
+            )
+        require(
+            callable(self.clip_range) or (isinstance(self.clip_range, (int, float)) and self.clip_range > 0),
+            f"clip_range={self.clip_range!r}; use a float > 0 or a schedule.",
+        )
+        require(
+            self.clip_range_vf is None
+            or callable(self.clip_range_vf)
+            or (isinstance(self.clip_range_vf, (int, float)) and self.clip_range_vf > 0),
+            f"clip_range_vf={self.clip_range_vf!r}; use a float > 0, a schedule, or None for no value clipping.",
+        )
+        clashes = sorted(set(self.policy_kwargs) & set(_MLSH_PARAMETERS))
+        require(not clashes, f"policy_kwargs sets {clashes}; pass these to MLSH itself (e.g. MLSH(..., n_subpolicies=3)).")
+        for name, space in (("observation", self.observation_space), ("action", self.action_space)):
+            require(
+                isinstance(space, _SUPPORTED_SPACES),
+                f"env has the {name} space {space}, which MLSH's MlpPolicy does not support; "
+                "use an env (or a wrapper) with a Box, Discrete, MultiDiscrete or MultiBinary space.",
+            )
+
+    def _setup_model(self) -> None:
+        self._check_parameters()
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+
+        master_gamma = self.gamma if self.master_gamma is None else self.master_gamma
+        self.rollout_buffer = TaggedRolloutBuffer(
+            self.n_steps,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+        )
+        self.master_rollout_buffer = MacroRolloutBuffer(
+            self.n_steps,
+            self.observation_space,
+            spaces.Discrete(self.n_subpolicies),
+            device=self.device,
+            gamma=master_gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+        )
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space,
+            self.action_space,
+            self.lr_schedule,
+            master_lr_schedule=FloatSchedule(self.master_learning_rate),
+            n_subpolicies=self.n_subpolicies,
+            macro_duration=self.macro_duration,
+            master_exploration=self.master_exploration,
+            **self.policy_kwargs,
+        )
+        self.policy = self.policy.to(self.device)
+        self._maybe_recommend_cpu("MLSHPolicy")
+
+        shared = dict(
+            n_epochs=self.n_epochs,
+            clip_range=self.clip_range,
+            clip_range_vf=self.clip_range_vf,
+            normalize_advantage=self.normalize_advantage,
+            vf_coef=self.vf_coef,
+            max_grad_norm=self.max_grad_norm,
+            target_kl=self.target_kl,
+            verbose=self.verbose,
+        )
+        self.master_learner = PPOLearner(
+            self.policy.master,
+            self.master_rollout_buffer,
+            learning_rate=self.master_learning_rate,
+            batch_size=self.master_batch_size,
+            ent_coef=self.ent_coef if self.master_ent_coef is None else self.master_ent_coef,
+            **shared,  # type: ignore[arg-type]
+        )
+        self.subpolicy_learners = [
+            PPOLearner(
+                subpolicy,  # type: ignore[arg-type]
+                SubpolicyBufferView(self.rollout_buffer, k),
+                learning_rate=self.learning_rate,
+                batch_size=self.batch_size,
+                ent_coef=self.ent_coef,
+                **shared,  # type: ignore[arg-type]
+            )
+            for k, subpolicy in enumerate(self.policy.subpolicies)
+        ]
+        self._check_task_protocol()
+
+    def _check_task_protocol(self) -> None:
+        self._env_has_tasks = self.env is not None and has_task_protocol(self.env)
+        if self.env is not None and not self._env_has_tasks and self.train_subpolicies:
+            warnings.warn(
+                "MLSH: the env has no task protocol (sample_task(), set_task(task), task), so it is trained as a "
+                "single task. Wrap each env in sb3_mlsh.TaskSamplerWrapper(env, tasks=... or sample_task=..., "
+                "set_task=...) to meta-train over a task distribution.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [
+            *super()._excluded_save_params(),
+            "master_rollout_buffer",
+            "master_learner",
+            "subpolicy_learners",
+            "_env_has_tasks",
+        ]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "policy.master.optimizer"]
+        state_dicts += [f"policy.subpolicies.{k}.optimizer" for k in range(self.n_subpolicies)]
+        return state_dicts, []
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset)
+        if force_reset:
+            self._macro_state = None
+        self._check_task_protocol()
+
+    # --------------------------------------------------------------- schedule
+
+    @property
+    def phase(self) -> str:
+        """``"warmup"`` or ``"joint"`` (position in the current task), or ``"master_only"`` when ``train_subpolicies=False``."""
+        if not self.train_subpolicies:
+            return "master_only"
+        return "warmup" if self.iteration_in_task < self.warmup_iterations else "joint"
+
+    def reset_master(self) -> None:
+        """Re-initialise the master's weights and optimizer state; its next decisions are made afresh."""
+        self.policy.reset_master()
+        self._macro_state = None
+
+    def _start_task(self) -> None:
+        """Sample a task, set it on every env, reset the envs and the master."""
+        assert self.env is not None
+        if self._env_has_tasks:
+            self.current_task = sample_task(self.env)
+            set_task(self.env, self.current_task)
+        self.tasks_sampled += 1
+        self.reset_master()
+        self._last_obs = self.env.reset()  # type: ignore[assignment]
+        self._last_episode_starts = np.ones((self.env.num_envs,), dtype=bool)
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if reset_num_timesteps or self._last_obs is None:
+            # The envs are about to be reset: decisions restart, and a task under way is kept
+            self._macro_state = None
+            if self.phase != "master_only" and self.iteration_in_task > 0 and self._env_has_tasks:
+                assert self.env is not None
+                set_task(self.env, self.current_task)
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    # ---------------------------------------------------------------- rollout
+
+    def _decide(self, obs: np.ndarray, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
+        """The master chooses a sub-policy for each env in ``env_indices``, at observation ``obs[env_indices]``."""
+        with th.no_grad():
+            choices, values, log_probs = self.policy.master(obs_as_tensor(obs[env_indices], self.device))
+        state = self._macro_state
+        if state is None:
+            n_envs = len(obs)
+            state = self._macro_state = MacroState(
+                obs=np.zeros_like(obs),
+                active=np.zeros(n_envs, dtype=np.int64),
+                steps_left=np.zeros(n_envs, dtype=np.int64),
+                reward=np.zeros(n_envs, dtype=np.float32),
+                episode_start=np.zeros(n_envs, dtype=bool),
+                value=np.zeros(n_envs, dtype=np.float32),
+                log_prob=np.zeros(n_envs, dtype=np.float32),
+            )
+        state.obs[env_indices] = obs[env_indices]
+        state.active[env_indices] = choices.cpu().numpy()
+        state.steps_left[env_indices] = self.macro_duration
+        state.reward[env_indices] = 0.0
+        state.episode_start[env_indices] = episode_start
+        state.value[env_indices] = values.cpu().numpy().flatten()
+        state.log_prob[env_indices] = log_probs.cpu().numpy()
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: RolloutBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
+        """
+        Collect ``n_rollout_steps`` steps per env with the hierarchy: sub-policy steps (tagged with the
+        active sub-policy) go to ``rollout_buffer``, macro transitions to ``master_rollout_buffer``.
+        Starts a new task first when the schedule says so.
+
+        :param env: The training environment.
+        :param callback: Callback called at every environment step.
+        :param rollout_buffer: The sub-policy buffer (a ``TaggedRolloutBuffer``).
+        :param n_rollout_steps: Steps to collect per env.
+        :return: True if all steps were collected, False if the callback stopped training.
+        """
+        assert isinstance(rollout_buffer, TaggedRolloutBuffer)
+        if self.phase != "master_only" and self.iteration_in_task == 0:
+            self._start_task()
+        assert self._last_obs is not None, "No previous observation was provided"
+        last_obs = np.asarray(self._last_obs)
+        if self._macro_state is None:
+            self._decide(last_obs, np.arange(env.num_envs), np.asarray(self._last_episode_starts, dtype=bool))
+        state = self._macro_state
+        assert state is not None
+
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        self.master_rollout_buffer.reset()
+        usage = np.zeros(self.n_subpolicies, dtype=np.int64)
+        master_gamma = self.master_rollout_buffer.gamma
+        callback.on_rollout_start()
+
+        n_steps = 0
+        while n_steps < n_rollout_steps:
+            with th.no_grad():
+                actions, values, log_probs = self.policy(obs_as_tensor(last_obs, self.device), state.active)
+            actions = actions.cpu().numpy()
+            clipped_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+
+            state.reward += rewards
+            # Time limits are not terminations: bootstrap from the value, at each level
+            for idx, done in enumerate(dones):
+                if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
+                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                    with th.no_grad():
+                        sub_value = self.policy.subpolicies[state.active[idx]].predict_values(terminal_obs)[0]
+                        master_value = self.policy.master.predict_values(terminal_obs)[0]
+                    rewards[idx] += self.gamma * sub_value.item()
+                    state.reward[idx] += master_gamma * master_value.item()
+
+            rollout_buffer.add(
+                last_obs,
+                actions,
+                rewards,
+                self._last_episode_starts,  # type: ignore[arg-type]
+                values,
+                log_probs,
+                subpolicy=state.active,
+            )
+            usage += np.bincount(state.active, minlength=self.n_subpolicies)
+
+            state.steps_left -= 1
+            ended = np.flatnonzero((state.steps_left <= 0) | dones)
+            if len(ended) > 0:
+                self.master_rollout_buffer.add(
+                    state.obs[ended],
+                    state.active[ended],
+                    state.reward[ended],
+                    state.episode_start[ended],
+                    state.value[ended],
+                    state.log_prob[ended],
+                    env_indices=ended,
+                )
+                self._decide(new_obs, ended, dones[ended])
+
+            last_obs = new_obs
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+
+        with th.no_grad():
+            last_values = self.policy.predict_values(obs_as_tensor(new_obs, self.device), state.active)
+        rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+        self.master_rollout_buffer.compute_returns_and_advantage(
+            last_values=th.as_tensor(state.value), dones=state.episode_start
+        )
+
+        self._record_schedule(usage)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _record_schedule(self, usage: np.ndarray) -> None:
+        task = self.current_task
+        if not isinstance(task, (int, float, np.integer, np.floating)) or isinstance(task, bool):
+            task = str(task)
+        self.logger.record("mlsh/task", task)
+        self.logger.record("mlsh/phase", self.phase)
+        self.logger.record("mlsh/tasks_sampled", self.tasks_sampled)
+        self.logger.record("mlsh/iteration_in_task", self.iteration_in_task)
+        for k, fraction in enumerate(usage / max(usage.sum(), 1)):
+            self.logger.record(f"rollout/subpolicy_{k}_usage", float(fraction))
+
+    # ------------------------------------------------------------------ train
+
+    def train(self) -> None:
+        """
+        Update the master on this iteration's macro transitions and, in the joint phase, each
+        sub-policy on the steps it acted; then advance the task schedule.
+        """
+        self.master_learner.update(LevelLogger(self.logger, "master", average=False), self._current_progress_remaining)
+        if self.phase == "joint":
+            sub_logger = LevelLogger(self.logger, "sub", average=True)
+            for learner in self.subpolicy_learners:
+                if learner.rollout_buffer.size() > 0:
+                    learner.update(sub_logger, self._current_progress_remaining)
+        self._n_updates += 1
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if self.phase != "master_only":
+            self.iteration_in_task = (self.iteration_in_task + 1) % (self.warmup_iterations + self.joint_iterations)
+
+    def learn(
+        self: SelfMLSH,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "MLSH",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfMLSH:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

@@ -1,0 +1,261 @@
+"""The MLSH hierarchy as one SB3 policy: a master choosing among K sub-policies every N steps."""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from sb3_mlsh.common.distributions import EpsilonCategoricalDistribution
+
+
+class MasterPolicy(ActorCriticPolicy):
+    """
+    The master: an actor-critic policy over ``Discrete(n_subpolicies)``.
+
+    With ``exploration > 0`` its choice is replaced by a uniformly random sub-policy with that
+    probability; its action distribution is that mixture (see ``EpsilonCategoricalDistribution``).
+
+    :param observation_space: Observation space.
+    :param action_space: ``Discrete(n_subpolicies)``.
+    :param lr_schedule: Learning rate schedule.
+    :param exploration: Probability of a uniformly random choice.
+    :param kwargs: Further ``ActorCriticPolicy`` parameters.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        exploration: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+        self.exploration = exploration
+        self.action_dist = EpsilonCategoricalDistribution(int(action_space.n), exploration)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(exploration=self.exploration)
+        return data
+
+
+class MLSHPolicy(BasePolicy):
+    """
+    The hierarchy: a master policy (theta) and ``n_subpolicies`` sub-policies (phi).
+
+    Every ``macro_duration`` steps, or when an episode starts, the master chooses which sub-policy
+    acts. ``predict`` carries, per env, the active sub-policy and the steps left until the next
+    decision in its ``state``. Each level is an SB3 ``ActorCriticPolicy`` with its own optimizer;
+    by default both are the paper's two hidden layers of 64 tanh units, with separate policy and value networks.
+
+    :param observation_space: Observation space.
+    :param action_space: Action space of the sub-policies (the environment's).
+    :param lr_schedule: Learning rate schedule of the sub-policies.
+    :param master_lr_schedule: Learning rate schedule of the master (default: ``lr_schedule``).
+    :param n_subpolicies: Number of sub-policies (K).
+    :param macro_duration: Steps between the master's decisions (N).
+    :param master_exploration: Probability that the master's choice is replaced by a uniformly random sub-policy.
+    :param net_arch: Sub-policy networks, as in ``ActorCriticPolicy`` (default ``dict(pi=[64, 64], vf=[64, 64])``).
+    :param master_net_arch: Master networks (default: ``net_arch``).
+    :param activation_fn: Activation function.
+    :param ortho_init: Whether to use orthogonal initialization.
+    :param log_std_init: Initial log standard deviation of Gaussian sub-policies.
+    :param features_extractor_class: Features extractor of every network.
+    :param features_extractor_kwargs: Keyword arguments of the features extractor.
+    :param share_features_extractor: Share the features extractor between policy and value networks.
+    :param normalize_images: Whether to divide images by 255.
+    :param optimizer_class: Optimizer of each level.
+    :param optimizer_kwargs: Keyword arguments of the optimizer, besides the learning rate.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        master_lr_schedule: Schedule | None = None,
+        n_subpolicies: int = 2,
+        macro_duration: int = 10,
+        master_exploration: float = 0.0,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        master_net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        share_features_extractor: bool = True,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if optimizer_kwargs is None:
+            # as ActorCriticPolicy: a small epsilon avoids NaN with Adam
+            optimizer_kwargs = {"eps": 1e-5} if optimizer_class == th.optim.Adam else {}
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            normalize_images=normalize_images,
+        )
+        self.n_subpolicies = n_subpolicies
+        self.macro_duration = macro_duration
+        self.master_exploration = master_exploration
+        self.net_arch = net_arch
+        self.master_net_arch = net_arch if master_net_arch is None else master_net_arch
+        self.activation_fn = activation_fn
+        self.ortho_init = ortho_init
+        self.log_std_init = log_std_init
+        self.share_features_extractor = share_features_extractor
+        common = dict(
+            activation_fn=activation_fn,
+            ortho_init=ortho_init,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            share_features_extractor=share_features_extractor,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+        )
+        self._master_kwargs = dict(
+            observation_space=observation_space,
+            action_space=spaces.Discrete(n_subpolicies),
+            lr_schedule=lr_schedule if master_lr_schedule is None else master_lr_schedule,
+            exploration=master_exploration,
+            net_arch=self.master_net_arch,
+            **common,
+        )
+        self.master = MasterPolicy(**self._master_kwargs)  # type: ignore[arg-type]
+        self.subpolicies = nn.ModuleList(
+            ActorCriticPolicy(observation_space, action_space, lr_schedule, net_arch=net_arch, log_std_init=log_std_init, **common)
+            for _ in range(n_subpolicies)
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                lr_schedule=self._dummy_schedule,
+                master_lr_schedule=self._dummy_schedule,
+                n_subpolicies=self.n_subpolicies,
+                macro_duration=self.macro_duration,
+                master_exploration=self.master_exploration,
+                net_arch=self.net_arch,
+                master_net_arch=self.master_net_arch,
+                activation_fn=self.activation_fn,
+                ortho_init=self.ortho_init,
+                log_std_init=self.log_std_init,
+                share_features_extractor=self.share_features_extractor,
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+            )
+        )
+        return data
+
+    def reset_master(self) -> None:
+        """Re-initialise the master's weights (a fresh random draw) and its optimizer's state."""
+        fresh = MasterPolicy(**self._master_kwargs)  # type: ignore[arg-type]
+        self.master.load_state_dict(fresh.state_dict())
+        self.master.optimizer.load_state_dict(fresh.optimizer.state_dict())
+
+    def _per_subpolicy(
+        self, active: np.ndarray, fn: Callable[[int, th.Tensor], tuple[th.Tensor, ...]]
+    ) -> tuple[th.Tensor, ...]:
+        """
+        Run ``fn(k, rows)`` for each sub-policy ``k`` on the rows where it is active,
+        and put the results back in row order.
+        """
+        outputs: list[th.Tensor] = []
+        for k in np.unique(active):
+            rows = th.as_tensor(np.flatnonzero(active == k), device=self.device)
+            results = fn(int(k), rows)
+            if not outputs:
+                outputs = [th.empty((len(active), *r.shape[1:]), dtype=r.dtype, device=r.device) for r in results]
+            for output, result in zip(outputs, results, strict=True):
+                output[rows] = result
+        return tuple(outputs)
+
+    def forward(  # type: ignore[override]
+        self, obs: th.Tensor, active: np.ndarray, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        Act with the active sub-policy of each row.
+
+        :param obs: Observations.
+        :param active: Index of the active sub-policy per row.
+        :param deterministic: Whether to use deterministic actions.
+        :return: Actions, values and log-probabilities, each from the row's active sub-policy.
+        """
+        actions, values, log_probs = self._per_subpolicy(
+            active, lambda k, rows: self.subpolicies[k](obs[rows], deterministic)
+        )
+        return actions, values, log_probs
+
+    def predict_values(self, obs: th.Tensor, active: np.ndarray) -> th.Tensor:
+        """
+        :param obs: Observations.
+        :param active: Index of the active sub-policy per row.
+        :return: The value of each row under its active sub-policy.
+        """
+        return self._per_subpolicy(active, lambda k, rows: (self.subpolicies[k].predict_values(obs[rows]),))[0]
+
+    def _act(self, obs: PyTorchObs, active: np.ndarray, deterministic: bool) -> th.Tensor:
+        return self._per_subpolicy(active, lambda k, rows: (self.subpolicies[k]._predict(obs[rows], deterministic),))[0]  # type: ignore[index]
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        """The action at a decision point: the master chooses for every row, then the chosen sub-policies act."""
+        active = self.master._predict(observation, deterministic).cpu().numpy()
+        return self._act(observation, active, deterministic)
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """
+        Get the hierarchy's action; the master chooses where ``state`` says a decision is due.
+
+        :param observation: One observation or a batch (one row per env).
+        :param state: ``(active_subpolicy, steps_left)`` per env, as returned by the previous call;
+            ``None`` makes the master choose for every env.
+        :param episode_start: Per env, whether an episode starts: the master chooses again there.
+        :param deterministic: Whether both levels act deterministically.
+        :return: The actions and the next state ``(active_subpolicy, steps_left)``.
+        """
+        self.set_training_mode(False)
+        obs_tensor, vectorized_env = self.obs_to_tensor(observation)
+        n_rows = len(obs_tensor)  # type: ignore[arg-type]
+        if state is None:
+            active = np.zeros(n_rows, dtype=np.int64)
+            steps_left = np.zeros(n_rows, dtype=np.int64)
+        else:
+            active = np.array(state[0], dtype=np.int64).reshape(n_rows)
+            steps_left = np.array(state[1], dtype=np.int64).reshape(n_rows)
+        if episode_start is not None:
+            steps_left[np.asarray(episode_start, dtype=bool).reshape(n_rows)] = 0
+        decide = steps_left <= 0
+        with th.no_grad():
+            if decide.any():
+                rows = th.as_tensor(np.flatnonzero(decide), device=self.device)
+                active[decide] = self.master._predict(obs_tensor[rows], deterministic).cpu().numpy()  # type: ignore[index]
+                steps_left[decide] = self.macro_duration
+            actions = self._act(obs_tensor, active, deterministic).cpu().numpy()
+        steps_left -= 1
+        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        if isinstance(self.action_space, spaces.Box):
+            actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        if not vectorized_env:
+            actions = actions.squeeze(axis=0)
+        return actions, (active, steps_left)

@@ -1,0 +1,115 @@
+"""The task protocol and TaskSamplerWrapper, through Monitor, DummyVecEnv and SubprocVecEnv."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+from sb3_mlsh import MLSH, TaskSamplerWrapper
+from sb3_mlsh.common.tasks import has_task_protocol, sample_task, set_task
+
+
+def pendulum_with_gravity_tasks() -> gym.Env:
+    return TaskSamplerWrapper(
+        gym.make("Pendulum-v1"),
+        sample_task=lambda rng: float(rng.uniform(5.0, 15.0)),
+        set_task=lambda env, g: setattr(env.unwrapped, "g", g),
+    )
+
+
+def test_wrapper_sets_gravity_and_reports_the_task_in_info():
+    env = pendulum_with_gravity_tasks()
+    assert env.task is None
+    env.set_task(12.5)
+    assert env.unwrapped.g == 12.5 and env.task == 12.5
+    _, info = env.reset(seed=0)
+    assert info["task"] == 12.5
+    _, _, _, _, info = env.step(env.action_space.sample())
+    assert info["task"] == 12.5
+
+
+def test_wrapper_changes_the_dynamics():
+    def next_obs(g: float) -> np.ndarray:
+        env = pendulum_with_gravity_tasks()
+        env.set_task(g)
+        env.reset(seed=0)
+        return env.step(np.zeros(1, dtype=np.float32))[0]
+
+    assert not np.allclose(next_obs(5.0), next_obs(15.0))
+
+
+def test_wrapper_sampling_is_seeded_by_reset():
+    def draws(seed: int) -> list[float]:
+        env = pendulum_with_gravity_tasks()
+        env.reset(seed=seed)
+        return [env.sample_task() for _ in range(5)]
+
+    assert draws(3) == draws(3)
+    assert draws(3) != draws(4)
+    assert all(5.0 <= g <= 15.0 for g in draws(3))
+
+
+def test_wrapper_with_a_finite_task_list_draws_uniformly():
+    env = TaskSamplerWrapper(gym.make("MovementBandits-v0"), tasks=[1])
+    env.reset(seed=0)
+    assert {env.sample_task() for _ in range(10)} == {1}
+    env.set_task(1)  # delegated to the env's own set_task
+    assert env.unwrapped.task == 1 and env.task == 1
+
+    env = TaskSamplerWrapper(gym.make("CartPole-v1"), tasks=["a", "b", "c"], set_task=lambda env, task: None)
+    env.reset(seed=0)
+    counts = {task: 0 for task in "abc"}
+    for _ in range(600):
+        counts[env.sample_task()] += 1
+    assert all(150 < count < 250 for count in counts.values())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(), "exactly one of `tasks`"),
+        (dict(tasks=[1], sample_task=lambda rng: 1), "exactly one of `tasks`"),
+        (dict(tasks=[]), "`tasks` is empty"),
+        (dict(tasks=[1.0]), "pass `set_task`"),
+    ],
+)
+def test_wrapper_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TaskSamplerWrapper(gym.make("Pendulum-v1"), **kwargs)
+
+
+@pytest.mark.parametrize("vec_env_cls", [DummyVecEnv, SubprocVecEnv])
+def test_protocol_reaches_through_monitor_and_vec_envs(vec_env_cls):
+    env = make_vec_env(pendulum_with_gravity_tasks, n_envs=2, seed=0, vec_env_cls=vec_env_cls)
+    try:
+        assert has_task_protocol(env)
+        assert env.env_is_wrapped(Monitor) == [True, True]
+        task = sample_task(env)
+        assert 5.0 <= task <= 15.0
+        set_task(env, task)
+        assert env.get_attr("task") == [task, task]
+        set_task(env, 7.0, indices=[1])
+        assert env.get_attr("task") == [task, 7.0]
+        env.reset()
+        _, _, _, infos = env.step(np.zeros((2, 1), dtype=np.float32))
+        assert [info["task"] for info in infos] == [task, 7.0]
+    finally:
+        env.close()
+
+
+def test_mlsh_sets_tasks_in_subprocesses():
+    # "module:id" makes each subprocess import sb3_mlsh, which registers the env
+    env = make_vec_env("sb3_mlsh:MovementBandits-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    try:
+        model = MLSH("MlpPolicy", env, n_steps=10, macro_duration=5, warmup_iterations=1, joint_iterations=1, batch_size=8, seed=0)
+        model.learn(40)
+        assert env.get_attr("task") == [model.current_task] * 2
+    finally:
+        env.close()
+
+
+def test_envs_without_the_protocol():
+    env = make_vec_env("CartPole-v1", n_envs=1)
+    assert not has_task_protocol(env)
