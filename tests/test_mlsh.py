@@ -15,7 +15,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_mlsh import MLSH, TaskSamplerWrapper
 
-SMALL = dict(n_subpolicies=2, macro_duration=3, warmup_iterations=1, joint_iterations=1, n_steps=30, batch_size=16, master_batch_size=4)
+SMALL = dict(
+    n_subpolicies=2, macro_duration=3, warmup_iterations=1, joint_iterations=1, n_steps=30, batch_size=16, master_batch_size=4
+)
 
 
 def small_model(env="MovementBandits-v0", **kwargs) -> MLSH:
@@ -161,7 +163,7 @@ def test_schedule_warmup_updates_master_only_and_new_task_resets_master():
     model.learn(30, reset_num_timesteps=False)  # task 2: fresh master, fresh optimizer, one update
     assert model.tasks_sampled == 2
     assert {int(state["step"]) for state in model.policy.master.optimizer.state.values()} == adam_steps
-    assert not any(th.allclose(a, b) for a, b in zip(trained, parameters(model.policy.master)) if a.numel() > 1)
+    assert not any(th.allclose(a, b) for a, b in zip(trained, parameters(model.policy.master), strict=True) if a.numel() > 1)
 
 
 def test_tasks_are_sampled_and_set_on_every_env():
@@ -270,7 +272,7 @@ def test_save_load_round_trip(tmp_path):
     for _ in range(5):
         actions, state_a = model.predict(obs, state=state, deterministic=True)
         actions_b, state_b = loaded.predict(obs, state=state, deterministic=True)
-        assert (actions == actions_b).all() and all((x == y).all() for x, y in zip(state_a, state_b))
+        assert (actions == actions_b).all() and all((x == y).all() for x, y in zip(state_a, state_b, strict=True))
         state = state_a
 
     # the schedule goes on: same task, then a new one
@@ -309,11 +311,14 @@ def test_schedules_for_learning_rates():
 
         def _on_rollout_start(self) -> None:
             policy = self.model.policy
-            self.seen.append((policy.master.optimizer.param_groups[0]["lr"], policy.subpolicies[0].optimizer.param_groups[0]["lr"]))
+            self.seen.append(
+                (policy.master.optimizer.param_groups[0]["lr"], policy.subpolicies[0].optimizer.param_groups[0]["lr"])
+            )
 
     rates = LearningRates()
     rates.seen = []
-    model = small_model(learning_rate=lambda p: 1e-3 * p, master_learning_rate=lambda p: 1e-2 * p, warmup_iterations=0, joint_iterations=2
+    model = small_model(
+        learning_rate=lambda p: 1e-3 * p, master_learning_rate=lambda p: 1e-2 * p, warmup_iterations=0, joint_iterations=2
     )
     model.learn(60, callback=rates)
     # the first update happens halfway through training
@@ -355,12 +360,12 @@ def test_invalid_parameters_raise_before_any_step(kwargs, parameter):
 
 
 def test_unsupported_observation_space_raises():
-    class DictObs(gym.Env):
-        observation_space = spaces.Dict({"x": spaces.Box(0, 1, (2,))})
+    class TupleObs(gym.Env):
+        observation_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))
         action_space = spaces.Discrete(2)
 
-    with pytest.raises(ValueError, match="observation space"):
-        MLSH("MultiInputPolicy" if False else "MlpPolicy", DummyVecEnv([DictObs]), **SMALL)
+    with pytest.raises(ValueError, match="MLSH: env has the observation space Tuple"):
+        MLSH("MlpPolicy", DummyVecEnv([TupleObs]), **SMALL)
 
 
 def test_env_without_task_protocol_warns_once_and_trains():

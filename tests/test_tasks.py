@@ -103,7 +103,9 @@ def test_mlsh_sets_tasks_in_subprocesses():
     # "module:id" makes each subprocess import sb3_mlsh, which registers the env
     env = make_vec_env("sb3_mlsh:MovementBandits-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
     try:
-        model = MLSH("MlpPolicy", env, n_steps=10, macro_duration=5, warmup_iterations=1, joint_iterations=1, batch_size=8, seed=0)
+        model = MLSH(
+            "MlpPolicy", env, n_steps=10, macro_duration=5, warmup_iterations=1, joint_iterations=1, batch_size=8, seed=0
+        )
         model.learn(40)
         assert env.get_attr("task") == [model.current_task] * 2
     finally:

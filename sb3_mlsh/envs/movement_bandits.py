@@ -64,7 +64,9 @@ class MovementBanditsEnv(gym.Env):
     def set_task(self, task: int) -> None:
         """:param task: The index of the goal that pays, 0 or 1."""
         if task not in self.tasks:
-            raise ValueError(f"MovementBanditsEnv: unknown task {task!r}; the tasks are {self.tasks} (index of the goal that pays).")
+            raise ValueError(
+                f"MovementBanditsEnv: unknown task {task!r}; the tasks are {self.tasks} (index of the goal that pays)."
+            )
         self._task = int(task)
 
     @classmethod

@@ -26,6 +26,19 @@ _SUPPORTED_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.M
 _MLSH_PARAMETERS = ("n_subpolicies", "macro_duration", "master_exploration", "lr_schedule", "master_lr_schedule")
 
 
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_positive(value: Any) -> bool:
+    """A positive number, or a schedule."""
+    return callable(value) or (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0)
+
+
+def _is_fraction(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
 @dataclass
 class MacroState:
     """Per env: the macro step under way (decision observation, choice, value, log-probability) and its running reward."""
@@ -179,64 +192,51 @@ class MLSH(OnPolicyAlgorithm):
 
     def _check_parameters(self) -> None:
         """Raise ``ValueError`` naming the parameter and the fix for every invalid setting."""
-
-        def require(condition: bool, message: str) -> None:
-            if not condition:
-                raise ValueError(f"MLSH: {message}")
-
-        def is_int(value: Any) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-        def is_rate(value: Any) -> bool:
-            return callable(value) or (isinstance(value, (int, float)) and value > 0)
-
-        require(is_int(self.n_subpolicies) and self.n_subpolicies >= 1, f"n_subpolicies={self.n_subpolicies!r}; use an integer >= 1.")
-        require(is_int(self.macro_duration) and self.macro_duration >= 1, f"macro_duration={self.macro_duration!r}; use an integer >= 1.")
-        require(is_int(self.warmup_iterations) and self.warmup_iterations >= 0, f"warmup_iterations={self.warmup_iterations!r}; use an integer >= 0.")
-        require(is_int(self.joint_iterations) and self.joint_iterations >= 0, f"joint_iterations={self.joint_iterations!r}; use an integer >= 0.")
-        require(
-            self.warmup_iterations + self.joint_iterations > 0,
-            "warmup_iterations + joint_iterations is 0, so a task would last no iteration; make at least one of them >= 1.",
-        )
-        require(
-            is_int(self.n_steps) and self.n_steps >= self.macro_duration,
-            f"n_steps={self.n_steps!r} is smaller than macro_duration={self.macro_duration}; "
-            "use n_steps >= macro_duration so that every iteration completes master decisions.",
-        )
-        for name in ("batch_size", "master_batch_size"):
-            value = getattr(self, name)
-            require(is_int(value) and value >= 2, f"{name}={value!r}; use an integer >= 2 (advantages are normalized per minibatch).")
-        require(is_int(self.n_epochs) and self.n_epochs >= 1, f"n_epochs={self.n_epochs!r}; use an integer >= 1.")
-        require(is_rate(self.learning_rate), f"learning_rate={self.learning_rate!r}; use a float > 0 or a schedule.")
-        require(is_rate(self.master_learning_rate), f"master_learning_rate={self.master_learning_rate!r}; use a float > 0 or a schedule.")
-        require(
-            isinstance(self.master_exploration, (int, float)) and 0.0 <= self.master_exploration <= 1.0,
-            f"master_exploration={self.master_exploration!r}; use a probability in [0, 1].",
-        )
-        for name in ("gamma", "master_gamma", "gae_lambda"):
-            value = getattr(self, name)
-            require(
-                (value is None and name == "master_gamma") or (isinstance(value, (int, float)) and 0.0 <= value <= 1.0),
-                f"{name}={value!r}; use a number in [0, 1].",
+        single = [
+            ("n_subpolicies", _is_int(self.n_subpolicies, minimum=1), "an integer >= 1"),
+            ("macro_duration", _is_int(self.macro_duration, minimum=1), "an integer >= 1"),
+            ("warmup_iterations", _is_int(self.warmup_iterations, minimum=0), "an integer >= 0"),
+            ("joint_iterations", _is_int(self.joint_iterations, minimum=0), "an integer >= 0"),
+            ("batch_size", _is_int(self.batch_size, minimum=2), "an integer >= 2 (advantages are normalized per minibatch)"),
+            ("master_batch_size", _is_int(self.master_batch_size, minimum=2), "an integer >= 2"),
+            ("n_epochs", _is_int(self.n_epochs, minimum=1), "an integer >= 1"),
+            ("learning_rate", _is_positive(self.learning_rate), "a float > 0 or a schedule"),
+            ("master_learning_rate", _is_positive(self.master_learning_rate), "a float > 0 or a schedule"),
+            ("master_exploration", _is_fraction(self.master_exploration), "a probability in [0, 1]"),
+            ("gamma", _is_fraction(self.gamma), "a number in [0, 1]"),
+            ("master_gamma", self.master_gamma is None or _is_fraction(self.master_gamma), "a number in [0, 1] or None"),
+            ("gae_lambda", _is_fraction(self.gae_lambda), "a number in [0, 1]"),
+            ("clip_range", _is_positive(self.clip_range), "a float > 0 or a schedule"),
+            (
+                "clip_range_vf",
+                self.clip_range_vf is None or _is_positive(self.clip_range_vf),
+                "a float > 0, a schedule or None",
+            ),
+        ]
+        for name, valid, fix in single:
+            if not valid:
+                raise ValueError(f"MLSH: {name}={getattr(self, name)!r}; use {fix}.")
+        if self.warmup_iterations + self.joint_iterations == 0:
+            raise ValueError(
+                "MLSH: warmup_iterations + joint_iterations is 0, so a task would last no iteration; "
+                "make at least one of them >= 1."
             )
-        require(
-            callable(self.clip_range) or (isinstance(self.clip_range, (int, float)) and self.clip_range > 0),
-            f"clip_range={self.clip_range!r}; use a float > 0 or a schedule.",
-        )
-        require(
-            self.clip_range_vf is None
-            or callable(self.clip_range_vf)
-            or (isinstance(self.clip_range_vf, (int, float)) and self.clip_range_vf > 0),
-            f"clip_range_vf={self.clip_range_vf!r}; use a float > 0, a schedule, or None for no value clipping.",
-        )
+        if not _is_int(self.n_steps, minimum=self.macro_duration):
+            raise ValueError(
+                f"MLSH: n_steps={self.n_steps!r} is smaller than macro_duration={self.macro_duration}; "
+                "use n_steps >= macro_duration so that every iteration completes master decisions."
+            )
         clashes = sorted(set(self.policy_kwargs) & set(_MLSH_PARAMETERS))
-        require(not clashes, f"policy_kwargs sets {clashes}; pass these to MLSH itself (e.g. MLSH(..., n_subpolicies=3)).")
-        for name, space in (("observation", self.observation_space), ("action", self.action_space)):
-            require(
-                isinstance(space, _SUPPORTED_SPACES),
-                f"env has the {name} space {space}, which MLSH's MlpPolicy does not support; "
-                "use an env (or a wrapper) with a Box, Discrete, MultiDiscrete or MultiBinary space.",
+        if clashes:
+            raise ValueError(
+                f"MLSH: policy_kwargs sets {clashes}; pass these to MLSH itself (e.g. MLSH(..., n_subpolicies=3))."
             )
+        for name, space in (("observation", self.observation_space), ("action", self.action_space)):
+            if not isinstance(space, _SUPPORTED_SPACES):
+                raise ValueError(
+                    f"MLSH: env has the {name} space {space}, which MLSH's MlpPolicy does not support; "
+                    "use an env (or a wrapper) with a Box, Discrete, MultiDiscrete or MultiBinary space."
+                )
 
     def _setup_model(self) -> None:
         self._check_parameters()
@@ -341,7 +341,7 @@ class MLSH(OnPolicyAlgorithm):
 
     @property
     def phase(self) -> str:
-        """``"warmup"`` or ``"joint"`` (position in the current task), or ``"master_only"`` when ``train_subpolicies=False``."""
+        """``"warmup"`` or ``"joint"`` (position in the current task); ``"master_only"`` if ``train_subpolicies=False``."""
         if not self.train_subpolicies:
             return "master_only"
         return "warmup" if self.iteration_in_task < self.warmup_iterations else "joint"
@@ -463,7 +463,11 @@ class MLSH(OnPolicyAlgorithm):
             state.reward += rewards
             # Time limits are not terminations: bootstrap from the value, at each level
             for idx, done in enumerate(dones):
-                if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
+                if (
+                    done
+                    and infos[idx].get("terminal_observation") is not None
+                    and infos[idx].get("TimeLimit.truncated", False)
+                ):
                     terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                     with th.no_grad():
                         sub_value = self.policy.subpolicies[state.active[idx]].predict_values(terminal_obs)[0]

@@ -137,7 +137,9 @@ class MLSHPolicy(BasePolicy):
         )
         self.master = MasterPolicy(**self._master_kwargs)  # type: ignore[arg-type]
         self.subpolicies = nn.ModuleList(
-            ActorCriticPolicy(observation_space, action_space, lr_schedule, net_arch=net_arch, log_std_init=log_std_init, **common)
+            ActorCriticPolicy(
+                observation_space, action_space, lr_schedule, net_arch=net_arch, log_std_init=log_std_init, **common
+            )
             for _ in range(n_subpolicies)
         )
 
@@ -196,9 +198,7 @@ class MLSHPolicy(BasePolicy):
         :param deterministic: Whether to use deterministic actions.
         :return: Actions, values and log-probabilities, each from the row's active sub-policy.
         """
-        actions, values, log_probs = self._per_subpolicy(
-            active, lambda k, rows: self.subpolicies[k](obs[rows], deterministic)
-        )
+        actions, values, log_probs = self._per_subpolicy(active, lambda k, rows: self.subpolicies[k](obs[rows], deterministic))
         return actions, values, log_probs
 
     def predict_values(self, obs: th.Tensor, active: np.ndarray) -> th.Tensor:
