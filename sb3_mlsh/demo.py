@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -119,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save-path", default="mlsh_bandits.zip", help="where the meta-trained model is saved")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file at --save-path")
     parser.add_argument("--verbose", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (small networks run fastest on one)")
     args = parser.parse_args(argv)
+    th.set_num_threads(args.threads)
 
     save_path = pathlib.Path(args.save_path)
     if save_path.suffix != ".zip":

@@ -338,7 +338,7 @@ def test_schedules_for_learning_rates():
         (dict(batch_size=1), "batch_size"),
         (dict(master_batch_size=1), "master_batch_size"),
         (dict(n_epochs=0), "n_epochs"),
-        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate=-1e-3), "learning_rate"),
         (dict(master_learning_rate=-1.0), "master_learning_rate"),
         (dict(master_exploration=1.5), "master_exploration"),
         (dict(gamma=1.5), "gamma"),

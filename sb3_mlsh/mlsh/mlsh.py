@@ -30,9 +30,11 @@ def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
 
 
-def _is_positive(value: Any) -> bool:
-    """A positive number, or a schedule."""
-    return callable(value) or (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0)
+def _is_positive(value: Any, allow_zero: bool = False) -> bool:
+    """A positive number (or zero, if allowed), or a schedule."""
+    if callable(value):
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
 
 
 def _is_fraction(value: Any) -> bool:
@@ -200,8 +202,9 @@ class MLSH(OnPolicyAlgorithm):
             ("batch_size", _is_int(self.batch_size, minimum=2), "an integer >= 2 (advantages are normalized per minibatch)"),
             ("master_batch_size", _is_int(self.master_batch_size, minimum=2), "an integer >= 2"),
             ("n_epochs", _is_int(self.n_epochs, minimum=1), "an integer >= 1"),
-            ("learning_rate", _is_positive(self.learning_rate), "a float > 0 or a schedule"),
-            ("master_learning_rate", _is_positive(self.master_learning_rate), "a float > 0 or a schedule"),
+            # 0 freezes a level (rl_zoo3.enjoy loads models with learning_rate=0.0)
+            ("learning_rate", _is_positive(self.learning_rate, allow_zero=True), "a float >= 0 or a schedule"),
+            ("master_learning_rate", _is_positive(self.master_learning_rate, allow_zero=True), "a float >= 0 or a schedule"),
             ("master_exploration", _is_fraction(self.master_exploration), "a probability in [0, 1]"),
             ("gamma", _is_fraction(self.gamma), "a number in [0, 1]"),
             ("master_gamma", self.master_gamma is None or _is_fraction(self.master_gamma), "a number in [0, 1] or None"),

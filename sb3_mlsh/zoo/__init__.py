@@ -1,0 +1,59 @@
+"""
+MLSH in the RL Zoo (rl-zoo3): ``--algo mlsh`` for ``rl_zoo3.train``, ``rl_zoo3.enjoy`` and ``-optimize``.
+
+rl-zoo3 has no plugin mechanism, so ``register()`` adds MLSH to its tables: ``ALGOS``, the optuna
+``HYPERPARAMS_SAMPLER`` and ``HYPERPARAMS_CONVERTER`` (each with ``setdefault``, so a user's own
+``mlsh`` entry wins), and makes this package's ``hyperparams/mlsh.yml`` the default config of
+``--algo mlsh`` when no ``--conf-file`` is given. It also registers this package's environments.
+
+It runs by itself when rl_zoo3 is imported, through the ``_sb3_mlsh_zoo_hook`` that a
+(non-editable) install puts in site-packages; ``python -m sb3_mlsh.zoo train|enjoy ...`` calls it
+explicitly.
+"""
+
+import functools
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+ALGO = "mlsh"
+
+
+def hyperparams_path() -> Path:
+    """:return: The ``mlsh.yml`` shipped in the wheel (or, in a source checkout, the repository's)."""
+    packaged = Path(str(files("sb3_mlsh"))) / "hyperparams" / "mlsh.yml"
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "hyperparams" / "mlsh.yml"
+
+
+def register() -> None:
+    """Add MLSH to rl_zoo3's tables (idempotent)."""
+    import rl_zoo3.exp_manager
+    import rl_zoo3.hyperparams_opt
+    import rl_zoo3.utils
+
+    import sb3_mlsh  # noqa: F401  (registers the environments)
+    from sb3_mlsh.mlsh import MLSH
+    from sb3_mlsh.zoo.hyperparams_opt import convert_mlsh_params, sample_mlsh_params
+
+    rl_zoo3.utils.ALGOS.setdefault(ALGO, MLSH)
+    rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER.setdefault(ALGO, sample_mlsh_params)
+    rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER.setdefault(ALGO, convert_mlsh_params)
+
+    manager = rl_zoo3.exp_manager.ExperimentManager
+    if not getattr(manager.__init__, "_sb3_mlsh_default_config", False):
+        manager.__init__ = _with_default_config(manager.__init__)  # type: ignore[method-assign]
+
+
+def _with_default_config(init: Any) -> Any:
+    """Wrap ``ExperimentManager.__init__``: ``--algo mlsh`` without ``--conf-file`` reads our ``mlsh.yml``."""
+
+    @functools.wraps(init)
+    def __init__(self: Any, args: Any, algo: str, *positional: Any, **keywords: Any) -> None:
+        if algo == ALGO and keywords.get("config") is None:
+            keywords["config"] = str(hyperparams_path())
+        init(self, args, algo, *positional, **keywords)
+
+    __init__._sb3_mlsh_default_config = True  # type: ignore[attr-defined]
+    return __init__

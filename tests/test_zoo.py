@@ -1,0 +1,142 @@
+"""rl-zoo3: the literal `python -m rl_zoo3.train --algo mlsh` commands, run in subprocesses against the installed package."""
+
+import os
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from sb3_mlsh import MLSH
+from sb3_mlsh.zoo import hyperparams_path, register
+from sb3_mlsh.zoo.hyperparams_opt import sample_mlsh_params
+
+HOOK_INSTALLED = any((Path(path) / "sb3_mlsh_zoo.pth").is_file() for path in site.getsitepackages())
+needs_hook = pytest.mark.skipif(
+    not HOOK_INSTALLED, reason="the rl-zoo3 hook (sb3_mlsh_zoo.pth) comes with a non-editable install: pip install '.[tests]'"
+)
+ENV = "MovementBandits-v0"
+
+
+def run(*args: str, cwd: Path, extra_env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    """Run ``python *args`` in ``cwd``; fail with its output if it fails; return stdout and stderr."""
+    env = {**os.environ, "SB3_MLSH_NO_ZOO_HOOK": "0", **(extra_env or {})}
+    result = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+def run_dir(cwd: Path, exp_id: int) -> Path:
+    return cwd / "logs" / "mlsh" / f"{ENV}_{exp_id}"
+
+
+@needs_hook
+def test_zoo_train_eval_checkpoints_continue_and_enjoy(tmp_path):
+    run("-m", "rl_zoo3.train", "--algo", "mlsh", "--env", ENV, "-n", "4000", "--eval-freq", "2000", "--save-freq", "2000",
+        "-P", cwd=tmp_path)  # fmt: skip
+    first = run_dir(tmp_path, 1)
+    for name in (f"{ENV}.zip", "best_model.zip", "evaluations.npz", "rl_model_2000_steps.zip", "rl_model_4000_steps.zip"):
+        assert (first / name).is_file(), name
+    config = yaml.unsafe_load((first / ENV / "config.yml").read_text())
+    assert dict(config)["n_subpolicies"] == 2 and dict(config)["macro_duration"] == 10  # our packaged mlsh.yml
+
+    output = run(
+        "-m", "rl_zoo3.enjoy", "--algo", "mlsh", "--env", ENV, "-f", "logs/", "--no-render", "--load-best", cwd=tmp_path
+    )
+    assert "Loading" in output and "best_model.zip" in output
+
+    output = run(
+        "-m", "rl_zoo3.train", "--algo", "mlsh", "--env", ENV, "-i", f"logs/mlsh/{ENV}_1/{ENV}.zip", "-n", "2000", cwd=tmp_path
+    )  # fmt: skip
+    assert "Loading pretrained agent" in output
+    # 2000 steps per iteration: 2 iterations of the first task, then a third one after loading
+    first_model, continued = MLSH.load(first / f"{ENV}.zip"), MLSH.load(run_dir(tmp_path, 2) / f"{ENV}.zip")
+    assert (first_model.tasks_sampled, first_model.iteration_in_task) == (1, 2)
+    assert (continued.tasks_sampled, continued.iteration_in_task) == (1, 3)
+
+    output = run(
+        "-m", "rl_zoo3.enjoy", "--algo", "mlsh", "--env", ENV, "-f", "logs/", "--no-render", "-n", "500", cwd=tmp_path
+    )
+    assert "Episode Reward" in output
+
+
+@needs_hook
+def test_zoo_subproc_vec_env(tmp_path):
+    run("-m", "rl_zoo3.train", "--algo", "mlsh", "--env", ENV, "--vec-env", "subproc", "-n", "2000", cwd=tmp_path)
+    assert (run_dir(tmp_path, 1) / f"{ENV}.zip").is_file()
+
+
+@needs_hook
+def test_zoo_optimize(tmp_path):
+    run("-m", "rl_zoo3.train", "--algo", "mlsh", "--env", ENV, "-n", "2000", "-optimize", "--n-trials", "2",
+        "--n-evaluations", "2", "--sampler", "random", "--pruner", "median", cwd=tmp_path)  # fmt: skip
+    reports = list((tmp_path / "logs" / "mlsh").glob("report_*.csv"))
+    assert len(reports) == 1
+    assert "n_subpolicies" in reports[0].read_text()
+
+
+def test_explicit_route_without_the_hook(tmp_path):
+    run("-m", "sb3_mlsh.zoo", "train", "--algo", "mlsh", "--env", ENV, "-n", "2000", cwd=tmp_path,
+        extra_env={"SB3_MLSH_NO_ZOO_HOOK": "1"})  # fmt: skip
+    assert (run_dir(tmp_path, 1) / f"{ENV}.zip").is_file()
+
+
+@needs_hook
+def test_hook_can_be_disabled(tmp_path):
+    code = "import rl_zoo3; print(sorted(rl_zoo3.ALGOS))"
+    assert "'mlsh'" in run("-c", code, cwd=tmp_path)
+    assert "'mlsh'" not in run("-c", code, cwd=tmp_path, extra_env={"SB3_MLSH_NO_ZOO_HOOK": "1"})
+
+
+@needs_hook
+def test_hook_failure_only_warns(tmp_path):
+    # sb3_mlsh cannot be imported: rl_zoo3 still imports and works, with a warning
+    code = "import sys; sys.modules['sb3_mlsh'] = None; import rl_zoo3; print('ppo' in rl_zoo3.ALGOS, 'mlsh' in rl_zoo3.ALGOS)"
+    output = run("-c", code, cwd=tmp_path)
+    assert "True False" in output and "could not add `--algo mlsh` to rl_zoo3" in output
+
+
+def test_register_keeps_a_users_own_entry():
+    import rl_zoo3
+    from stable_baselines3 import PPO
+
+    saved = rl_zoo3.ALGOS.pop("mlsh", None)
+    try:
+        rl_zoo3.ALGOS["mlsh"] = PPO
+        register()
+        assert rl_zoo3.ALGOS["mlsh"] is PPO
+    finally:
+        rl_zoo3.ALGOS["mlsh"] = saved or MLSH
+
+
+def test_packaged_hyperparams_have_every_registered_env():
+    from sb3_mlsh.envs import ENV_IDS
+
+    config = yaml.safe_load(hyperparams_path().read_text())
+    for env_id in ENV_IDS:
+        entry = config[env_id]
+        for key in ("n_subpolicies", "macro_duration", "warmup_iterations", "joint_iterations", "n_timesteps"):
+            assert key in entry, (env_id, key)
+
+
+def test_optuna_sampler_gives_valid_models():
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(5):
+        trial = study.ask()
+        params = sample_mlsh_params(trial, n_actions=5, n_envs=1, additional_args={})
+        assert {"n_subpolicies", "macro_duration", "warmup_iterations", "joint_iterations", "master_learning_rate"} <= set(
+            params
+        )
+        MLSH("MlpPolicy", ENV, **params)  # raises on an invalid combination
+
+
+@needs_hook
+@pytest.mark.parametrize("first", ["sb3_mlsh", "sb3_mlsh.zoo.hyperparams_opt", "rl_zoo3.train"])
+def test_hook_works_whatever_is_imported_first(tmp_path, first):
+    code = f"import {first}, rl_zoo3; print('mlsh' in rl_zoo3.ALGOS)"
+    assert "True" in run("-W", "error::RuntimeWarning", "-c", code, cwd=tmp_path)
