@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     model.save(save_path)
     print(f"\nMeta-trained for {model.num_timesteps} steps in {time.time() - start:.0f} s; saved to {save_path}")
 
-    print("\nEach sub-policy alone (mean episode reward, 40 episodes per task):")
-    alone = subpolicy_returns(model, n_episodes=40, seed=args.seed + 1)
+    print("\nEach sub-policy alone (mean episode reward, 48 episodes per task):")
+    alone = subpolicy_returns(model, n_episodes=48, seed=args.seed + 1)
     for k, row in enumerate(alone):
         print(f"  sub-policy {k}: " + ", ".join(f"task {task}: {value:5.1f}" for task, value in zip(TASKS, row, strict=True)))
 
