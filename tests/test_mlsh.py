@@ -36,12 +36,13 @@ def same(a: list[th.Tensor], b: list[th.Tensor]) -> bool:
     "env",
     [
         "MovementBandits-v0",  # Box observation, Discrete action
+        "FourRooms-v0",  # Discrete observation, tasks are tuples
         IdentityEnv(5),  # Discrete observation
         IdentityEnvBox(),  # Box action
         IdentityEnvMultiDiscrete(),
         IdentityEnvMultiBinary(),
     ],
-    ids=["bandits", "discrete-obs", "box-action", "multidiscrete", "multibinary"],
+    ids=["bandits", "four-rooms", "discrete-obs", "box-action", "multidiscrete", "multibinary"],
 )
 @pytest.mark.filterwarnings("ignore:MLSH. the env has no task protocol")
 def test_learn_and_predict_on_spaces(env):

@@ -2,17 +2,24 @@
 
 import gymnasium as gym
 
+from sb3_mlsh.envs.four_rooms import FourRoomsEnv
+from sb3_mlsh.envs.key_door import KeyDoorEnv
 from sb3_mlsh.envs.movement_bandits import MovementBanditsEnv
 
-ENV_IDS = ("MovementBandits-v0",)
+# id: (entry point, episode length)
+_SPECS = {
+    "MovementBandits-v0": ("sb3_mlsh.envs.movement_bandits:MovementBanditsEnv", 50),
+    "KeyDoor-v0": ("sb3_mlsh.envs.key_door:KeyDoorEnv", 100),
+    "FourRooms-v0": ("sb3_mlsh.envs.four_rooms:FourRoomsEnv", 100),
+}
+ENV_IDS = tuple(_SPECS)
 
 
 def register_envs() -> None:
     """Register this package's environments with gymnasium (once per process)."""
-    if "MovementBandits-v0" not in gym.registry:
-        gym.register(
-            "MovementBandits-v0", entry_point="sb3_mlsh.envs.movement_bandits:MovementBanditsEnv", max_episode_steps=50
-        )
+    for env_id, (entry_point, max_episode_steps) in _SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=entry_point, max_episode_steps=max_episode_steps)
 
 
-__all__ = ["ENV_IDS", "MovementBanditsEnv", "register_envs"]
+__all__ = ["ENV_IDS", "FourRoomsEnv", "KeyDoorEnv", "MovementBanditsEnv", "register_envs"]

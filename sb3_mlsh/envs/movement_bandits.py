@@ -78,7 +78,12 @@ class MovementBanditsEnv(gym.Env):
         :param goal: Goal index, 0 or 1.
         :return: The action.
         """
-        delta = (observation[2 + 2 * goal : 4 + 2 * goal] - observation[:2]) * cls.ARENA
+        return cls._walk_towards(observation[:2], observation[2 + 2 * goal : 4 + 2 * goal])
+
+    @classmethod
+    def _walk_towards(cls, agent: np.ndarray, target: np.ndarray) -> int:
+        """The move that most reduces the distance from ``agent`` to ``target`` (both in observation units)."""
+        delta = (target - agent) * cls.ARENA
         if np.abs(delta).max() < cls.STEP / 2:
             return 0
         if abs(delta[0]) >= abs(delta[1]):
@@ -94,11 +99,20 @@ class MovementBanditsEnv(gym.Env):
         self._goals = self.np_random.uniform(0.0, self.ARENA, size=(2, 2))
         return self._obs(), {"task": self._task}
 
+    def _reward(self) -> float:
+        """1 within distance 50 of the correct goal, else 0."""
+        return float(np.linalg.norm(self._agent - self._goals[self._task]) < self.RADIUS)
+
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._agent = np.clip(self._agent + self.MOVES[int(action)], *self.LIMITS)
-        distance = np.linalg.norm(self._agent - self._goals[self._task])
-        reward = float(distance < self.RADIUS)
+        reward = self._reward()
         return self._obs(), reward, False, False, {"task": self._task}
+
+    def _disc(self, center: np.ndarray, radius: float) -> np.ndarray:
+        """Mask of the pixels of the rendered picture within ``radius`` of the point ``center``."""
+        size = int(self.ARENA)
+        ys, xs = np.mgrid[0:size, 0:size]
+        return (xs - center[0]) ** 2 + (size - 1 - ys - center[1]) ** 2 <= radius**2
 
     def render(self) -> np.ndarray | None:
         """:return: A 400 x 400 RGB picture of the arena: correct goal green, other goal red, agent blue."""
@@ -106,14 +120,8 @@ class MovementBanditsEnv(gym.Env):
             return None
         size = int(self.ARENA)
         image = np.full((size, size, 3), 255, dtype=np.uint8)
-        ys, xs = np.mgrid[0:size, 0:size]
-        ys = size - 1 - ys  # +y up
-
-        def disc(center: np.ndarray, radius: float) -> np.ndarray:
-            return (xs - center[0]) ** 2 + (ys - center[1]) ** 2 <= radius**2
-
         for index, goal in enumerate(self._goals):
             color = (60, 180, 75) if index == self._task else (230, 25, 75)
-            image[disc(goal, self.RADIUS)] = color
-        image[disc(self._agent, 8.0)] = (0, 80, 200)
+            image[self._disc(goal, self.RADIUS)] = color
+        image[self._disc(self._agent, 8.0)] = (0, 80, 200)
         return image

@@ -1,0 +1,121 @@
+"""Four Rooms (Sutton, Precup and Singh, 1999), as MLSH's experiments use it."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+LAYOUT = """\
+wwwwwwwwwwwww
+w     w     w
+w     w     w
+w           w
+w     w     w
+w     w     w
+ww wwww     w
+w     www www
+w     w     w
+w     w     w
+w           w
+w     w     w
+wwwwwwwwwwwww
+"""
+
+
+class FourRoomsEnv(gym.Env):
+    """
+    Four Rooms: a 13 x 13 grid of four rooms joined by doorways, 104 free cells.
+
+    - **Observation**: ``Discrete(104)``, the agent's cell (numbered row by row over the free cells;
+      SB3 one-hot encodes it).
+    - **Action**: ``Discrete(4)``: up, down, left, right. A move into a wall leaves the agent in place;
+      after a successful move, with probability 1/3 the agent slips on to a random free neighbour
+      (drawn from the env's seeded ``np_random``).
+    - **Start**: always the doorway between the two upper rooms (row 3, column 6).
+    - **Reward**: 1 on each step that ends in the goal cell, else 0; the episode goes on.
+    - **Termination**: none; ``FourRooms-v0`` truncates episodes at 100 steps.
+    - **Task**: the goal cell, as ``(row, column)``; ``tasks`` lists every free cell but the start.
+      ``sample_task()`` draws uniformly from ``train_tasks``: all of them, unless ``held_out_tasks``
+      keeps some for evaluation.
+
+    :param held_out_tasks: Goal cells that ``sample_task()`` never draws (to evaluate on unseen goals).
+    :param render_mode: ``"rgb_array"`` or ``None``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
+    SLIP_PROBABILITY = 1 / 3
+    START = (3, 6)
+    MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))
+    CELL_PIXELS = 24
+
+    def __init__(self, held_out_tasks: Sequence[Sequence[int]] | None = None, render_mode: str | None = None) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"FourRoomsEnv: render_mode={render_mode!r}; use 'rgb_array' or None.")
+        self.render_mode = render_mode
+        self.walls = np.array([[char == "w" for char in row] for row in LAYOUT.splitlines()])
+        self.cells: list[tuple[int, int]] = [(int(r), int(c)) for r, c in zip(*np.nonzero(~self.walls), strict=True)]
+        self.index = {cell: i for i, cell in enumerate(self.cells)}
+        self.tasks: tuple[tuple[int, int], ...] = tuple(cell for cell in self.cells if cell != self.START)
+        held_out = {self._check_task(task) for task in held_out_tasks or ()}
+        self.held_out_tasks = tuple(task for task in self.tasks if task in held_out)
+        self.train_tasks = tuple(task for task in self.tasks if task not in held_out)
+        if not self.train_tasks:
+            raise ValueError("FourRoomsEnv: held_out_tasks holds out every goal; keep at least one for training.")
+        self.observation_space = spaces.Discrete(len(self.cells))
+        self.action_space = spaces.Discrete(len(self.MOVES))
+        self._task = self.train_tasks[0]
+        self._agent = self.START
+
+    def _check_task(self, task: Sequence[int]) -> tuple[int, int]:
+        cell = tuple(int(x) for x in task)
+        if cell not in self.tasks:
+            raise ValueError(
+                f"FourRoomsEnv: unknown task {task!r}; a task is a free cell (row, column) other than the start "
+                f"{self.START}, e.g. {self.tasks[0]} (see env.tasks)."
+            )
+        return cell  # type: ignore[return-value]
+
+    @property
+    def task(self) -> tuple[int, int]:
+        """The goal cell ``(row, column)``."""
+        return self._task
+
+    def sample_task(self) -> tuple[int, int]:
+        """:return: A goal cell drawn uniformly from ``train_tasks`` with ``np_random``."""
+        return self.train_tasks[int(self.np_random.integers(len(self.train_tasks)))]
+
+    def set_task(self, task: Sequence[int]) -> None:
+        """:param task: The goal cell ``(row, column)``, one of ``tasks``."""
+        self._task = self._check_task(task)
+
+    def _free_neighbours(self, cell: tuple[int, int]) -> list[tuple[int, int]]:
+        return [(cell[0] + dr, cell[1] + dc) for dr, dc in self.MOVES if not self.walls[cell[0] + dr, cell[1] + dc]]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._agent = self.START
+        return self.index[self._agent], {"task": self._task}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        dr, dc = self.MOVES[int(action)]
+        target = (self._agent[0] + dr, self._agent[1] + dc)
+        slipped = False
+        if not self.walls[target]:
+            self._agent = target
+            if self.np_random.random() < self.SLIP_PROBABILITY:
+                neighbours = self._free_neighbours(self._agent)
+                self._agent = neighbours[int(self.np_random.integers(len(neighbours)))]
+                slipped = True
+        reward = float(self._agent == self._task)
+        return self.index[self._agent], reward, False, False, {"task": self._task, "slipped": slipped}
+
+    def render(self) -> np.ndarray | None:
+        """:return: An RGB picture of the grid: walls dark, goal green, agent blue."""
+        if self.render_mode != "rgb_array":
+            return None
+        colors = np.where(self.walls[..., None], np.uint8(60), np.uint8(245)).repeat(3, axis=-1)
+        colors[self._task] = (60, 180, 75)
+        colors[self._agent] = (0, 80, 200)
+        return colors.repeat(self.CELL_PIXELS, axis=0).repeat(self.CELL_PIXELS, axis=1)
