@@ -6,13 +6,16 @@ from sb3_mlsh.envs.four_rooms import FourRoomsEnv
 from sb3_mlsh.envs.key_door import KeyDoorEnv
 from sb3_mlsh.envs.movement_bandits import MovementBanditsEnv
 
-# id: (entry point, episode length)
+# id: (entry point, episode length); the MuJoCo envs import mujoco only when made (extra "mujoco")
 _SPECS = {
     "MovementBandits-v0": ("sb3_mlsh.envs.movement_bandits:MovementBanditsEnv", 50),
     "KeyDoor-v0": ("sb3_mlsh.envs.key_door:KeyDoorEnv", 100),
     "FourRooms-v0": ("sb3_mlsh.envs.four_rooms:FourRoomsEnv", 100),
+    "AntTwoWalk-v0": ("sb3_mlsh.envs.ant:AntTwoWalkEnv", 1000),
+    "AntMaze-v0": ("sb3_mlsh.envs.ant:AntMazeEnv", 1000),
 }
 ENV_IDS = tuple(_SPECS)
+MUJOCO_ENV_IDS = ("AntTwoWalk-v0", "AntMaze-v0")
 
 
 def register_envs() -> None:
@@ -22,4 +25,4 @@ def register_envs() -> None:
             gym.register(env_id, entry_point=entry_point, max_episode_steps=max_episode_steps)
 
 
-__all__ = ["ENV_IDS", "FourRoomsEnv", "KeyDoorEnv", "MovementBanditsEnv", "register_envs"]
+__all__ = ["ENV_IDS", "MUJOCO_ENV_IDS", "FourRoomsEnv", "KeyDoorEnv", "MovementBanditsEnv", "register_envs"]

@@ -1,0 +1,270 @@
+"""The paper's Ant tasks, built from gymnasium's Ant model with ``mujoco.MjSpec``."""
+
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+
+ANT_XML = files("gymnasium.envs.mujoco").joinpath("assets", "ant.xml")
+NON_COLLIDING = dict(contype=0, conaffinity=0)
+
+
+class AntTaskEnv(AntEnv):
+    """
+    Base of the Ant tasks: gymnasium's Ant-v5 body and physics in an arena that subclasses build.
+
+    - **Observation**: ``Box(29)``, one layout for every Ant task so that sub-policies transfer:
+      the torso's x, y, z and orientation quaternion, the 8 joint angles (``qpos``, 15 numbers)
+      and all velocities (``qvel``, 14 numbers). No contact forces.
+    - **Action**: ``Box(-1, 1, (8,))``, the joint torques, as in Ant-v5.
+    - **Termination**: none (episodes end by time limit).
+
+    The arena is added to the ``MjSpec`` of gymnasium's ``ant.xml`` by ``_build_arena``; nothing
+    is copied from that file.
+
+    :param render_mode: ``"rgb_array"``, ``"human"``, ... as in Ant-v5, or ``None``.
+    :param kwargs: Further Ant-v5 parameters (``frame_skip``, ``reset_noise_scale``, ``width``, ...).
+    """
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(
+            xml_file=str(ANT_XML),
+            exclude_current_positions_from_observation=False,
+            include_cfrc_ext_in_observation=False,
+            terminate_when_unhealthy=False,
+            render_mode=render_mode,
+            **kwargs,
+        )
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        spec = mujoco.MjSpec.from_file(self.fullpath)
+        self._build_arena(spec)
+        model = spec.compile()
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        return model, mujoco.MjData(model)
+
+    def _build_arena(self, spec: mujoco.MjSpec) -> None:
+        """Add the task's bodies and geoms to ``spec`` (called once, before compiling)."""
+
+    @staticmethod
+    def _add_box(
+        spec: mujoco.MjSpec, name: str, center: Sequence[float], half_size: Sequence[float], **attributes: Any
+    ) -> None:
+        """
+        Add a fixed, colliding box in a static body of its own, so that MuJoCo's broad phase can
+        prune the boxes far from the Ant body by body.
+        """
+        body = spec.worldbody.add_body(name=name, pos=list(center))
+        colliding = dict(contype=1, conaffinity=1)  # ant.xml's default geom has conaffinity 0
+        body.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(half_size), **{**colliding, **attributes})
+
+    @property
+    def xy(self) -> np.ndarray:
+        """The torso's x, y position."""
+        return self.data.qpos[:2].copy()
+
+    def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        """:return: This step's reward and its terms, given the torso's position before the step."""
+        raise NotImplementedError
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        xy_before = self.xy
+        self.do_simulation(action, self.frame_skip)
+        reward, reward_info = self._task_reward(xy_before, action)
+        info = {"x_position": self.data.qpos[0], "y_position": self.data.qpos[1], "task": self.task, **reward_info}
+        if self.render_mode == "human":
+            self.render()
+        return self._get_obs(), reward, False, False, info
+
+    @property
+    def task(self) -> Any:
+        raise NotImplementedError
+
+
+class AntTwoWalkEnv(AntTaskEnv):
+    """
+    Ant TwoWalk (Frans et al., 2018): walk to one of two targets, which one being the task.
+
+    A target marker, non-colliding and not observed, sits at (5, 0) or (0, 5); the Ant starts at the origin.
+
+    - **Observation**, **action**: as ``AntTaskEnv`` (29 numbers; 8 torques).
+    - **Reward**: ``-distance(torso x, y; target) / 3000`` on each step: it rises as the torso nears the target.
+    - **Termination**: none; ``AntTwoWalk-v0`` truncates episodes at 1000 steps.
+    - **Task**: ``0`` (target at (5, 0)) or ``1`` (target at (0, 5)).
+
+    :param render_mode: As in Ant-v5.
+    :param kwargs: Further Ant-v5 parameters.
+    """
+
+    TARGETS = ((5.0, 0.0), (0.0, 5.0))
+    tasks = (0, 1)
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        self._task = 0
+        super().__init__(render_mode=render_mode, **kwargs)
+        self._target_geom = self.model.geom("target").id
+        self.set_task(0)
+
+    def _build_arena(self, spec: mujoco.MjSpec) -> None:
+        spec.worldbody.add_geom(
+            name="target",
+            type=mujoco.mjtGeom.mjGEOM_SPHERE,
+            size=[0.3, 0, 0],
+            pos=[*self.TARGETS[0], 0.3],
+            rgba=[0.2, 0.8, 0.3, 0.5],
+            **NON_COLLIDING,
+        )
+
+    @property
+    def task(self) -> int:
+        """Index of the target to walk to."""
+        return self._task
+
+    def sample_task(self) -> int:
+        """:return: A target index drawn uniformly from ``np_random``."""
+        return int(self.np_random.integers(len(self.tasks)))
+
+    def set_task(self, task: int) -> None:
+        """:param task: Index of the target, 0 for (5, 0) or 1 for (0, 5)."""
+        if task not in self.tasks:
+            raise ValueError(f"AntTwoWalkEnv: unknown task {task!r}; the tasks are {self.tasks}: targets {self.TARGETS}.")
+        self._task = int(task)
+        self.model.geom_pos[self._target_geom, :2] = self.TARGETS[self._task]
+
+    def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        distance = float(np.linalg.norm(self.xy - np.asarray(self.TARGETS[self._task])))
+        return -distance / 3000.0, {"distance_to_target": distance}
+
+
+# layout: (goal, cells opened besides (8, 0)); see AntMazeEnv
+MAZE_LAYOUTS: tuple[tuple[tuple[float, float], tuple[tuple[int, int], ...]], ...] = (
+    ((8.0, 24.0), ((8, 16),)),  # up
+    ((8.0, -24.0), ((8, -16),)),  # down
+    ((24.0, 24.0), ((24, 0), (24, 16))),  # right, up
+    ((24.0, -24.0), ((24, 0), (24, -16))),  # right, down
+    ((48.0, 0.0), ((24, 0), (40, 0))),  # right
+    ((40.0, 24.0), ((24, 0), (40, 0), (40, 16))),  # right, up
+    ((40.0, -24.0), ((24, 0), (40, 0), (40, -16))),  # right, down
+    ((32.0, 16.0), ((8, 16), (24, 16))),  # up, right
+    ((32.0, -16.0), ((8, -16), (24, -16))),  # down, right
+)
+
+
+class AntMazeEnv(AntTaskEnv):
+    """
+    Ant mazes (Frans et al., 2018): reach the goal of one of 9 maze layouts, the layout being the task.
+
+    A walled arena x in [0, 48], y in [-24, 24] holds a 3 x 3 grid of 15.2 x 15.2 blocks centred at
+    x in {8, 24, 40}, y in {16, 0, -16}. The Ant starts at (2, 0); the cell at (8, 0) is always open.
+    Each layout removes the blocks of its route (``MAZE_LAYOUTS``: up, down, right and two-leg routes).
+
+    - **Observation**, **action**: as ``AntTaskEnv`` (29 numbers; 8 torques). The layout is not observed.
+    - **Reward**: the torso's velocity toward the goal on each axis (``sign(goal - xy) . velocity``)
+      minus ``0.1 * |action|^2``.
+    - **Every 200 steps** the joints and the torso's height and orientation are re-drawn as at a
+      reset, keeping x, y, so the Ant cannot stay fallen.
+    - **Termination**: none; ``AntMaze-v0`` truncates episodes at 1000 steps.
+    - **Task**: the layout index, 0 to 8; ``sample_task()`` draws from ``train_tasks``
+      (all, unless ``held_out_tasks`` keeps some for evaluation).
+
+    :param held_out_tasks: Layouts that ``sample_task()`` never draws.
+    :param render_mode: As in Ant-v5.
+    :param kwargs: Further Ant-v5 parameters.
+    """
+
+    START = (2.0, 0.0)
+    CELL_CENTERS = tuple((x, y) for x in (8, 24, 40) for y in (16, 0, -16))
+    BLOCK_HALF = 7.6
+    REDRAW_EVERY = 200
+    tasks = tuple(range(len(MAZE_LAYOUTS)))
+
+    def __init__(self, held_out_tasks: Sequence[int] | None = None, render_mode: str | None = None, **kwargs: Any) -> None:
+        held_out = {self._check_task(task) for task in held_out_tasks or ()}
+        self.held_out_tasks = tuple(task for task in self.tasks if task in held_out)
+        self.train_tasks = tuple(task for task in self.tasks if task not in held_out)
+        if not self.train_tasks:
+            raise ValueError("AntMazeEnv: held_out_tasks holds out every layout; keep at least one for training.")
+        self._task = self.train_tasks[0]
+        self._steps = 0
+        kwargs.setdefault("default_camera_config", {"distance": 60.0, "elevation": -90.0, "lookat": [24.0, 0.0, 0.0]})
+        super().__init__(render_mode=render_mode, **kwargs)
+        self.init_qpos[:2] = self.START
+        self._blocks = [self.model.geom(f"block_{x}_{y}").id for x, y in self.CELL_CENTERS]
+        self._goal_geom = self.model.geom("goal").id
+        self.set_task(self._task)
+
+    def _check_task(self, task: int) -> int:
+        if task not in self.tasks:
+            raise ValueError(f"AntMazeEnv: unknown task {task!r}; the tasks are the layout indices {self.tasks}.")
+        return int(task)
+
+    def _build_arena(self, spec: mujoco.MjSpec) -> None:
+        wall = dict(rgba=[0.5, 0.5, 0.55, 1.0])
+        for name, center, half in (
+            ("wall_west", (-0.25, 0.0), (0.25, 24.5)),
+            ("wall_east", (48.25, 0.0), (0.25, 24.5)),
+            ("wall_south", (24.0, -24.25), (24.5, 0.25)),
+            ("wall_north", (24.0, 24.25), (24.5, 0.25)),
+        ):
+            self._add_box(spec, name, (*center, 1.0), (*half, 1.0), **wall)
+        for x, y in self.CELL_CENTERS:
+            self._add_box(
+                spec, f"block_{x}_{y}", (x, y, 1.0), (self.BLOCK_HALF, self.BLOCK_HALF, 1.0), rgba=[0.35, 0.3, 0.25, 1]
+            )
+        spec.worldbody.add_geom(
+            name="goal", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.8, 0, 0], pos=[0, 0, 0.8], rgba=[0.2, 0.8, 0.3, 0.6],
+            **NON_COLLIDING,
+        )  # fmt: skip
+
+    @property
+    def task(self) -> int:
+        """The layout index."""
+        return self._task
+
+    @property
+    def goal(self) -> np.ndarray:
+        """The current layout's goal (x, y)."""
+        return np.asarray(MAZE_LAYOUTS[self._task][0])
+
+    def open_cells(self, task: int | None = None) -> set[tuple[int, int]]:
+        """:return: The block cells a layout (default: the current one) leaves open, (8, 0) included."""
+        return {(8, 0), *MAZE_LAYOUTS[self._task if task is None else task][1]}
+
+    def sample_task(self) -> int:
+        """:return: A layout drawn uniformly from ``train_tasks`` with ``np_random``."""
+        return self.train_tasks[int(self.np_random.integers(len(self.train_tasks)))]
+
+    def set_task(self, task: int) -> None:
+        """:param task: The layout index, 0 to 8; its blocks are removed at once."""
+        self._task = self._check_task(task)
+        open_cells = self.open_cells()
+        for cell, geom in zip(self.CELL_CENTERS, self._blocks, strict=True):
+            solid = cell not in open_cells
+            self.model.geom_contype[geom] = self.model.geom_conaffinity[geom] = int(solid)
+            self.model.geom_rgba[geom, 3] = 1.0 if solid else 0.0
+        self.model.geom_pos[self._goal_geom, :2] = self.goal
+
+    def reset_model(self) -> np.ndarray:
+        self._steps = 0
+        return super().reset_model()
+
+    def _redraw_joints(self) -> None:
+        """Re-draw everything but x, y as at a reset."""
+        xy = self.xy
+        super().reset_model()
+        qpos = self.data.qpos.copy()
+        qpos[:2] = xy
+        self.set_state(qpos, self.data.qvel.copy())
+
+    def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        velocity = (self.xy - xy_before) / self.dt
+        toward_goal = float(np.sign(self.goal - xy_before) @ velocity)
+        ctrl_cost = 0.1 * float(np.square(action).sum())
+        self._steps += 1
+        if self._steps % self.REDRAW_EVERY == 0:
+            self._redraw_joints()
+        return toward_goal - ctrl_cost, {"reward_toward_goal": toward_goal, "reward_ctrl": -ctrl_cost}

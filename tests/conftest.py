@@ -1,0 +1,5 @@
+"""Shared test set-up: MuJoCo renders off-screen through EGL (no display on CI)."""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")

@@ -1,0 +1,154 @@
+"""AntTwoWalk-v0 and AntMaze-v0: built from gymnasium's Ant, as the notes define them. Few hundred steps each."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import sb3_mlsh  # noqa: F401  (registers the envs)
+from sb3_mlsh.envs import MUJOCO_ENV_IDS
+
+pytest.importorskip("mujoco")
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_ENV_IDS)
+def test_checkers_spec_and_shared_observation_layout(env_id):
+    # the "human" mode needs a display: rendering is tested below, off-screen
+    gym_check_env(gym.make(env_id).unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make(env_id))
+    env = gym.make(env_id)
+    assert env.spec.max_episode_steps == 1000
+    assert env.observation_space.shape == (29,) and env.action_space.shape == (8,)
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_ENV_IDS)
+def test_seeded_episodes_are_deterministic_and_do_not_terminate(env_id):
+    def episode(seed: int) -> np.ndarray:
+        env = gym.make(env_id)
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        rewards = []
+        for _ in range(100):
+            _, reward, terminated, _, _ = env.step(env.action_space.sample())
+            assert not terminated
+            rewards.append(reward)
+        return np.array(rewards)
+
+    assert np.array_equal(episode(0), episode(0))
+    assert not np.array_equal(episode(0), episode(1))
+
+
+@pytest.mark.parametrize("env_id, bad_task", [("AntTwoWalk-v0", 2), ("AntMaze-v0", 9)])
+def test_unknown_task_raises(env_id, bad_task):
+    with pytest.raises(ValueError, match="unknown task"):
+        gym.make(env_id).unwrapped.set_task(bad_task)
+
+
+def reward_at(env, xy) -> float:
+    """Reward of a zero-torque step taken with the torso put at ``xy``."""
+    qpos = env.init_qpos.copy()
+    qpos[:2] = xy
+    env.set_state(qpos, np.zeros_like(env.init_qvel))
+    return env.step(np.zeros(8))[1]
+
+
+def test_two_walk_reward_rises_near_the_target_of_the_task():
+    env = gym.make("AntTwoWalk-v0").unwrapped
+    env.reset(seed=0)
+    env.set_task(0)
+    far, near, at = (reward_at(env, xy) for xy in [(-3.0, 0.0), (2.0, 0.0), (5.0, 0.0)])
+    assert far < near < at <= 0.0
+    assert at > -0.1 / 3000
+    env.set_task(1)
+    assert reward_at(env, (5.0, 0.0)) < reward_at(env, (0.0, 5.0))
+    draws = {env.sample_task() for _ in range(50)}
+    assert draws == {0, 1}
+
+
+EXPECTED_ROUTES = {
+    0: {(8, 0), (8, 16)},
+    1: {(8, 0), (8, -16)},
+    2: {(8, 0), (24, 0), (24, 16)},
+    3: {(8, 0), (24, 0), (24, -16)},
+    4: {(8, 0), (24, 0), (40, 0)},
+    5: {(8, 0), (24, 0), (40, 0), (40, 16)},
+    6: {(8, 0), (24, 0), (40, 0), (40, -16)},
+    7: {(8, 0), (8, 16), (24, 16)},
+    8: {(8, 0), (8, -16), (24, -16)},
+}
+
+
+@pytest.mark.parametrize("layout", range(9))
+def test_maze_layout_opens_its_route_and_only_it(layout):
+    env = gym.make("AntMaze-v0").unwrapped
+    env.set_task(layout)
+    assert env.open_cells() == EXPECTED_ROUTES[layout]
+    for cell, geom in zip(env.CELL_CENTERS, env._blocks, strict=True):
+        solid = cell not in EXPECTED_ROUTES[layout]
+        assert bool(env.model.geom_contype[geom]) == solid and (env.model.geom_rgba[geom, 3] > 0) == solid
+    # the route is connected from the start cell, and its last cell touches the goal
+    reached, frontier = {(8, 0)}, [(8, 0)]
+    while frontier:
+        x, y = frontier.pop()
+        for step in ((16, 0), (-16, 0), (0, 16), (0, -16)):
+            cell = (x + step[0], y + step[1])
+            if cell in EXPECTED_ROUTES[layout] and cell not in reached:
+                reached.add(cell)
+                frontier.append(cell)
+    assert reached == EXPECTED_ROUTES[layout]
+    goal = env.goal
+    assert min(np.abs(goal - np.array(cell)).max() for cell in reached) <= 8.0 + 1e-6
+
+
+def test_maze_blocks_stop_the_ant():
+    env = gym.make("AntMaze-v0").unwrapped
+    env.reset(seed=0)
+    env.set_task(0)  # (24, 0) is a block: walking east from (8, 0) hits it at x = 16.4
+    qpos, qvel = env.init_qpos.copy(), np.zeros_like(env.init_qvel)
+    qpos[:2] = (14.0, 0.0)
+    qvel[0] = 10.0
+    env.set_state(qpos, qvel)
+    for _ in range(20):
+        env.step(np.zeros(8))
+    assert env.xy[0] < 16.4
+    env.set_task(4)  # now open
+    env.set_state(qpos, qvel)
+    for _ in range(20):
+        env.step(np.zeros(8))
+    assert env.xy[0] > 16.4
+
+
+def test_maze_reward_is_velocity_toward_the_goal_and_joints_are_redrawn_every_200_steps():
+    env = gym.make("AntMaze-v0").unwrapped
+    env.reset(seed=0)
+    env.set_task(4)  # goal (48, 0): east pays
+    qpos, qvel = env.init_qpos.copy(), np.zeros_like(env.init_qvel)
+    qvel[0] = 2.0
+    env.set_state(qpos, qvel)
+    assert env.step(np.zeros(8))[1] > 0
+    qvel[0] = -2.0
+    env.set_state(qpos, qvel)
+    assert env.step(np.zeros(8))[1] < 0
+
+    env.reset(seed=1)
+    for _ in range(199):
+        env.step(env.action_space.sample())
+    xy_before = env.xy
+    env.step(np.zeros(8))  # the 200th step redraws the joints, keeping x, y
+    assert np.allclose(env.xy, xy_before, atol=0.2)
+    assert abs(env.data.qpos[2] - env.init_qpos[2]) <= 0.1 + 1e-9 and np.allclose(env.data.qvel[:2], 0.0, atol=0.5)
+
+
+def test_maze_held_out_layouts():
+    env = gym.make("AntMaze-v0", held_out_tasks=[7, 8]).unwrapped
+    env.reset(seed=0)
+    assert env.held_out_tasks == (7, 8) and {env.sample_task() for _ in range(200)} == set(range(7))
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_ENV_IDS)
+def test_render_rgb_array_headless(env_id):
+    env = gym.make(env_id, render_mode="rgb_array", width=96, height=96)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (96, 96, 3) and frame.dtype == np.uint8 and frame.std() > 0
