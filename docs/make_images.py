@@ -1,5 +1,6 @@
 """Render the pictures of docs/envs.md: ``python docs/make_images.py``."""
 
+import os
 import pathlib
 
 import gymnasium as gym
@@ -9,6 +10,7 @@ import sb3_mlsh  # noqa: F401  (registers the envs)
 from sb3_mlsh.envs import KeyDoorEnv, MovementBanditsEnv
 
 OUT = pathlib.Path(__file__).parent / "images"
+os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo renders off-screen
 
 
 def movement_bandits() -> None:
@@ -36,8 +38,24 @@ def four_rooms() -> None:
     plt.imsave(OUT / "four_rooms.png", env.render())
 
 
+def ant_two_walk() -> None:
+    env = gym.make("AntTwoWalk-v0", render_mode="rgb_array", width=480, height=360,
+                   default_camera_config={"distance": 12.0, "elevation": -35.0, "lookat": [2.5, 2.5, 0.0]})  # fmt: skip
+    env.reset(seed=0)
+    plt.imsave(OUT / "ant_two_walk.png", env.render())
+
+
+def ant_maze() -> None:
+    env = gym.make("AntMaze-v0", render_mode="rgb_array", width=480, height=480)
+    env.unwrapped.set_task(5)  # right, then up
+    env.reset(seed=0)
+    plt.imsave(OUT / "ant_maze.png", env.render())
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     movement_bandits()
     key_door()
     four_rooms()
+    ant_two_walk()
+    ant_maze()

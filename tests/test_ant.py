@@ -119,6 +119,18 @@ def test_maze_blocks_stop_the_ant():
     assert env.xy[0] > 16.4
 
 
+def test_maze_floor_covers_the_whole_arena():
+    env = gym.make("AntMaze-v0").unwrapped
+    env.reset(seed=0)
+    env.set_task(4)
+    qpos = env.init_qpos.copy()
+    qpos[:2] = (46.0, 0.0)  # beyond gymnasium's 40 x 40 floor
+    env.set_state(qpos, np.zeros_like(env.init_qvel))
+    for _ in range(50):
+        env.step(np.zeros(8))
+    assert env.data.qpos[2] > 0.2
+
+
 def test_maze_reward_is_velocity_toward_the_goal_and_joints_are_redrawn_every_200_steps():
     env = gym.make("AntMaze-v0").unwrapped
     env.reset(seed=0)

@@ -29,6 +29,8 @@ class AntTaskEnv(AntEnv):
     :param kwargs: Further Ant-v5 parameters (``frame_skip``, ``reset_noise_scale``, ``width``, ...).
     """
 
+    FLOOR_HALF_SIZE = 100.0
+
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         super().__init__(
             xml_file=str(ANT_XML),
@@ -41,6 +43,7 @@ class AntTaskEnv(AntEnv):
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         spec = mujoco.MjSpec.from_file(self.fullpath)
+        spec.geom("floor").size = [self.FLOOR_HALF_SIZE, self.FLOOR_HALF_SIZE, 40.0]  # ant.xml's ends at +-40
         self._build_arena(spec)
         model = spec.compile()
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
