@@ -52,6 +52,12 @@ def ant_maze() -> None:
     plt.imsave(OUT / "ant_maze.png", env.render())
 
 
+def ant_obstacle() -> None:
+    env = gym.make("AntObstacle-v0", render_mode="rgb_array", width=480, height=480)
+    env.reset(seed=0)
+    plt.imsave(OUT / "ant_obstacle.png", env.render())
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     movement_bandits()
@@ -59,3 +65,4 @@ if __name__ == "__main__":
     four_rooms()
     ant_two_walk()
     ant_maze()
+    ant_obstacle()

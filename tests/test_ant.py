@@ -18,7 +18,7 @@ def test_checkers_spec_and_shared_observation_layout(env_id):
     gym_check_env(gym.make(env_id).unwrapped, skip_render_check=True)
     sb3_check_env(gym.make(env_id))
     env = gym.make(env_id)
-    assert env.spec.max_episode_steps == 1000
+    assert env.spec.max_episode_steps == (2000 if env_id == "AntObstacle-v0" else 1000)
     assert env.observation_space.shape == (29,) and env.action_space.shape == (8,)
 
 
@@ -28,12 +28,12 @@ def test_seeded_episodes_are_deterministic_and_do_not_terminate(env_id):
         env = gym.make(env_id)
         env.reset(seed=seed)
         env.action_space.seed(seed)
-        rewards = []
+        trace = []
         for _ in range(100):
-            _, reward, terminated, _, _ = env.step(env.action_space.sample())
+            obs, reward, terminated, _, _ = env.step(env.action_space.sample())
             assert not terminated
-            rewards.append(reward)
-        return np.array(rewards)
+            trace.append(np.append(obs, reward))
+        return np.array(trace)
 
     assert np.array_equal(episode(0), episode(0))
     assert not np.array_equal(episode(0), episode(1))
@@ -164,3 +164,53 @@ def test_render_rgb_array_headless(env_id):
     env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (96, 96, 3) and frame.dtype == np.uint8 and frame.std() > 0
+
+
+def put(env, xy, velocity=(0.0, 0.0)):
+    qpos, qvel = env.init_qpos.copy(), np.zeros_like(env.init_qvel)
+    qpos[:2], qvel[:2] = xy, velocity
+    env.set_state(qpos, qvel)
+
+
+def test_obstacle_course_pays_only_in_the_goal_region():
+    env = gym.make("AntObstacle-v0").unwrapped
+    env.reset(seed=0)
+    assert gym.spec("AntObstacle-v0").max_episode_steps == 2000 and env.tasks == (0,)
+    for xy, paid in (((37.5, 37.5), 1.0), ((0.0, 0.0), 0.0), ((37.5, 30.0), 0.0), ((30.0, 37.5), 0.0)):
+        put(env, xy)
+        assert env.step(np.zeros(8))[1] == paid, xy
+    with pytest.raises(ValueError, match="unknown task"):
+        env.set_task(1)
+
+
+def test_obstacle_course_pocket_is_closed():
+    env = gym.make("AntObstacle-v0").unwrapped
+    env.reset(seed=0)
+    put(env, (27.5, 10.0), velocity=(10.0, 0.0))  # east, into the pocket's west wall at x = 30
+    for _ in range(20):
+        env.step(np.zeros(8))
+    assert env.xy[0] < 30.0
+    put(env, (35.0, 28.0), velocity=(0.0, -10.0))  # south, into the pocket's north wall at y = 25
+    for _ in range(20):
+        env.step(np.zeros(8))
+    assert env.xy[1] > 25.0
+
+
+def test_obstacle_course_enemy_chases_within_range_and_knocks_the_ant_back():
+    env = gym.make("AntObstacle-v0").unwrapped
+    env.reset(seed=0)
+    put(env, (20.0, 20.0))  # out of range: the enemy stays at its post
+    for _ in range(10):
+        env.step(np.zeros(8))
+    assert np.allclose(env.enemy_xy, env.ENEMY_POST)
+    put(env, (0.0, 10.0))  # within 15 of the post: it comes, one unit per step on each axis
+    env.step(np.zeros(8))
+    assert np.allclose(env.enemy_xy, (0.0, 19.0), atol=1e-6)
+    for _ in range(30):
+        env.step(np.zeros(8))
+    pushed = env.xy
+    put(env, (20.0, 20.0))  # the same 31 still steps, out of the enemy's range
+    for _ in range(31):
+        env.step(np.zeros(8))
+    still = env.xy - (20.0, 20.0)
+    assert abs(still[1]) < 0.05 and pushed[1] < 10.0 - 0.3  # pushed back by the enemy

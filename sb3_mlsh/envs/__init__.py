@@ -13,9 +13,10 @@ _SPECS = {
     "FourRooms-v0": ("sb3_mlsh.envs.four_rooms:FourRoomsEnv", 100),
     "AntTwoWalk-v0": ("sb3_mlsh.envs.ant:AntTwoWalkEnv", 1000),
     "AntMaze-v0": ("sb3_mlsh.envs.ant:AntMazeEnv", 1000),
+    "AntObstacle-v0": ("sb3_mlsh.envs.ant:AntObstacleEnv", 2000),
 }
 ENV_IDS = tuple(_SPECS)
-MUJOCO_ENV_IDS = ("AntTwoWalk-v0", "AntMaze-v0")
+MUJOCO_ENV_IDS = ("AntTwoWalk-v0", "AntMaze-v0", "AntObstacle-v0")
 
 
 def register_envs() -> None:

@@ -30,8 +30,10 @@ class AntTaskEnv(AntEnv):
     """
 
     FLOOR_HALF_SIZE = 100.0
+    REDRAW_EVERY: int | None = None  # re-draw the joints every this many steps (None: never)
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        self._steps = 0
         super().__init__(
             xml_file=str(ANT_XML),
             exclude_current_positions_from_observation=False,
@@ -74,10 +76,25 @@ class AntTaskEnv(AntEnv):
         """:return: This step's reward and its terms, given the torso's position before the step."""
         raise NotImplementedError
 
+    def reset_model(self) -> np.ndarray:
+        self._steps = 0
+        return super().reset_model()
+
+    def _redraw_joints(self) -> None:
+        """Re-draw everything but the torso's x, y as at a reset, so that a fallen Ant gets up."""
+        xy = self.xy
+        super().reset_model()
+        qpos = self.data.qpos.copy()
+        qpos[:2] = xy
+        self.set_state(qpos, self.data.qvel.copy())
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         xy_before = self.xy
         self.do_simulation(action, self.frame_skip)
         reward, reward_info = self._task_reward(xy_before, action)
+        self._steps += 1
+        if self.REDRAW_EVERY is not None and self._steps % self.REDRAW_EVERY == 0:
+            self._redraw_joints()
         info = {"x_position": self.data.qpos[0], "y_position": self.data.qpos[1], "task": self.task, **reward_info}
         if self.render_mode == "human":
             self.render()
@@ -192,7 +209,6 @@ class AntMazeEnv(AntTaskEnv):
         if not self.train_tasks:
             raise ValueError("AntMazeEnv: held_out_tasks holds out every layout; keep at least one for training.")
         self._task = self.train_tasks[0]
-        self._steps = 0
         kwargs.setdefault("default_camera_config", {"distance": 60.0, "elevation": -90.0, "lookat": [24.0, 0.0, 0.0]})
         super().__init__(render_mode=render_mode, **kwargs)
         self.init_qpos[:2] = self.START
@@ -251,23 +267,98 @@ class AntMazeEnv(AntTaskEnv):
             self.model.geom_rgba[geom, 3] = 1.0 if solid else 0.0
         self.model.geom_pos[self._goal_geom, :2] = self.goal
 
-    def reset_model(self) -> np.ndarray:
-        self._steps = 0
-        return super().reset_model()
-
-    def _redraw_joints(self) -> None:
-        """Re-draw everything but x, y as at a reset."""
-        xy = self.xy
-        super().reset_model()
-        qpos = self.data.qpos.copy()
-        qpos[:2] = xy
-        self.set_state(qpos, self.data.qvel.copy())
-
     def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
         velocity = (self.xy - xy_before) / self.dt
         toward_goal = float(np.sign(self.goal - xy_before) @ velocity)
         ctrl_cost = 0.1 * float(np.square(action).sum())
-        self._steps += 1
-        if self._steps % self.REDRAW_EVERY == 0:
-            self._redraw_joints()
         return toward_goal - ctrl_cost, {"reward_toward_goal": toward_goal, "reward_ctrl": -ctrl_cost}
+
+
+class AntObstacleEnv(AntTaskEnv):
+    """
+    Ant obstacle course (Frans et al., 2018): the paper's sparse-reward transfer task, a single task.
+
+    A walled arena (walls at -3 and 40 on both axes); the Ant starts near (0, 0) and is paid only in
+    the goal region, the top-right corner x, y in [35, 40]. An inner wall pair (x = 30 for y < 25,
+    and y = 25 for x in (30, 40)) closes off the pocket x in (30, 40), y < 25, so the way is north
+    first, then east. An enemy, a colliding block, waits at (0, 20); while the Ant is within 15 of
+    that point it moves up to one unit per step toward the Ant on each axis, knocking it back, and
+    otherwise goes back to its post the same way.
+
+    - **Observation**, **action**: as ``AntTaskEnv`` (29 numbers; 8 torques); the enemy is not observed.
+    - **Reward**: 1 on each step that ends in the goal region, else 0.
+    - **Every 200 steps** the joints are re-drawn as at a reset, keeping x, y.
+    - **Termination**: none; ``AntObstacle-v0`` truncates episodes at 2000 steps.
+    - **Task**: the single task ``0`` (the protocol is there so that a trained model can be
+      transferred with ``train_subpolicies=False``).
+
+    :param render_mode: As in Ant-v5.
+    :param kwargs: Further Ant-v5 parameters.
+    """
+
+    GOAL_LOW, GOAL_HIGH = 35.0, 40.0
+    ENEMY_POST = (0.0, 20.0)
+    ENEMY_RANGE = 15.0
+    ENEMY_STEP = 1.0
+    REDRAW_EVERY = 200
+    tasks = (0,)
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("default_camera_config", {"distance": 65.0, "elevation": -90.0, "lookat": [18.5, 18.5, 0.0]})
+        super().__init__(render_mode=render_mode, **kwargs)
+        self._enemy = self.model.body("enemy").mocapid[0]
+
+    def _build_arena(self, spec: mujoco.MjSpec) -> None:
+        wall = dict(rgba=[0.5, 0.5, 0.55, 1.0])
+        for name, center, half in (
+            ("wall_west", (-3.25, 18.5), (0.25, 21.75)),
+            ("wall_east", (40.25, 18.5), (0.25, 21.75)),
+            ("wall_south", (18.5, -3.25), (21.75, 0.25)),
+            ("wall_north", (18.5, 40.25), (21.75, 0.25)),
+            ("wall_pocket_west", (30.0, 11.0), (0.25, 14.0)),
+            ("wall_pocket_north", (35.0, 25.0), (5.0, 0.25)),
+        ):
+            self._add_box(spec, name, (*center, 1.0), (*half, 1.0), **wall)
+        enemy = spec.worldbody.add_body(name="enemy", pos=[*self.ENEMY_POST, 1.0], mocap=True)
+        enemy.add_geom(
+            name="enemy", type=mujoco.mjtGeom.mjGEOM_BOX, size=[1.0, 1.0, 1.0], rgba=[0.8, 0.2, 0.2, 1.0],
+            contype=1, conaffinity=1,
+        )  # fmt: skip
+        spec.worldbody.add_geom(
+            name="goal", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[37.5, 37.5, 0.01], size=[2.5, 2.5, 0.01],
+            rgba=[0.2, 0.8, 0.3, 0.6], **NON_COLLIDING,
+        )  # fmt: skip
+
+    @property
+    def task(self) -> int:
+        return 0
+
+    def sample_task(self) -> int:
+        """:return: ``0``, the only task."""
+        return 0
+
+    def set_task(self, task: int) -> None:
+        """:param task: ``0``, the only task."""
+        if task not in self.tasks:
+            raise ValueError(f"AntObstacleEnv: unknown task {task!r}; this env has the single task 0.")
+
+    @property
+    def enemy_xy(self) -> np.ndarray:
+        """The enemy's x, y."""
+        return self.data.mocap_pos[self._enemy, :2].copy()
+
+    def reset_model(self) -> np.ndarray:
+        self.data.mocap_pos[self._enemy, :2] = self.ENEMY_POST
+        return super().reset_model()
+
+    def _move_enemy(self) -> None:
+        post = np.asarray(self.ENEMY_POST)
+        chasing = np.linalg.norm(self.xy - post) < self.ENEMY_RANGE
+        target = self.xy if chasing else post
+        step = np.clip(target - self.enemy_xy, -self.ENEMY_STEP, self.ENEMY_STEP)
+        self.data.mocap_pos[self._enemy, :2] = self.enemy_xy + step
+
+    def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        self._move_enemy()
+        in_goal = bool(np.all((self.xy >= self.GOAL_LOW) & (self.xy <= self.GOAL_HIGH)))
+        return float(in_goal), {"in_goal": float(in_goal)}
