@@ -1,5 +1,5 @@
 """
-Raw environment steps per second of sb3-mlsh's MuJoCo tasks against gymnasium's Ant-v5, measured
+Raw environment steps per second of sb3-mlsh's MuJoCo tasks against gymnasium's Ant-v5 and Humanoid-v5, measured
 in the same run with random actions (no learning), interleaved in rounds.
 
     python benchmarks/env_speed.py [--steps 5000] [--rounds 3]
@@ -17,7 +17,13 @@ import mujoco
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
 
-REFERENCE = {"AntTwoWalk-v0": "Ant-v5", "AntMaze-v0": "Ant-v5"}
+REFERENCE = {
+    "AntTwoWalk-v0": "Ant-v5",
+    "AntMaze-v0": "Ant-v5",
+    "AntObstacle-v0": "Ant-v5",
+    "HumanoidWalkCrawl-v0": "Humanoid-v5",
+    "HumanoidCourse-v0": "Humanoid-v5",
+}
 
 
 def steps_per_second(env_id: str, steps: int, seed: int) -> float:

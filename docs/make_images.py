@@ -58,6 +58,16 @@ def ant_obstacle() -> None:
     plt.imsave(OUT / "ant_obstacle.png", env.render())
 
 
+def humanoid_crawl() -> None:
+    camera = {"trackbodyid": 1, "distance": 4.0, "elevation": -5.0, "azimuth": 90.0, "lookat": [0.0, 0.0, 0.4]}
+    env = gym.make("HumanoidWalkCrawl-v0", render_mode="rgb_array", width=480, height=360, default_camera_config=camera)
+    env.unwrapped.set_task(0)
+    env.reset(seed=0)
+    for _ in range(60):  # the ceiling brings it down
+        env.step(env.action_space.sample() * 0)
+    plt.imsave(OUT / "humanoid_crawl.png", env.render())
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     movement_bandits()
@@ -66,3 +76,4 @@ if __name__ == "__main__":
     ant_two_walk()
     ant_maze()
     ant_obstacle()
+    humanoid_crawl()

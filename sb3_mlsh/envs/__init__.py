@@ -14,9 +14,11 @@ _SPECS = {
     "AntTwoWalk-v0": ("sb3_mlsh.envs.ant:AntTwoWalkEnv", 1000),
     "AntMaze-v0": ("sb3_mlsh.envs.ant:AntMazeEnv", 1000),
     "AntObstacle-v0": ("sb3_mlsh.envs.ant:AntObstacleEnv", 2000),
+    "HumanoidWalkCrawl-v0": ("sb3_mlsh.envs.humanoid:HumanoidWalkCrawlEnv", 1000),
+    "HumanoidCourse-v0": ("sb3_mlsh.envs.humanoid:HumanoidCourseEnv", 3000),
 }
 ENV_IDS = tuple(_SPECS)
-MUJOCO_ENV_IDS = ("AntTwoWalk-v0", "AntMaze-v0", "AntObstacle-v0")
+MUJOCO_ENV_IDS = ("AntTwoWalk-v0", "AntMaze-v0", "AntObstacle-v0", "HumanoidWalkCrawl-v0", "HumanoidCourse-v0")
 
 
 def register_envs() -> None:

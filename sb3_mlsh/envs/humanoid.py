@@ -1,0 +1,185 @@
+"""The paper's Humanoid tasks, built from gymnasium's Humanoid model with ``mujoco.MjSpec``."""
+
+from importlib.resources import files
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv, mass_center
+
+HUMANOID_XML = files("gymnasium.envs.mujoco").joinpath("assets", "humanoid.xml")
+WALK, CRAWL = 1, 0
+
+
+class HumanoidTaskEnv(HumanoidEnv):
+    """
+    Base of the Humanoid tasks: gymnasium's Humanoid-v5 with a ceiling that can be put in place.
+
+    - **Observation**: ``Box(350)``, one layout for both Humanoid tasks: Humanoid-v5's (positions,
+      velocities, ``cinert``, ``cvel``, ``qfrc_actuator``, ``cfrc_ext``) with the torso's x, y kept.
+    - **Action**: Humanoid-v5's 17 torques in [-0.4, 0.4].
+    - **Ceiling**: a slab whose underside is at height 1.0 (top at 3.0) over the whole floor; put in
+      place over a standing Humanoid, it pushes it down under itself. When it is not in place it
+      neither collides nor shows. gymnasium's floor (20 x 20 half-size) is enlarged to 100.
+    - **Rewards** (with Humanoid-v5's weights; ``velocity`` is the centre of mass's x velocity):
+      *walk*: ``1.25 * velocity + 5 - 0.1 |a|^2 - contact cost``, and the episode terminates when the
+      torso drops below 1.0; *crawl*: ``-1.25 * velocity - 0.1 |a|^2 - contact cost``, no termination.
+
+    :param render_mode: As in Humanoid-v5.
+    :param kwargs: Further Humanoid-v5 parameters.
+    """
+
+    CEILING_HEIGHT = 1.0
+    FLOOR_HALF_SIZE = 100.0
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(
+            xml_file=str(HUMANOID_XML),
+            exclude_current_positions_from_observation=False,
+            terminate_when_unhealthy=False,
+            render_mode=render_mode,
+            **kwargs,
+        )
+        self._ceiling = self.model.geom("ceiling").id
+        self.set_ceiling(False)
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        spec = mujoco.MjSpec.from_file(self.fullpath)
+        spec.geom("floor").size = [self.FLOOR_HALF_SIZE, self.FLOOR_HALF_SIZE, 0.125]
+        # a thick slab (underside at 1.0, top at 3.0): a standing body that it overlaps is pushed out
+        # downward, under it, rather than up through it
+        thickness = 1.0
+        # a geom of the world body, not a body of its own, which would add to Humanoid-v5's per-body observations
+        spec.worldbody.add_geom(
+            name="ceiling", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0.0, 0.0, self.CEILING_HEIGHT + thickness],
+            size=[self.FLOOR_HALF_SIZE, self.FLOOR_HALF_SIZE, thickness], rgba=[0.6, 0.6, 0.9, 0.35], contype=1, conaffinity=1,
+        )  # fmt: skip
+        model = spec.compile()
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        return model, mujoco.MjData(model)
+
+    @property
+    def ceiling(self) -> bool:
+        """Whether the ceiling is in place."""
+        return bool(self.model.geom_contype[self._ceiling])
+
+    def set_ceiling(self, in_place: bool) -> None:
+        """:param in_place: Put the ceiling in place (colliding, visible) or take it away."""
+        self.model.geom_contype[self._ceiling] = self.model.geom_conaffinity[self._ceiling] = int(in_place)
+        self.model.geom_rgba[self._ceiling, 3] = 0.35 if in_place else 0.0
+
+    def _mode(self) -> int:
+        """``WALK`` or ``CRAWL``: which reward this step earns."""
+        raise NotImplementedError
+
+    @property
+    def task(self) -> Any:
+        raise NotImplementedError
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        x_before = mass_center(self.model, self.data)[0]
+        self.do_simulation(action, self.frame_skip)
+        velocity = (mass_center(self.model, self.data)[0] - x_before) / self.dt
+        mode = self._mode()
+        costs = self.control_cost(action) + self.contact_cost
+        if mode == WALK:
+            reward = self._forward_reward_weight * velocity + self._healthy_reward - costs
+            terminated = bool(self.data.qpos[2] < self.CEILING_HEIGHT)
+        else:
+            reward = -self._forward_reward_weight * velocity - costs
+            terminated = False
+        info = {
+            "x_position": self.data.qpos[0],
+            "z_position": self.data.qpos[2],
+            "x_velocity": velocity,
+            "mode": "walk" if mode == WALK else "crawl",
+            "task": self.task,
+        }
+        if self.render_mode == "human":
+            self.render()
+        return self._get_obs(), float(reward), terminated, False, info
+
+
+class HumanoidWalkCrawlEnv(HumanoidTaskEnv):
+    """
+    Humanoid walk / crawl (Frans et al., 2018): the training distribution of the Humanoid experiment.
+
+    - **Task** ``1``, walk: walk forward (+x) upright, no ceiling; the walk reward; terminates when
+      the torso drops below 1.0.
+    - **Task** ``0``, crawl: the ceiling is in place at height 1.0; crawl backward (-x); the crawl
+      reward; no termination.
+    - **Observation**, **action**: as ``HumanoidTaskEnv`` (350 numbers; 17 torques). The task is not observed.
+    - ``HumanoidWalkCrawl-v0`` truncates episodes at 1000 steps.
+
+    :param render_mode: As in Humanoid-v5.
+    :param kwargs: Further Humanoid-v5 parameters.
+    """
+
+    tasks = (CRAWL, WALK)
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        self._task = WALK
+        super().__init__(render_mode=render_mode, **kwargs)
+        self.set_task(WALK)
+
+    @property
+    def task(self) -> int:
+        """``1`` walk, ``0`` crawl."""
+        return self._task
+
+    def sample_task(self) -> int:
+        """:return: Walk or crawl, drawn uniformly from ``np_random``."""
+        return int(self.np_random.integers(len(self.tasks)))
+
+    def set_task(self, task: int) -> None:
+        """:param task: ``1`` walk forward upright, ``0`` crawl backward under the ceiling."""
+        if task not in self.tasks:
+            raise ValueError(f"HumanoidWalkCrawlEnv: unknown task {task!r}; the tasks are 1 (walk) and 0 (crawl).")
+        self._task = int(task)
+        self.set_ceiling(self._task == CRAWL)
+
+    def _mode(self) -> int:
+        return self._task
+
+
+class HumanoidCourseEnv(HumanoidTaskEnv):
+    """
+    Humanoid course (Frans et al., 2018): the Humanoid experiment's combination (transfer) task.
+
+    Walk forward upright (the walk reward, terminating on a fall) until the torso passes x = 25;
+    then the ceiling comes down at height 1.0 and stays for the rest of the episode, and crawling
+    backward pays (the crawl reward, no termination).
+
+    - **Observation**, **action**: as ``HumanoidTaskEnv`` (350 numbers; 17 torques).
+    - ``HumanoidCourse-v0`` truncates episodes at 3000 steps.
+    - **Task**: the single task ``0``.
+
+    :param render_mode: As in Humanoid-v5.
+    :param kwargs: Further Humanoid-v5 parameters.
+    """
+
+    TURN_X = 25.0
+    tasks = (0,)
+
+    @property
+    def task(self) -> int:
+        return 0
+
+    def sample_task(self) -> int:
+        """:return: ``0``, the only task."""
+        return 0
+
+    def set_task(self, task: int) -> None:
+        """:param task: ``0``, the only task."""
+        if task not in self.tasks:
+            raise ValueError(f"HumanoidCourseEnv: unknown task {task!r}; this env has the single task 0.")
+
+    def reset_model(self) -> np.ndarray:
+        self.set_ceiling(False)
+        return super().reset_model()
+
+    def _mode(self) -> int:
+        if not self.ceiling and self.data.qpos[0] > self.TURN_X:
+            self.set_ceiling(True)
+        return CRAWL if self.ceiling else WALK
