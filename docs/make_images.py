@@ -68,6 +68,13 @@ def humanoid_crawl() -> None:
     plt.imsave(OUT / "humanoid_crawl.png", env.render())
 
 
+def humanoid_course() -> None:
+    camera = {"trackbodyid": 1, "distance": 5.0, "elevation": -10.0, "azimuth": 90.0, "lookat": [0.0, 0.0, 1.0]}
+    env = gym.make("HumanoidCourse-v0", render_mode="rgb_array", width=480, height=360, default_camera_config=camera)
+    env.reset(seed=0)
+    plt.imsave(OUT / "humanoid_course.png", env.render())
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     movement_bandits()
@@ -77,3 +84,4 @@ if __name__ == "__main__":
     ant_maze()
     ant_obstacle()
     humanoid_crawl()
+    humanoid_course()

@@ -142,6 +142,14 @@ def test_maze_reward_is_velocity_toward_the_goal_and_joints_are_redrawn_every_20
     qvel[0] = -2.0
     env.set_state(qpos, qvel)
     assert env.step(np.zeros(8))[1] < 0
+    # the layout changes what pays: north pays in layout 0 (goal (8, 24)), not in layout 1 (goal (8, -24))
+    qvel[:2] = (0.0, 2.0)
+    rewards = {}
+    for layout in (0, 1):
+        env.set_task(layout)
+        env.set_state(qpos, qvel)
+        rewards[layout] = env.step(np.zeros(8))[1]
+    assert rewards[0] > 0 > rewards[1]
 
     env.reset(seed=1)
     for _ in range(199):
