@@ -126,6 +126,8 @@ def test_four_rooms_held_out_goals_are_never_sampled():
     assert not set(held_out) & {env.sample_task() for _ in range(3000)}
     env.set_task((11, 11))  # a held-out goal can still be set, for evaluation
     assert env.task == (11, 11)
+    env.set_task([3, 7])  # any sequence of (row, column)
+    assert env.task == (3, 7)
     with pytest.raises(ValueError, match="unknown task"):
         FourRoomsEnv(held_out_tasks=[(0, 0)])
 

@@ -8,11 +8,13 @@ import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
+from sb3_mlsh.envs.task_set import TaskSet
+
 ANT_XML = files("gymnasium.envs.mujoco").joinpath("assets", "ant.xml")
 NON_COLLIDING = dict(contype=0, conaffinity=0)
 
 
-class AntTaskEnv(AntEnv):
+class AntTaskEnv(TaskSet, AntEnv):
     """
     Base of the Ant tasks: gymnasium's Ant-v5 body and physics in an arena that subclasses build.
 
@@ -100,10 +102,6 @@ class AntTaskEnv(AntEnv):
             self.render()
         return self._get_obs(), reward, False, False, info
 
-    @property
-    def task(self) -> Any:
-        raise NotImplementedError
-
 
 class AntTwoWalkEnv(AntTaskEnv):
     """
@@ -122,12 +120,13 @@ class AntTwoWalkEnv(AntTaskEnv):
 
     TARGETS = ((5.0, 0.0), (0.0, 5.0))
     tasks = (0, 1)
+    TASK_HELP = f"the tasks are 0 and 1, the index of the target in {TARGETS}."
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        self._task = 0
+        self._init_tasks()
         super().__init__(render_mode=render_mode, **kwargs)
         self._target_geom = self.model.geom("target").id
-        self.set_task(0)
+        self.set_task(self.task)
 
     def _build_arena(self, spec: mujoco.MjSpec) -> None:
         spec.worldbody.add_geom(
@@ -139,21 +138,8 @@ class AntTwoWalkEnv(AntTaskEnv):
             **NON_COLLIDING,
         )
 
-    @property
-    def task(self) -> int:
-        """Index of the target to walk to."""
-        return self._task
-
-    def sample_task(self) -> int:
-        """:return: A target index drawn uniformly from ``np_random``."""
-        return int(self.np_random.integers(len(self.tasks)))
-
-    def set_task(self, task: int) -> None:
-        """:param task: Index of the target, 0 for (5, 0) or 1 for (0, 5)."""
-        if task not in self.tasks:
-            raise ValueError(f"AntTwoWalkEnv: unknown task {task!r}; the tasks are {self.tasks}: targets {self.TARGETS}.")
-        self._task = int(task)
-        self.model.geom_pos[self._target_geom, :2] = self.TARGETS[self._task]
+    def _apply_task(self) -> None:
+        self.model.geom_pos[self._target_geom, :2] = self.TARGETS[self.task]
 
     def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
         distance = float(np.linalg.norm(self.xy - np.asarray(self.TARGETS[self._task])))
@@ -201,25 +187,16 @@ class AntMazeEnv(AntTaskEnv):
     BLOCK_HALF = 7.6
     REDRAW_EVERY = 200
     tasks = tuple(range(len(MAZE_LAYOUTS)))
+    TASK_HELP = f"the tasks are the layout indices {tasks}."
 
     def __init__(self, held_out_tasks: Sequence[int] | None = None, render_mode: str | None = None, **kwargs: Any) -> None:
-        held_out = {self._check_task(task) for task in held_out_tasks or ()}
-        self.held_out_tasks = tuple(task for task in self.tasks if task in held_out)
-        self.train_tasks = tuple(task for task in self.tasks if task not in held_out)
-        if not self.train_tasks:
-            raise ValueError("AntMazeEnv: held_out_tasks holds out every layout; keep at least one for training.")
-        self._task = self.train_tasks[0]
+        self._init_tasks(held_out_tasks)
         kwargs.setdefault("default_camera_config", {"distance": 60.0, "elevation": -90.0, "lookat": [24.0, 0.0, 0.0]})
         super().__init__(render_mode=render_mode, **kwargs)
         self.init_qpos[:2] = self.START
         self._blocks = [self.model.geom(f"block_{x}_{y}").id for x, y in self.CELL_CENTERS]
         self._goal_geom = self.model.geom("goal").id
-        self.set_task(self._task)
-
-    def _check_task(self, task: int) -> int:
-        if task not in self.tasks:
-            raise ValueError(f"AntMazeEnv: unknown task {task!r}; the tasks are the layout indices {self.tasks}.")
-        return int(task)
+        self.set_task(self.task)
 
     def _build_arena(self, spec: mujoco.MjSpec) -> None:
         wall = dict(rgba=[0.5, 0.5, 0.55, 1.0])
@@ -240,11 +217,6 @@ class AntMazeEnv(AntTaskEnv):
         )  # fmt: skip
 
     @property
-    def task(self) -> int:
-        """The layout index."""
-        return self._task
-
-    @property
     def goal(self) -> np.ndarray:
         """The current layout's goal (x, y)."""
         return np.asarray(MAZE_LAYOUTS[self._task][0])
@@ -253,13 +225,8 @@ class AntMazeEnv(AntTaskEnv):
         """:return: The block cells a layout (default: the current one) leaves open, (8, 0) included."""
         return {(8, 0), *MAZE_LAYOUTS[self._task if task is None else task][1]}
 
-    def sample_task(self) -> int:
-        """:return: A layout drawn uniformly from ``train_tasks`` with ``np_random``."""
-        return self.train_tasks[int(self.np_random.integers(len(self.train_tasks)))]
-
-    def set_task(self, task: int) -> None:
-        """:param task: The layout index, 0 to 8; its blocks are removed at once."""
-        self._task = self._check_task(task)
+    def _apply_task(self) -> None:
+        """Remove the blocks of the layout's route, and move the goal marker."""
         open_cells = self.open_cells()
         for cell, geom in zip(self.CELL_CENTERS, self._blocks, strict=True):
             solid = cell not in open_cells
@@ -302,8 +269,10 @@ class AntObstacleEnv(AntTaskEnv):
     ENEMY_STEP = 1.0
     REDRAW_EVERY = 200
     tasks = (0,)
+    TASK_HELP = "this env has the single task 0."
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        self._init_tasks()
         kwargs.setdefault("default_camera_config", {"distance": 65.0, "elevation": -90.0, "lookat": [18.5, 18.5, 0.0]})
         super().__init__(render_mode=render_mode, **kwargs)
         self._enemy = self.model.body("enemy").mocapid[0]
@@ -328,19 +297,6 @@ class AntObstacleEnv(AntTaskEnv):
             name="goal", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[37.5, 37.5, 0.01], size=[2.5, 2.5, 0.01],
             rgba=[0.2, 0.8, 0.3, 0.6], **NON_COLLIDING,
         )  # fmt: skip
-
-    @property
-    def task(self) -> int:
-        return 0
-
-    def sample_task(self) -> int:
-        """:return: ``0``, the only task."""
-        return 0
-
-    def set_task(self, task: int) -> None:
-        """:param task: ``0``, the only task."""
-        if task not in self.tasks:
-            raise ValueError(f"AntObstacleEnv: unknown task {task!r}; this env has the single task 0.")
 
     @property
     def enemy_xy(self) -> np.ndarray:

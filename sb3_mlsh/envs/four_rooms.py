@@ -7,6 +7,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_mlsh.envs.task_set import TaskSet
+
 LAYOUT = """\
 wwwwwwwwwwwww
 w     w     w
@@ -24,7 +26,7 @@ wwwwwwwwwwwww
 """
 
 
-class FourRoomsEnv(gym.Env):
+class FourRoomsEnv(TaskSet, gym.Env):
     """
     Four Rooms: a 13 x 13 grid of four rooms joined by doorways, 104 free cells.
 
@@ -49,6 +51,7 @@ class FourRoomsEnv(gym.Env):
     START = (3, 6)
     MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))
     CELL_PIXELS = 24
+    TASK_HELP = f"a task is a free cell (row, column) other than the start {START}, e.g. (1, 1); see env.tasks."
 
     def __init__(self, held_out_tasks: Sequence[Sequence[int]] | None = None, render_mode: str | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -58,37 +61,13 @@ class FourRoomsEnv(gym.Env):
         self.cells: list[tuple[int, int]] = [(int(r), int(c)) for r, c in zip(*np.nonzero(~self.walls), strict=True)]
         self.index = {cell: i for i, cell in enumerate(self.cells)}
         self.tasks: tuple[tuple[int, int], ...] = tuple(cell for cell in self.cells if cell != self.START)
-        held_out = {self._check_task(task) for task in held_out_tasks or ()}
-        self.held_out_tasks = tuple(task for task in self.tasks if task in held_out)
-        self.train_tasks = tuple(task for task in self.tasks if task not in held_out)
-        if not self.train_tasks:
-            raise ValueError("FourRoomsEnv: held_out_tasks holds out every goal; keep at least one for training.")
+        self._init_tasks(held_out_tasks)
         self.observation_space = spaces.Discrete(len(self.cells))
         self.action_space = spaces.Discrete(len(self.MOVES))
-        self._task = self.train_tasks[0]
         self._agent = self.START
 
-    def _check_task(self, task: Sequence[int]) -> tuple[int, int]:
-        cell = tuple(int(x) for x in task)
-        if cell not in self.tasks:
-            raise ValueError(
-                f"FourRoomsEnv: unknown task {task!r}; a task is a free cell (row, column) other than the start "
-                f"{self.START}, e.g. {self.tasks[0]} (see env.tasks)."
-            )
-        return cell  # type: ignore[return-value]
-
-    @property
-    def task(self) -> tuple[int, int]:
-        """The goal cell ``(row, column)``."""
-        return self._task
-
-    def sample_task(self) -> tuple[int, int]:
-        """:return: A goal cell drawn uniformly from ``train_tasks`` with ``np_random``."""
-        return self.train_tasks[int(self.np_random.integers(len(self.train_tasks)))]
-
-    def set_task(self, task: Sequence[int]) -> None:
-        """:param task: The goal cell ``(row, column)``, one of ``tasks``."""
-        self._task = self._check_task(task)
+    def _normalize_task(self, task: Sequence[int]) -> tuple[int, ...]:
+        return tuple(int(x) for x in task)
 
     def _free_neighbours(self, cell: tuple[int, int]) -> list[tuple[int, int]]:
         return [(cell[0] + dr, cell[1] + dc) for dr, dc in self.MOVES if not self.walls[cell[0] + dr, cell[1] + dc]]

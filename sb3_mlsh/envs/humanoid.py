@@ -7,11 +7,13 @@ import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv, mass_center
 
+from sb3_mlsh.envs.task_set import TaskSet
+
 HUMANOID_XML = files("gymnasium.envs.mujoco").joinpath("assets", "humanoid.xml")
 WALK, CRAWL = 1, 0
 
 
-class HumanoidTaskEnv(HumanoidEnv):
+class HumanoidTaskEnv(TaskSet, HumanoidEnv):
     """
     Base of the Humanoid tasks: gymnasium's Humanoid-v5 with a ceiling that can be put in place.
 
@@ -73,10 +75,6 @@ class HumanoidTaskEnv(HumanoidEnv):
         """``WALK`` or ``CRAWL``: which reward this step earns."""
         raise NotImplementedError
 
-    @property
-    def task(self) -> Any:
-        raise NotImplementedError
-
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         x_before = mass_center(self.model, self.data)[0]
         self.do_simulation(action, self.frame_skip)
@@ -116,28 +114,16 @@ class HumanoidWalkCrawlEnv(HumanoidTaskEnv):
     :param kwargs: Further Humanoid-v5 parameters.
     """
 
-    tasks = (CRAWL, WALK)
+    tasks = (WALK, CRAWL)
+    TASK_HELP = "the tasks are 1 (walk) and 0 (crawl)."
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        self._task = WALK
+        self._init_tasks()
         super().__init__(render_mode=render_mode, **kwargs)
-        self.set_task(WALK)
+        self.set_task(self.task)
 
-    @property
-    def task(self) -> int:
-        """``1`` walk, ``0`` crawl."""
-        return self._task
-
-    def sample_task(self) -> int:
-        """:return: Walk or crawl, drawn uniformly from ``np_random``."""
-        return int(self.np_random.integers(len(self.tasks)))
-
-    def set_task(self, task: int) -> None:
-        """:param task: ``1`` walk forward upright, ``0`` crawl backward under the ceiling."""
-        if task not in self.tasks:
-            raise ValueError(f"HumanoidWalkCrawlEnv: unknown task {task!r}; the tasks are 1 (walk) and 0 (crawl).")
-        self._task = int(task)
-        self.set_ceiling(self._task == CRAWL)
+    def _apply_task(self) -> None:
+        self.set_ceiling(self.task == CRAWL)
 
     def _mode(self) -> int:
         return self._task
@@ -161,19 +147,11 @@ class HumanoidCourseEnv(HumanoidTaskEnv):
 
     TURN_X = 25.0
     tasks = (0,)
+    TASK_HELP = "this env has the single task 0."
 
-    @property
-    def task(self) -> int:
-        return 0
-
-    def sample_task(self) -> int:
-        """:return: ``0``, the only task."""
-        return 0
-
-    def set_task(self, task: int) -> None:
-        """:param task: ``0``, the only task."""
-        if task not in self.tasks:
-            raise ValueError(f"HumanoidCourseEnv: unknown task {task!r}; this env has the single task 0.")
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        self._init_tasks()
+        super().__init__(render_mode=render_mode, **kwargs)
 
     def reset_model(self) -> np.ndarray:
         self.set_ceiling(False)

@@ -6,8 +6,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_mlsh.envs.task_set import TaskSet
 
-class MovementBanditsEnv(gym.Env):
+
+class MovementBanditsEnv(TaskSet, gym.Env):
     """
     Moving bandits (Frans et al., 2018, section 6.1), as the original code defines it.
 
@@ -30,6 +32,7 @@ class MovementBanditsEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
     tasks = (0, 1)
+    TASK_HELP = "the tasks are 0 and 1, the index of the goal that pays."
     ARENA = 400.0
     START = (200.0, 200.0)
     STEP = 20.0
@@ -48,26 +51,9 @@ class MovementBanditsEnv(gym.Env):
             dtype=np.float32,
         )
         self.action_space = spaces.Discrete(5)
-        self._task = 0
+        self._init_tasks()
         self._agent = np.array(self.START)
         self._goals = np.zeros((2, 2))
-
-    @property
-    def task(self) -> int:
-        """Index of the goal that pays."""
-        return self._task
-
-    def sample_task(self) -> int:
-        """:return: A goal index drawn uniformly from ``np_random``."""
-        return int(self.np_random.integers(len(self.tasks)))
-
-    def set_task(self, task: int) -> None:
-        """:param task: The index of the goal that pays, 0 or 1."""
-        if task not in self.tasks:
-            raise ValueError(
-                f"MovementBanditsEnv: unknown task {task!r}; the tasks are {self.tasks} (index of the goal that pays)."
-            )
-        self._task = int(task)
 
     @classmethod
     def greedy_action(cls, observation: np.ndarray, goal: int) -> int:
