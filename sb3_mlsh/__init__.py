@@ -2,12 +2,22 @@
 
 from importlib.resources import files
 
+from sb3_mlsh.callbacks import AdaptationEvalCallback
 from sb3_mlsh.common.tasks import TaskSamplerWrapper
 from sb3_mlsh.envs import register_envs
+from sb3_mlsh.evaluation import AdaptationResult, evaluate_adaptation
 from sb3_mlsh.mlsh import MLSH, MLSHPolicy
 
 register_envs()
 
 __version__ = files(__name__).joinpath("version.txt").read_text().strip()
 
-__all__ = ["MLSH", "MLSHPolicy", "TaskSamplerWrapper", "__version__"]
+__all__ = [
+    "MLSH",
+    "AdaptationEvalCallback",
+    "AdaptationResult",
+    "MLSHPolicy",
+    "TaskSamplerWrapper",
+    "__version__",
+    "evaluate_adaptation",
+]

@@ -6,8 +6,8 @@ Meta-train MLSH on MovementBandits-v0, then measure what the learned sub-policie
 After meta-training it prints, measured on fresh episodes:
 
 - each sub-policy acting alone, per task (do the two sub-policies go to different goals?);
-- the paper's figure of merit: per task, a fresh master trained with the sub-policies frozen,
-  then evaluated deterministically;
+- the paper's figure of merit: per task, a fresh master trained with the sub-policies frozen
+  (``evaluate_adaptation``): its return while it learned, and in a deterministic evaluation after;
 - two scripted references: walking to the paying goal, and always walking to goal 0 (what the
   paper's shared policy ends up doing: it earns about half).
 """
@@ -20,9 +20,9 @@ from collections.abc import Callable
 import numpy as np
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_mlsh.envs.movement_bandits import MovementBanditsEnv
+from sb3_mlsh.evaluation import evaluate_adaptation
 from sb3_mlsh.mlsh import MLSH
 
 ENV_ID = "MovementBandits-v0"
@@ -90,28 +90,6 @@ def subpolicy_returns(model: MLSH, n_episodes: int, seed: int) -> np.ndarray:
     return result
 
 
-def meta_test(path: str | pathlib.Path, task: int, adaptation_timesteps: int, n_eval_episodes: int, seed: int) -> float:
-    """
-    The paper's meta-test on one task: load the model with its sub-policies frozen, train a fresh
-    master on ``task`` for ``adaptation_timesteps`` steps, then evaluate it deterministically.
-
-    :param path: A saved MLSH model.
-    :param task: The task.
-    :param adaptation_timesteps: Steps of master-only training.
-    :param n_eval_episodes: Evaluation episodes.
-    :param seed: Seed of the envs and of the fresh master.
-    :return: Mean evaluation episode reward.
-    """
-    env = make_vec_env(ENV_ID, n_envs=N_ENVS, seed=seed)
-    env.env_method("set_task", task)
-    model = MLSH.load(path, env=env, train_subpolicies=False, seed=seed)
-    model.reset_master()
-    model.learn(adaptation_timesteps)
-    mean_reward, _ = evaluate_policy(model, env, n_eval_episodes=n_eval_episodes, deterministic=True)
-    env.close()
-    return float(mean_reward)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timesteps", type=int, default=1_600_000, help="meta-training environment steps")
@@ -143,13 +121,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  sub-policy {k}: " + ", ".join(f"task {task}: {value:5.1f}" for task, value in zip(TASKS, row, strict=True)))
 
     print(f"\nFresh master, sub-policies frozen, {args.adaptation_timesteps} steps of master training per task:")
-    scores = []
-    for task in TASKS:
-        scores.append(meta_test(save_path, task, args.adaptation_timesteps, n_eval_episodes=40, seed=args.seed + 2 + task))
-        print(f"  task {task}: {scores[-1]:5.1f}")
+    env = make_vec_env(ENV_ID, n_envs=N_ENVS, seed=args.seed + 2)
+    adaptation = evaluate_adaptation(
+        model, env, n_tasks=len(TASKS), adaptation_timesteps=args.adaptation_timesteps, seed=args.seed + 2, tasks=TASKS,
+        n_eval_episodes=48,
+    )  # fmt: skip
+    assert adaptation.final_returns is not None
+    for task, (_, returns), final in zip(TASKS, adaptation.curves, adaptation.final_returns, strict=True):
+        print(f"  task {task}: {np.mean(returns):5.1f} per episode while the master learned; {final:5.1f} after (48 episodes)")
+    scores = adaptation.final_returns
     oracle = scripted_return(lambda task: task, n_episodes=40, seed=args.seed + 10)
     one_goal = scripted_return(lambda task: 0, n_episodes=40, seed=args.seed + 10)
-    print(f"\nMLSH fresh master (mean over tasks): {np.mean(scores):5.1f}")
+    print(f"\nMLSH fresh master after adaptation (mean over tasks): {np.mean(scores):5.1f}")
     print(f"Scripted, walks to the paying goal:  {oracle:5.1f}")
     print(f"Scripted, always walks to goal 0:    {one_goal:5.1f}  (a policy that cannot tell the tasks apart)")
 

@@ -16,6 +16,7 @@ from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_mlsh.common.buffers import MacroRolloutBuffer, SubpolicyBufferView, TaggedRolloutBuffer
+from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
 from sb3_mlsh.common.tasks import has_task_protocol, sample_task, set_task
 from sb3_mlsh.mlsh.policies import MLSHPolicy
@@ -515,9 +516,16 @@ class MLSH(OnPolicyAlgorithm):
         )
 
         self._record_schedule(usage)
+        self.logger.record("rollout/subpolicy_divergence", self._rollout_divergence(rollout_buffer))
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _rollout_divergence(self, rollout_buffer: TaggedRolloutBuffer, n_samples: int = 256) -> float:
+        """Sub-policy divergence on up to ``n_samples`` of this iteration's observations, evenly spaced."""
+        observations = rollout_buffer.observations.reshape((-1, *rollout_buffer.obs_shape))
+        rows = np.linspace(0, len(observations) - 1, min(n_samples, len(observations))).astype(int)
+        return subpolicy_divergence(self.policy, observations[rows])
 
     def _record_schedule(self, usage: np.ndarray) -> None:
         task = self.current_task

@@ -1,0 +1,195 @@
+"""The paper's figure of merit: how much reward a fresh master earns on a task with the sub-policies frozen."""
+
+import io
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.type_aliases import GymEnv
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_mlsh.common.diagnostics import subpolicy_divergence
+from sb3_mlsh.common.tasks import has_task_protocol, sample_task, set_task
+from sb3_mlsh.mlsh import MLSH
+
+MAX_STORED_OBSERVATIONS = 2000
+
+
+@dataclass
+class AdaptationResult:
+    """
+    What ``evaluate_adaptation`` measured, one entry per evaluated task.
+
+    :param tasks: The tasks, in order.
+    :param total_rewards: Reward collected during the first ``adaptation_timesteps`` steps of
+        master-only learning on each task (summed over all envs): the paper's figure of merit.
+    :param curves: Per task, ``(timesteps, episode_returns)``: the return of each episode that ended
+        during adaptation and the step count at which it ended.
+    :param usage: ``[task, k]``: fraction of the adaptation steps on which sub-policy ``k`` acted.
+    :param divergence: Mean KL divergence between the sub-policies' action distributions on the
+        states visited during adaptation (near 0: the sub-policies act alike).
+    :param final_returns: Per task, the adapted hierarchy's mean episode return in a deterministic
+        evaluation after adaptation (``None`` unless ``n_eval_episodes > 0``).
+    :param confidence: Level of ``confidence_interval``.
+    """
+
+    tasks: list[Any]
+    total_rewards: np.ndarray
+    curves: list[tuple[np.ndarray, np.ndarray]]
+    usage: np.ndarray
+    divergence: float
+    final_returns: np.ndarray | None = None
+    confidence: float = 0.95
+    _seed: int = field(default=0, repr=False)
+
+    @property
+    def mean(self) -> float:
+        """Mean of ``total_rewards`` over the tasks."""
+        return float(np.mean(self.total_rewards))
+
+    @property
+    def confidence_interval(self) -> tuple[float, float]:
+        """Percentile bootstrap interval (10,000 resamples) of the mean, at level ``confidence``."""
+        if len(self.total_rewards) == 1:
+            return (self.mean, self.mean)
+        rng = np.random.default_rng(self._seed)
+        resamples = rng.choice(self.total_rewards, size=(10_000, len(self.total_rewards)), replace=True).mean(axis=1)
+        tail = (1.0 - self.confidence) / 2 * 100
+        low, high = np.percentile(resamples, [tail, 100 - tail])
+        return float(low), float(high)
+
+
+class _AdaptationRecorder(BaseCallback):
+    """Counts the first ``timesteps`` steps' rewards, episode ends, active sub-policies and visited states; then stops."""
+
+    def __init__(self, timesteps: int) -> None:
+        super().__init__()
+        self.timesteps = timesteps
+        self.steps = 0
+        self.total_reward = 0.0
+        self.episode_steps: list[int] = []
+        self.episode_returns: list[float] = []
+        self.usage: np.ndarray | None = None
+        self.observations: list[np.ndarray] = []
+
+    def _on_step(self) -> bool:
+        rewards, infos, obs = self.locals["rewards"], self.locals["infos"], self.locals["last_obs"]
+        n_envs = len(rewards)
+        take = min(n_envs, self.timesteps - self.steps)  # envs whose step is within the first T
+        self.total_reward += float(np.sum(rewards[:take]))
+        active = self.model._macro_state.active  # type: ignore[attr-defined]
+        counts = np.bincount(active[:take], minlength=self.model.n_subpolicies)  # type: ignore[attr-defined]
+        self.usage = counts if self.usage is None else self.usage + counts
+        if len(self.observations) < MAX_STORED_OBSERVATIONS:
+            self.observations.extend(np.asarray(obs)[:take])
+        for index, info in enumerate(infos[:take]):
+            if "episode" in info:
+                self.episode_steps.append(self.steps + index + 1)
+                self.episode_returns.append(float(info["episode"]["r"]))
+        self.steps += take
+        return self.steps < self.timesteps
+
+
+def _choose_tasks(env: VecEnv, n_tasks: int, rng: np.random.Generator) -> list[Any]:
+    """Held-out tasks where the env has them (without repeats while there are enough), else ``sample_task()``."""
+    held_out: Sequence[Any] = env.get_attr("held_out_tasks")[0] if env.has_attr("held_out_tasks") else ()
+    if len(held_out) > 0:
+        indices = rng.permutation(len(held_out)) if n_tasks <= len(held_out) else rng.integers(len(held_out), size=n_tasks)
+        return [held_out[int(i)] for i in indices[:n_tasks]]
+    return [sample_task(env) for _ in range(n_tasks)]
+
+
+def evaluate_adaptation(
+    model: MLSH,
+    env: GymEnv | str,
+    n_tasks: int,
+    adaptation_timesteps: int,
+    seed: int | None = None,
+    tasks: Sequence[Any] | None = None,
+    n_eval_episodes: int = 0,
+) -> AdaptationResult:
+    """
+    The paper's meta-test. For each of ``n_tasks`` tasks: copy the model, keep its sub-policies
+    frozen, start a fresh master, train the master alone for ``adaptation_timesteps`` environment
+    steps, and record the reward collected during those steps and the episode returns. ``model``
+    is not changed, nor is the global random state.
+
+    Tasks are ``tasks`` if given; else the env's ``held_out_tasks`` where it has some (e.g.
+    ``FourRooms-v0`` or ``AntMaze-v0`` made with ``held_out_tasks=...``); else drawn with the env's
+    ``sample_task()``.
+
+    :param model: A (meta-)trained MLSH model.
+    :param env: The evaluation env (id, ``gym.Env`` or ``VecEnv``) with the task protocol.
+    :param n_tasks: Number of tasks to evaluate on.
+    :param adaptation_timesteps: T, environment steps of master-only learning per task.
+    :param seed: Seed of the task draws, the envs and the fresh masters.
+    :param tasks: Explicit tasks (``n_tasks`` of them are used, cycling).
+    :param n_eval_episodes: If > 0, also evaluate each adapted hierarchy deterministically for this
+        many episodes (``AdaptationResult.final_returns``).
+    :return: An ``AdaptationResult``.
+    """
+    if n_tasks < 1:
+        raise ValueError(f"evaluate_adaptation: n_tasks={n_tasks}; use an integer >= 1.")
+    if adaptation_timesteps < 1:
+        raise ValueError(f"evaluate_adaptation: adaptation_timesteps={adaptation_timesteps}; use an integer >= 1.")
+    vec_env = MLSH._wrap_env(maybe_make_env(env, 0))
+    if not has_task_protocol(vec_env):
+        raise ValueError(
+            "evaluate_adaptation: the env has no task protocol (sample_task(), set_task(task), task); "
+            "wrap it in sb3_mlsh.TaskSamplerWrapper."
+        )
+    random_state = (random.getstate(), np.random.get_state(), th.random.get_rng_state())
+    try:
+        base_seed = 0 if seed is None else seed
+        rng = np.random.default_rng(base_seed)
+        if tasks is None:
+            vec_env.seed(base_seed)
+            vec_env.reset()
+            chosen = _choose_tasks(vec_env, n_tasks, rng)
+        else:
+            chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
+        saved = io.BytesIO()
+        model.save(saved)
+        totals, curves, usage, observations, final_returns = [], [], [], [], []
+        for index, task in enumerate(chosen):
+            set_task(vec_env, task)
+            saved.seek(0)
+            learner = MLSH.load(
+                saved,
+                env=vec_env,
+                device=model.device,
+                train_subpolicies=False,
+                seed=base_seed + index,
+                verbose=0,
+                tensorboard_log=None,
+            )
+            learner.reset_master()
+            recorder = _AdaptationRecorder(adaptation_timesteps)
+            learner.learn(adaptation_timesteps, callback=recorder)
+            totals.append(recorder.total_reward)
+            curves.append((np.array(recorder.episode_steps), np.array(recorder.episode_returns)))
+            assert recorder.usage is not None
+            usage.append(recorder.usage / max(recorder.usage.sum(), 1))
+            observations.extend(recorder.observations)
+            if n_eval_episodes > 0:
+                final_returns.append(evaluate_policy(learner, vec_env, n_eval_episodes=n_eval_episodes, deterministic=True)[0])
+        divergence = subpolicy_divergence(model.policy, np.array(observations))
+    finally:
+        random.setstate(random_state[0])
+        np.random.set_state(random_state[1])
+        th.random.set_rng_state(random_state[2])
+    return AdaptationResult(
+        chosen,
+        np.array(totals),
+        curves,
+        np.array(usage),
+        divergence,
+        final_returns=np.array(final_returns) if n_eval_episodes > 0 else None,
+        _seed=base_seed,
+    )

@@ -1,0 +1,110 @@
+"""evaluate_adaptation, AdaptationEvalCallback and the collapse diagnostic."""
+
+import numpy as np
+import pytest
+import torch as th
+from helpers import CountingEnv
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from sb3_mlsh import MLSH, AdaptationEvalCallback, evaluate_adaptation
+from sb3_mlsh.common.diagnostics import subpolicy_divergence
+
+SMALL = dict(
+    n_subpolicies=2, macro_duration=3, warmup_iterations=1, joint_iterations=1, n_steps=30, batch_size=16, master_batch_size=4
+)
+
+
+def counting_env() -> DummyVecEnv:
+    return DummyVecEnv([lambda: Monitor(CountingEnv(length=7))])
+
+
+def test_hand_computed_case():
+    # reward = task on every step, episodes of 7 steps: over T = 30 steps the reward is 30 x task,
+    # and the episodes end at steps 7, 14, 21 and 28 with returns 7 x task
+    model = MLSH("MlpPolicy", counting_env(), seed=0, **SMALL)
+    result = evaluate_adaptation(model, counting_env(), n_tasks=2, adaptation_timesteps=30, seed=0, tasks=[1, 2])
+    assert result.tasks == [1, 2]
+    assert result.total_rewards.tolist() == [30.0, 60.0]
+    for (steps, returns), task in zip(result.curves, (1, 2), strict=True):
+        assert steps.tolist() == [7, 14, 21, 28] and returns.tolist() == [7.0 * task] * 4
+    assert result.mean == 45.0 and result.confidence_interval == (30.0, 60.0)
+    assert result.usage.shape == (2, 2) and np.allclose(result.usage.sum(axis=1), 1.0)
+    assert result.final_returns is None
+    with_eval = evaluate_adaptation(model, counting_env(), n_tasks=1, adaptation_timesteps=30, tasks=[2], n_eval_episodes=3)
+    assert with_eval.final_returns.tolist() == [14.0]  # 7 steps of reward 2
+
+
+def test_with_several_envs_it_counts_exactly_the_first_t_steps():
+    env = DummyVecEnv([lambda: Monitor(CountingEnv(length=7))] * 4)
+    model = MLSH("MlpPolicy", env, seed=0, **SMALL)
+    result = evaluate_adaptation(model, env, n_tasks=1, adaptation_timesteps=30, seed=0, tasks=[2])
+    assert result.total_rewards.tolist() == [60.0]
+
+
+def test_model_and_random_state_are_left_untouched_and_results_repeat_under_a_seed():
+    env = make_vec_env("MovementBandits-v0", n_envs=2, seed=0)
+    model = MLSH("MlpPolicy", env, seed=0, **{**SMALL, "macro_duration": 10, "n_steps": 50})
+    model.learn(200)
+    before = {name: value.clone() for name, value in model.policy.state_dict().items()}
+    optimizer_before = model.policy.master.optimizer.state_dict()["state"][0]["exp_avg"].clone()
+    schedule = (model.current_task, model.tasks_sampled, model.iteration_in_task, model.num_timesteps)
+    np.random.seed(123)
+    th.manual_seed(123)
+    expected_np, expected_th = np.random.rand(), th.rand(1)
+    np.random.seed(123)
+    th.manual_seed(123)
+
+    first = evaluate_adaptation(model, "MovementBandits-v0", n_tasks=2, adaptation_timesteps=300, seed=7)
+
+    assert np.random.rand() == expected_np and th.equal(th.rand(1), expected_th)
+    assert all(th.equal(before[name], value) for name, value in model.policy.state_dict().items())
+    assert th.equal(model.policy.master.optimizer.state_dict()["state"][0]["exp_avg"], optimizer_before)
+    assert (model.current_task, model.tasks_sampled, model.iteration_in_task, model.num_timesteps) == schedule
+    second = evaluate_adaptation(model, "MovementBandits-v0", n_tasks=2, adaptation_timesteps=300, seed=7)
+    assert first.tasks == second.tasks and np.array_equal(first.total_rewards, second.total_rewards)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(first.curves, second.curves, strict=True))
+
+
+def test_held_out_tasks_are_the_ones_evaluated():
+    held_out = [(1, 1), (11, 11), (10, 6)]
+    model = MLSH("MlpPolicy", "FourRooms-v0", seed=0, **{**SMALL, "n_steps": 30})
+    env = make_vec_env("FourRooms-v0", n_envs=1, env_kwargs={"held_out_tasks": held_out})
+    result = evaluate_adaptation(model, env, n_tasks=3, adaptation_timesteps=30, seed=0)
+    assert sorted(result.tasks) == sorted(held_out)
+
+
+def test_bad_arguments():
+    model = MLSH("MlpPolicy", counting_env(), **SMALL)
+    with pytest.raises(ValueError, match="n_tasks"):
+        evaluate_adaptation(model, counting_env(), n_tasks=0, adaptation_timesteps=10)
+    with pytest.raises(ValueError, match="adaptation_timesteps"):
+        evaluate_adaptation(model, counting_env(), n_tasks=1, adaptation_timesteps=0)
+    with pytest.raises(ValueError, match="TaskSamplerWrapper"):
+        evaluate_adaptation(model, "CartPole-v1", n_tasks=1, adaptation_timesteps=10)
+
+
+def test_divergence_is_zero_for_identical_subpolicies_and_positive_otherwise():
+    model = MLSH("MlpPolicy", "MovementBandits-v0", seed=0, **SMALL)
+    observations = np.random.default_rng(0).random((64, 6)).astype(np.float32)
+    model.policy.subpolicies[1].load_state_dict(model.policy.subpolicies[0].state_dict())
+    assert subpolicy_divergence(model.policy, observations) == pytest.approx(0.0, abs=1e-7)
+    with th.no_grad():
+        model.policy.subpolicies[1].action_net.bias.add_(th.tensor([3.0, 0.0, 0.0, 0.0, 0.0]))
+    assert subpolicy_divergence(model.policy, observations) > 0.1
+
+
+def test_callback_logs_and_saves_the_best_model(tmp_path):
+    model = MLSH("MlpPolicy", counting_env(), seed=0, **SMALL)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    callback = AdaptationEvalCallback(
+        counting_env(), n_tasks=2, adaptation_timesteps=30, eval_freq=30, tasks=[1, 2], best_model_save_path=str(tmp_path)
+    )
+    model.learn(60, callback=callback)
+    assert callback.last_result is not None and callback.last_result.mean == 45.0
+    assert (tmp_path / "best_model.zip").is_file()
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in ("eval/adaptation_return", "eval/subpolicy_divergence", "rollout/subpolicy_divergence"):
+        assert key in header, key
