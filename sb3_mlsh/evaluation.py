@@ -2,13 +2,13 @@
 
 import io
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.type_aliases import GymEnv
@@ -47,6 +47,7 @@ class AdaptationResult:
     final_returns: np.ndarray | None = None
     confidence: float = 0.95
     _seed: int = field(default=0, repr=False)
+    _observations: np.ndarray = field(default_factory=lambda: np.zeros((0,)), repr=False)
 
     @property
     def mean(self) -> float:
@@ -66,7 +67,10 @@ class AdaptationResult:
 
 
 class _AdaptationRecorder(BaseCallback):
-    """Counts the first ``timesteps`` steps' rewards, episode ends, active sub-policies and visited states; then stops."""
+    """
+    Counts the first ``timesteps`` steps' rewards and episode ends (and, for MLSH, the active
+    sub-policies and the visited states); then stops training.
+    """
 
     def __init__(self, timesteps: int) -> None:
         super().__init__()
@@ -79,15 +83,16 @@ class _AdaptationRecorder(BaseCallback):
         self.observations: list[np.ndarray] = []
 
     def _on_step(self) -> bool:
-        rewards, infos, obs = self.locals["rewards"], self.locals["infos"], self.locals["last_obs"]
+        rewards, infos, obs = self.locals["rewards"], self.locals["infos"], self.locals.get("last_obs")
         n_envs = len(rewards)
         take = min(n_envs, self.timesteps - self.steps)  # envs whose step is within the first T
         self.total_reward += float(np.sum(rewards[:take]))
-        active = self.model._macro_state.active  # type: ignore[attr-defined]
-        counts = np.bincount(active[:take], minlength=self.model.n_subpolicies)  # type: ignore[attr-defined]
-        self.usage = counts if self.usage is None else self.usage + counts
-        if len(self.observations) < MAX_STORED_OBSERVATIONS:
-            self.observations.extend(np.asarray(obs)[:take])
+        if isinstance(self.model, MLSH):
+            active = self.model._macro_state.active  # type: ignore[union-attr]
+            counts = np.bincount(active[:take], minlength=self.model.n_subpolicies)
+            self.usage = counts if self.usage is None else self.usage + counts
+            if len(self.observations) < MAX_STORED_OBSERVATIONS:
+                self.observations.extend(np.asarray(obs)[:take])
         for index, info in enumerate(infos[:take]):
             if "episode" in info:
                 self.episode_steps.append(self.steps + index + 1)
@@ -103,6 +108,79 @@ def _choose_tasks(env: VecEnv, n_tasks: int, rng: np.random.Generator) -> list[A
         indices = rng.permutation(len(held_out)) if n_tasks <= len(held_out) else rng.integers(len(held_out), size=n_tasks)
         return [held_out[int(i)] for i in indices[:n_tasks]]
     return [sample_task(env) for _ in range(n_tasks)]
+
+
+def run_adaptation(
+    make_learner: Callable[[VecEnv, int], BaseAlgorithm],
+    env: GymEnv | str,
+    n_tasks: int,
+    adaptation_timesteps: int,
+    seed: int | None = None,
+    tasks: Sequence[Any] | None = None,
+    n_eval_episodes: int = 0,
+) -> AdaptationResult:
+    """
+    The adaptation protocol, for any learner: for each task, set it on the env, make a learner with
+    ``make_learner(env, seed)``, let it learn for exactly ``adaptation_timesteps`` environment steps,
+    and record what it collected. ``evaluate_adaptation`` runs it for MLSH; the baselines of
+    ``sb3_mlsh.baselines`` run it for PPO, so that every method is measured the same way.
+    The global random state is left untouched.
+
+    :param make_learner: Builds the learner of one task, given the env (its task set) and a seed.
+    :param env: The evaluation env (id, ``gym.Env`` or ``VecEnv``) with the task protocol.
+    :param n_tasks: Number of tasks.
+    :param adaptation_timesteps: T, environment steps of learning per task.
+    :param seed: Seed of the task draws, the envs and the learners.
+    :param tasks: Explicit tasks (else held-out or sampled ones, see ``evaluate_adaptation``).
+    :param n_eval_episodes: If > 0, also evaluate each adapted learner deterministically.
+    :return: An ``AdaptationResult`` (``usage`` and ``divergence`` are MLSH's only: empty and NaN otherwise).
+    """
+    if n_tasks < 1:
+        raise ValueError(f"evaluate_adaptation: n_tasks={n_tasks}; use an integer >= 1.")
+    if adaptation_timesteps < 1:
+        raise ValueError(f"evaluate_adaptation: adaptation_timesteps={adaptation_timesteps}; use an integer >= 1.")
+    vec_env = MLSH._wrap_env(maybe_make_env(env, 0))
+    if not has_task_protocol(vec_env):
+        raise ValueError(
+            "evaluate_adaptation: the env has no task protocol (sample_task(), set_task(task), task); "
+            "wrap it in sb3_mlsh.TaskSamplerWrapper."
+        )
+    random_state = (random.getstate(), np.random.get_state(), th.random.get_rng_state())
+    try:
+        base_seed = 0 if seed is None else seed
+        if tasks is None:
+            vec_env.seed(base_seed)
+            vec_env.reset()
+            chosen = _choose_tasks(vec_env, n_tasks, np.random.default_rng(base_seed))
+        else:
+            chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
+        totals, curves, usage, observations, final_returns = [], [], [], [], []
+        for index, task in enumerate(chosen):
+            set_task(vec_env, task)
+            learner = make_learner(vec_env, base_seed + index)
+            recorder = _AdaptationRecorder(adaptation_timesteps)
+            learner.learn(adaptation_timesteps, callback=recorder)
+            totals.append(recorder.total_reward)
+            curves.append((np.array(recorder.episode_steps), np.array(recorder.episode_returns)))
+            if recorder.usage is not None:
+                usage.append(recorder.usage / max(recorder.usage.sum(), 1))
+            observations.extend(recorder.observations)
+            if n_eval_episodes > 0:
+                final_returns.append(evaluate_policy(learner, vec_env, n_eval_episodes=n_eval_episodes, deterministic=True)[0])
+    finally:
+        random.setstate(random_state[0])
+        np.random.set_state(random_state[1])
+        th.random.set_rng_state(random_state[2])
+    return AdaptationResult(
+        chosen,
+        np.array(totals),
+        curves,
+        np.array(usage) if usage else np.zeros((len(chosen), 0)),
+        float("nan"),
+        final_returns=np.array(final_returns) if n_eval_episodes > 0 else None,
+        _seed=base_seed,
+        _observations=np.array(observations),
+    )
 
 
 def evaluate_adaptation(
@@ -134,62 +212,23 @@ def evaluate_adaptation(
         many episodes (``AdaptationResult.final_returns``).
     :return: An ``AdaptationResult``.
     """
-    if n_tasks < 1:
-        raise ValueError(f"evaluate_adaptation: n_tasks={n_tasks}; use an integer >= 1.")
-    if adaptation_timesteps < 1:
-        raise ValueError(f"evaluate_adaptation: adaptation_timesteps={adaptation_timesteps}; use an integer >= 1.")
-    vec_env = MLSH._wrap_env(maybe_make_env(env, 0))
-    if not has_task_protocol(vec_env):
-        raise ValueError(
-            "evaluate_adaptation: the env has no task protocol (sample_task(), set_task(task), task); "
-            "wrap it in sb3_mlsh.TaskSamplerWrapper."
+    saved = io.BytesIO()
+    model.save(saved)
+
+    def fresh_master(vec_env: VecEnv, learner_seed: int) -> MLSH:
+        saved.seek(0)
+        learner = MLSH.load(
+            saved,
+            env=vec_env,
+            device=model.device,
+            train_subpolicies=False,
+            seed=learner_seed,
+            verbose=0,
+            tensorboard_log=None,
         )
-    random_state = (random.getstate(), np.random.get_state(), th.random.get_rng_state())
-    try:
-        base_seed = 0 if seed is None else seed
-        rng = np.random.default_rng(base_seed)
-        if tasks is None:
-            vec_env.seed(base_seed)
-            vec_env.reset()
-            chosen = _choose_tasks(vec_env, n_tasks, rng)
-        else:
-            chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
-        saved = io.BytesIO()
-        model.save(saved)
-        totals, curves, usage, observations, final_returns = [], [], [], [], []
-        for index, task in enumerate(chosen):
-            set_task(vec_env, task)
-            saved.seek(0)
-            learner = MLSH.load(
-                saved,
-                env=vec_env,
-                device=model.device,
-                train_subpolicies=False,
-                seed=base_seed + index,
-                verbose=0,
-                tensorboard_log=None,
-            )
-            learner.reset_master()
-            recorder = _AdaptationRecorder(adaptation_timesteps)
-            learner.learn(adaptation_timesteps, callback=recorder)
-            totals.append(recorder.total_reward)
-            curves.append((np.array(recorder.episode_steps), np.array(recorder.episode_returns)))
-            assert recorder.usage is not None
-            usage.append(recorder.usage / max(recorder.usage.sum(), 1))
-            observations.extend(recorder.observations)
-            if n_eval_episodes > 0:
-                final_returns.append(evaluate_policy(learner, vec_env, n_eval_episodes=n_eval_episodes, deterministic=True)[0])
-        divergence = subpolicy_divergence(model.policy, np.array(observations))
-    finally:
-        random.setstate(random_state[0])
-        np.random.set_state(random_state[1])
-        th.random.set_rng_state(random_state[2])
-    return AdaptationResult(
-        chosen,
-        np.array(totals),
-        curves,
-        np.array(usage),
-        divergence,
-        final_returns=np.array(final_returns) if n_eval_episodes > 0 else None,
-        _seed=base_seed,
-    )
+        learner.reset_master()
+        return learner
+
+    result = run_adaptation(fresh_master, env, n_tasks, adaptation_timesteps, seed, tasks, n_eval_episodes)
+    result.divergence = subpolicy_divergence(model.policy, result._observations)
+    return result

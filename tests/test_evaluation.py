@@ -108,3 +108,23 @@ def test_callback_logs_and_saves_the_best_model(tmp_path):
     header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
     for key in ("eval/adaptation_return", "eval/subpolicy_divergence", "rollout/subpolicy_divergence"):
         assert key in header, key
+
+
+def test_baselines_run_under_the_same_protocol():
+    from stable_baselines3 import PPO
+
+    from sb3_mlsh.baselines import TaskPerEpisode, shared_policy_transfer, single_policy
+
+    shared_env = DummyVecEnv([lambda: Monitor(TaskPerEpisode(CountingEnv(length=7)))])
+    shared_env.seed(0)
+    shared = PPO("MlpPolicy", shared_env, n_steps=32, batch_size=16, seed=0).learn(64)
+    tasks_seen = {shared_env.envs[0].unwrapped.task for _ in range(20) if shared_env.reset() is not None}
+    assert tasks_seen == {1, 2}  # a task drawn at every reset
+    before = [p.detach().clone() for p in shared.policy.parameters()]
+
+    transfer = shared_policy_transfer(shared, counting_env(), n_tasks=2, adaptation_timesteps=30, seed=0, tasks=[1, 2])
+    scratch = single_policy(counting_env(), n_tasks=2, adaptation_timesteps=30, seed=0, tasks=[1, 2], n_steps=16, batch_size=8)
+    # the same hand-computed figure of merit for every method: reward = task on each of the T = 30 steps
+    assert transfer.total_rewards.tolist() == scratch.total_rewards.tolist() == [30.0, 60.0]
+    assert all(th.equal(a, b) for a, b in zip(before, shared.policy.parameters(), strict=True))
+    assert transfer.usage.shape == (2, 0) and np.isnan(transfer.divergence)
