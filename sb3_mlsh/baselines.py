@@ -1,6 +1,5 @@
 """The paper's baselines, measured with the same adaptation protocol as MLSH (``run_adaptation``)."""
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,7 +8,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_mlsh.evaluation import AdaptationResult, run_adaptation
+from sb3_mlsh.evaluation import AdaptationResult, copier, run_adaptation
 
 
 class TaskPerEpisode(gym.Wrapper):
@@ -44,12 +43,10 @@ def shared_policy_transfer(
     :param model: The shared PPO policy.
     Other parameters as in ``evaluate_adaptation``.
     """
-    saved = io.BytesIO()
-    model.save(saved)
+    load_copy = copier(model)
 
     def fine_tune(vec_env: VecEnv, learner_seed: int) -> PPO:
-        saved.seek(0)
-        return PPO.load(saved, env=vec_env, device=model.device, seed=learner_seed, verbose=0, tensorboard_log=None)
+        return load_copy(env=vec_env, seed=learner_seed)
 
     return run_adaptation(fine_tune, env, n_tasks, adaptation_timesteps, seed, tasks, n_eval_episodes)
 

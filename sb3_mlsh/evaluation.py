@@ -101,6 +101,22 @@ class _AdaptationRecorder(BaseCallback):
         return self.steps < self.timesteps
 
 
+def copier(model: BaseAlgorithm) -> Callable[..., Any]:
+    """
+    :param model: A model to copy (as it is now; later changes to it do not reach the copies).
+    :return: A function that loads a new copy, quietly (no output, no tensorboard), with the keyword
+        arguments it is given (``env``, ``seed``, ...), as ``load`` takes them.
+    """
+    saved = io.BytesIO()
+    model.save(saved)
+
+    def load_copy(**kwargs: Any) -> Any:
+        saved.seek(0)
+        return type(model).load(saved, device=model.device, verbose=0, tensorboard_log=None, **kwargs)
+
+    return load_copy
+
+
 def _choose_tasks(env: VecEnv, n_tasks: int, rng: np.random.Generator) -> list[Any]:
     """Held-out tasks where the env has them (without repeats while there are enough), else ``sample_task()``."""
     held_out: Sequence[Any] = env.get_attr("held_out_tasks")[0] if env.has_attr("held_out_tasks") else ()
@@ -212,20 +228,10 @@ def evaluate_adaptation(
         many episodes (``AdaptationResult.final_returns``).
     :return: An ``AdaptationResult``.
     """
-    saved = io.BytesIO()
-    model.save(saved)
+    load_copy = copier(model)
 
     def fresh_master(vec_env: VecEnv, learner_seed: int) -> MLSH:
-        saved.seek(0)
-        learner = MLSH.load(
-            saved,
-            env=vec_env,
-            device=model.device,
-            train_subpolicies=False,
-            seed=learner_seed,
-            verbose=0,
-            tensorboard_log=None,
-        )
+        learner = load_copy(env=vec_env, seed=learner_seed, train_subpolicies=False)
         learner.reset_master()
         return learner
 
