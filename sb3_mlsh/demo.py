@@ -17,6 +17,7 @@ import pathlib
 import time
 from collections.abc import Callable
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
@@ -49,8 +50,6 @@ def scripted_return(goal: Callable[[int], int], n_episodes: int, seed: int) -> f
     :param n_episodes: Episodes per task.
     :param seed: Seed of the first episode.
     """
-    import gymnasium as gym
-
     env = gym.make(ENV_ID)
     returns = []
     for task in TASKS:

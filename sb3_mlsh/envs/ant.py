@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
+from sb3_mlsh.envs.mujoco_spec import compile_spec, load_spec
 from sb3_mlsh.envs.task_set import TaskSet
 
 ANT_XML = files("gymnasium.envs.mujoco").joinpath("assets", "ant.xml")
@@ -46,13 +47,9 @@ class AntTaskEnv(TaskSet, AntEnv):
         )
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
-        spec = mujoco.MjSpec.from_file(self.fullpath)
-        spec.geom("floor").size = [self.FLOOR_HALF_SIZE, self.FLOOR_HALF_SIZE, 40.0]  # ant.xml's ends at +-40
+        spec = load_spec(self.fullpath, self.FLOOR_HALF_SIZE)  # ant.xml's floor ends at +-40
         self._build_arena(spec)
-        model = spec.compile()
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
-        return model, mujoco.MjData(model)
+        return compile_spec(spec, self.width, self.height)
 
     def _build_arena(self, spec: mujoco.MjSpec) -> None:
         """Add the task's bodies and geoms to ``spec`` (called once, before compiling)."""

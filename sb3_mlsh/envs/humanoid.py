@@ -7,6 +7,7 @@ import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv, mass_center
 
+from sb3_mlsh.envs.mujoco_spec import compile_spec, load_spec
 from sb3_mlsh.envs.task_set import TaskSet
 
 HUMANOID_XML = files("gymnasium.envs.mujoco").joinpath("assets", "humanoid.xml")
@@ -46,8 +47,7 @@ class HumanoidTaskEnv(TaskSet, HumanoidEnv):
         self.set_ceiling(False)
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
-        spec = mujoco.MjSpec.from_file(self.fullpath)
-        spec.geom("floor").size = [self.FLOOR_HALF_SIZE, self.FLOOR_HALF_SIZE, 0.125]
+        spec = load_spec(self.fullpath, self.FLOOR_HALF_SIZE)  # humanoid.xml's floor ends at +-20
         # a thick slab (underside at 1.0, top at 3.0): a standing body that it overlaps is pushed out
         # downward, under it, rather than up through it
         thickness = 1.0
@@ -56,10 +56,7 @@ class HumanoidTaskEnv(TaskSet, HumanoidEnv):
             name="ceiling", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0.0, 0.0, self.CEILING_HEIGHT + thickness],
             size=[self.FLOOR_HALF_SIZE, self.FLOOR_HALF_SIZE, thickness], rgba=[0.6, 0.6, 0.9, 0.35], contype=1, conaffinity=1,
         )  # fmt: skip
-        model = spec.compile()
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
-        return model, mujoco.MjData(model)
+        return compile_spec(spec, self.width, self.height)
 
     @property
     def ceiling(self) -> bool:
