@@ -1,0 +1,223 @@
+"""
+The experiments that ``benchmarks/reproduce.py`` runs: env, budgets, evaluation tasks, scripted
+reference returns, and where each sub-policy goes when it acts alone.
+
+MLSH's hyperparameters are not repeated here: every experiment uses its env's entry of the
+packaged ``hyperparams/mlsh.yml`` (the RL Zoo's config), so that the reproduction and
+``python -m rl_zoo3.train --algo mlsh`` train the same thing.
+"""
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import yaml
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """
+    :param env_id: The environment.
+    :param kind: ``"plane"`` (MovementBandits, KeyDoor), ``"grid"`` (Four Rooms) or ``"ant"``: how
+        references and sub-policy paths are computed and drawn.
+    :param meta_timesteps: Default meta-training (and shared-policy) budget.
+    :param adaptation_timesteps: Default T.
+    :param episode_steps: Steps per episode (to show R per episode).
+    :param tasks: Evaluation tasks; ``None``: the env's ``held_out_tasks`` (set by ``env_kwargs``).
+    :param env_kwargs: Keyword arguments of the env, for training and evaluation alike.
+    :param n_eval_episodes: Deterministic episodes per task after adaptation.
+    :param ratio_aim: The issue's aim for MLSH's R over the normalising reference, if it sets one.
+    """
+
+    env_id: str
+    kind: str
+    meta_timesteps: int
+    adaptation_timesteps: int
+    episode_steps: int
+    tasks: tuple[Any, ...] | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    n_eval_episodes: int = 48
+    ratio_aim: float | None = None
+
+    def hyperparams(self) -> tuple[int, dict[str, Any]]:
+        """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
+        from sb3_mlsh.zoo import hyperparams_path
+
+        entry = dict(yaml.safe_load(hyperparams_path().read_text())[self.env_id])
+        n_envs = entry.pop("n_envs")
+        for key in ("n_timesteps", "policy", "env_kwargs"):
+            entry.pop(key, None)
+        return n_envs, entry
+
+    def evaluation_tasks(self) -> list[Any]:
+        if self.tasks is not None:
+            return list(self.tasks)
+        return list(gym.make(self.env_id, **self.env_kwargs).unwrapped.held_out_tasks)  # type: ignore[attr-defined]
+
+
+FOUR_ROOMS_HELD_OUT = ((1, 1), (2, 11), (5, 4), (9, 1), (11, 5), (8, 8), (11, 11), (4, 7))
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "movement_bandits": Experiment("MovementBandits-v0", "plane", 1_600_000, 20_000, 50, tasks=(0, 1), ratio_aim=1.8),
+    "key_door": Experiment("KeyDoor-v0", "plane", 3_000_000, 40_000, 100, tasks=(0, 1)),
+    "four_rooms": Experiment(
+        "FourRooms-v0", "grid", 3_000_000, 100_000, 100, env_kwargs={"held_out_tasks": FOUR_ROOMS_HELD_OUT}
+    ),
+    "ant_two_walk": Experiment("AntTwoWalk-v0", "ant", 2_000_000, 100_000, 1000, tasks=(0, 1), n_eval_episodes=8),
+}
+
+
+def scripted_return(experiment: Experiment, policy: Callable[[Any, Any, Any], Any], n_episodes: int, seed: int) -> float:
+    """
+    Mean episode reward of a scripted policy over the experiment's evaluation tasks.
+
+    :param policy: ``policy(env.unwrapped, observation, task) -> action``.
+    :param n_episodes: Episodes per task.
+    :param seed: Seed of the first episode.
+    """
+    env = gym.make(experiment.env_id, **experiment.env_kwargs)
+    returns = []
+    for task in experiment.evaluation_tasks():
+        env.unwrapped.set_task(task)  # type: ignore[attr-defined]
+        for episode in range(n_episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(policy(env.unwrapped, obs, task))
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def shortest_path_action(env: Any, cell: int, goal: tuple[int, int]) -> int:
+    """Four Rooms: the first move of a shortest path from ``cell`` to ``goal``; on the goal, a move into a wall (it stays)."""
+    start = env.cells[int(cell)]
+    if start == goal:
+        return next((a for a, (dr, dc) in enumerate(env.MOVES) if env.walls[start[0] + dr, start[1] + dc]), 0)
+    first: dict[tuple[int, int], int] = {}
+    queue = deque([start])
+    while queue:
+        here = queue.popleft()
+        for action, (dr, dc) in enumerate(env.MOVES):
+            there = (here[0] + dr, here[1] + dc)
+            if env.walls[there] or there in first or there == start:
+                continue
+            first[there] = first.get(here, action)
+            if there == goal:
+                return first[there]
+            queue.append(there)
+    raise ValueError(f"no path from {start} to {goal}")
+
+
+def references(experiment: Experiment, seed: int = 10) -> dict[str, float]:
+    """:return: Label -> mean episode return of the experiment's scripted references (the first normalises R)."""
+    if experiment.kind == "plane":
+
+        def walk_to(goal: Callable[[Any], int]) -> float:
+            return scripted_return(experiment, lambda env, obs, task: type(env).greedy_action(obs, goal(task)), 48, seed)
+
+        return {
+            "scripted: walks to the paying goal": walk_to(lambda task: task),
+            "scripted: always goal 0": walk_to(lambda task: 0),
+        }
+    if experiment.kind == "grid":
+        rng = np.random.default_rng(seed)
+        return {
+            "scripted: shortest path to the goal": scripted_return(experiment, shortest_path_action, 24, seed),
+            "uniformly random moves": scripted_return(experiment, lambda env, obs, task: int(rng.integers(4)), 24, seed),
+        }
+    zero = np.zeros(8, dtype=np.float32)
+    return {"zero torques (the Ant stays at the start)": scripted_return(experiment, lambda env, obs, task: zero, 2, seed)}
+
+
+NORMALISER = {"plane": "scripted: always goal 0", "grid": "scripted: shortest path to the goal"}
+
+
+def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, Any]:
+    """
+    Where each sub-policy takes the agent when it acts alone (deterministically) for a whole episode
+    from the same reset.
+
+    :return: ``{"paths": [k][step] -> (x, y), "marks": [(label, (x, y), radius)]}`` in the env's
+        plane (arena units; grid column, row; the Ant's torso x, y).
+    """
+    env = gym.make(experiment.env_id, **experiment.env_kwargs)
+    unwrapped: Any = env.unwrapped
+    paths = []
+    for k in range(model.n_subpolicies):
+        obs, _ = env.reset(seed=seed + 1000)  # the same start for every sub-policy
+        state = (np.array([k]), np.array([np.iinfo(np.int64).max]))  # no decision is ever due
+        path, done = [_position(experiment, unwrapped, obs)], False
+        while not done:
+            action, state = model.predict(np.asarray(obs)[None], state=state, deterministic=True)
+            obs, _, terminated, truncated, _ = env.step(action[0])
+            path.append(_position(experiment, unwrapped, obs))
+            done = terminated or truncated
+        paths.append(path)
+    if experiment.kind == "plane":
+        marks = [(f"goal {i}", tuple(map(float, goal)), unwrapped.RADIUS) for i, goal in enumerate(unwrapped._goals)]
+        if hasattr(unwrapped, "_key"):
+            marks.append(("key", tuple(map(float, unwrapped._key)), unwrapped.RADIUS))
+    elif experiment.kind == "grid":
+        marks = [("held-out goal", (float(c), float(r)), 0.4) for r, c in experiment.evaluation_tasks()]
+    else:
+        marks = [(f"target {i}", tuple(map(float, target)), 0.5) for i, target in enumerate(unwrapped.TARGETS)]
+    env.close()
+    return {"paths": paths, "marks": marks}
+
+
+def _position(experiment: Experiment, env: Any, obs: Any) -> tuple[float, float]:
+    if experiment.kind == "plane":
+        return float(env._agent[0]), float(env._agent[1])
+    if experiment.kind == "grid":
+        row, column = env.cells[int(obs)]
+        return float(column), float(row)
+    return float(env.xy[0]), float(env.xy[1])
+
+
+def draw_paths(axis: Any, experiment: Experiment, paths: dict[str, Any]) -> None:
+    """Draw ``subpolicy_paths`` on a matplotlib axis."""
+    import matplotlib.pyplot as plt
+
+    if experiment.kind == "grid":
+        walls = gym.make(experiment.env_id).unwrapped.walls  # type: ignore[attr-defined]
+        axis.imshow(walls, cmap="Greys", vmin=0, vmax=1.5, origin="upper")
+    for k, path in enumerate(paths["paths"]):
+        points = np.asarray(path)
+        if experiment.kind == "grid":  # spread the sub-policies' lines apart so that they do not hide each other
+            points = points + (k - (len(paths["paths"]) - 1) / 2) * 0.12
+        axis.plot(points[:, 0], points[:, 1], marker="." if experiment.kind != "ant" else None, label=f"sub-policy {k}")
+    for index, (label, center, radius) in enumerate(paths["marks"]):
+        axis.add_patch(plt.Circle(center, radius, alpha=0.3, color=f"C{(index % 3) + 4}"))
+        if experiment.kind != "grid":
+            axis.annotate(label, center, ha="center")
+    if experiment.kind == "plane":
+        axis.set_xlim(-50, 450)
+        axis.set_ylim(-50, 450)
+    axis.set_aspect("equal")
+
+
+def subpolicies_separate(experiment: Experiment, paths: dict[str, Any]) -> bool | None:
+    """
+    ``True`` if the sub-policies end at different goals (plane: within the goal's radius; Ant: nearest
+    to different targets and closer to it than the start is); ``None`` where the question does not apply.
+    """
+    if experiment.kind == "grid":
+        return None
+    if experiment.kind == "plane":
+        goals = [(center, radius) for label, center, radius in paths["marks"] if label.startswith("goal")]
+    else:
+        goals = [(center, float(np.linalg.norm(center))) for _, center, _ in paths["marks"]]
+    ends = []
+    for path in paths["paths"]:
+        distances = [np.linalg.norm(np.subtract(path[-1], center)) for center, _ in goals]
+        nearest = int(np.argmin(distances))
+        if distances[nearest] >= goals[nearest][1]:
+            return False
+        ends.append(nearest)
+    return len(set(ends)) == len(ends)
