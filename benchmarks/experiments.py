@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
+import sb3_mlsh  # noqa: F401  (registers the environments)
+
 
 @dataclass(frozen=True)
 class Experiment:

@@ -18,12 +18,13 @@ on each task). Runs go two at a time, one process each.
 
 import argparse
 import csv
+import json
 import multiprocessing
 import pathlib
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -258,7 +259,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     lines = [
         f"## {spec.env_id}",
         "",
-        f"Command: `python benchmarks/reproduce.py {' '.join(sys.argv[1:])}`  ",
+        f"Command: `python benchmarks/reproduce.py {args.command}`  ",
         f"Machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, no GPU; two runs at a time, one thread each.  ",
         f"Seeds: {', '.join(map(str, args.seeds))}. Meta-training / shared-policy budget: {args.meta_timesteps} steps "
         f"(MLSH's settings: the env's entry of `hyperparams/mlsh.yml`). "
@@ -301,6 +302,29 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     print("\n".join(lines))
 
 
+def save_runs(runs: list[Run], args: argparse.Namespace, seconds: float) -> None:
+    """Keep every measured run in ``<out>/<experiment>_runs.json``, so that the page can be re-rendered (``--render``)."""
+    record = {key: getattr(args, key) for key in ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps")}
+    record.update(seconds=seconds, runs=[asdict(item) for item in runs])
+    path = pathlib.Path(args.out) / f"{args.experiment}_runs.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+def load_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
+    """Read what ``save_runs`` wrote: the original command, seeds, methods and budgets into ``args``; the runs; the seconds."""
+    path = pathlib.Path(args.out) / f"{args.experiment}_runs.json"
+    if not path.is_file():
+        raise SystemExit(f"--render: {path} does not exist; run the experiment first.")
+    record = json.loads(path.read_text())
+    for key in ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps"):
+        setattr(args, key, record[key])
+    runs = [Run(**item) for item in record["runs"]]
+    for item in runs:  # JSON turns tuple tasks (Four Rooms' cells) into lists
+        item.tasks = [tuple(task) if isinstance(task, list) else task for task in item.tasks]
+    return runs, record["seconds"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
@@ -309,7 +333,13 @@ def main() -> None:
     parser.add_argument("--adaptation-timesteps", type=int, default=None)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", default="docs/results")
+    parser.add_argument("--render", action="store_true", help="re-write the outputs from the saved runs, without running")
     args = parser.parse_args()
+    if args.render:
+        runs, seconds = load_runs(args)
+        write_outputs(args.experiment, runs, args, seconds)
+        return
+    args.command = " ".join(sys.argv[1:])
     spec = EXPERIMENTS[args.experiment]
     args.meta_timesteps = args.meta_timesteps or spec.meta_timesteps
     args.adaptation_timesteps = args.adaptation_timesteps or spec.adaptation_timesteps
@@ -321,7 +351,9 @@ def main() -> None:
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         runs = pool.map(run, configs, chunksize=1)
-    write_outputs(args.experiment, runs, args, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    save_runs(runs, args, seconds)
+    write_outputs(args.experiment, runs, args, seconds)
 
 
 if __name__ == "__main__":
