@@ -266,7 +266,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
         + (" (held out of meta-training)" if spec.tasks is None else "")
         + ".  ",
-        f"Wall-clock: {seconds / 60:.1f} min in all.",
+        f"Wall-clock: {seconds / 60:.1f} min in all." + (f"  \n{spec.note}" if spec.note else ""),
         "",
         "R is the reward a fresh learner collects during its first T steps on a task (the paper's figure of merit), "
         f'shown per episode; "after" is the adapted learner\'s mean return in {spec.n_eval_episodes} deterministic episodes '
