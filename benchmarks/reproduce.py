@@ -52,6 +52,7 @@ class Run:
     divergence: float
     subpolicy_paths: dict[str, Any]
     seconds: float
+    cpu_seconds: float | None = None
 
 
 def run(config: tuple[str, str, int, int, int]) -> Run:
@@ -68,7 +69,7 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
     n_envs, hyperparams = spec.hyperparams()
     tasks = spec.evaluation_tasks()
     th.set_num_threads(1)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
 
     def make_env(env_seed: int, **kwargs: Any) -> Any:
         return make_vec_env(spec.env_id, n_envs=n_envs, seed=env_seed, env_kwargs=spec.env_kwargs, **kwargs)
@@ -106,6 +107,7 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
         result.divergence,
         paths,
         time.perf_counter() - start,
+        time.process_time() - cpu_start,
     )
 
 
@@ -183,6 +185,17 @@ def write_index(results: pathlib.Path) -> None:
         "",
     ]
     (results.parent / "results.md").write_text("\n".join(header) + "\n".join(sections))
+
+
+def cpu_time(runs: list[Run]) -> str:
+    """``"; CPU time per run: ..."`` (minutes, per method), where the runs recorded it."""
+    timed = [r for r in runs if r.cpu_seconds is not None]
+    if not timed:
+        return ""
+    per_method = {
+        m: np.mean([r.cpu_seconds for r in timed if r.method == m]) / 60 for m in dict.fromkeys(r.method for r in timed)
+    }
+    return "; CPU time per run: " + ", ".join(f"{LABELS[m]} {minutes:.1f} min" for m, minutes in per_method.items())
 
 
 def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds: float) -> None:
@@ -266,7 +279,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
         + (" (held out of meta-training)" if spec.tasks is None else "")
         + ".  ",
-        f"Wall-clock: {seconds / 60:.1f} min in all." + (f"  \n{spec.note}" if spec.note else ""),
+        f"Wall-clock: {seconds / 60:.1f} min in all{cpu_time(runs)}." + (f"  \n{spec.note}" if spec.note else ""),
         "",
         "R is the reward a fresh learner collects during its first T steps on a task (the paper's figure of merit), "
         f'shown per episode; "after" is the adapted learner\'s mean return in {spec.n_eval_episodes} deterministic episodes '
