@@ -224,15 +224,15 @@ def draw_paths(axis: Any, experiment: Experiment, paths: dict[str, Any]) -> None
 
 def subpolicies_separate(experiment: Experiment, paths: dict[str, Any]) -> bool | None:
     """
-    ``True`` if the sub-policies end at different goals (plane: within the goal's radius; Ant: nearest
-    to different targets and closer to it than the start is); ``None`` where the question does not apply.
+    ``True`` if the sub-policies end at different goals (plane: within the goal's radius; Ant: within
+    half the start's distance of different targets); ``None`` where the question does not apply.
     """
     if experiment.kind == "grid":
         return None
     if experiment.kind == "plane":
         goals = [(center, radius) for label, center, radius in paths["marks"] if label.startswith("goal")]
     else:
-        goals = [(center, float(np.linalg.norm(center))) for _, center, _ in paths["marks"]]
+        goals = [(center, float(np.linalg.norm(center)) / 2) for _, center, _ in paths["marks"]]
     ends = []
     for path in paths["paths"]:
         distances = [np.linalg.norm(np.subtract(path[-1], center)) for center, _ in goals]
