@@ -135,7 +135,7 @@ def shortest_path_action(env: Any, cell: int, goal: tuple[int, int]) -> int:
 
 
 def references(experiment: Experiment, seed: int = 10) -> dict[str, float]:
-    """:return: Label -> mean episode return of the experiment's scripted references (the first normalises R)."""
+    """:return: Label -> mean episode return of each of the experiment's scripted references."""
     if experiment.kind == "plane":
 
         def walk_to(goal: Callable[[Any], int]) -> float:
