@@ -119,13 +119,8 @@ def binned_curve(runs: list[Run], adaptation_timesteps: int, bins: int = 10) -> 
     for item in runs:
         for steps, returns in item.curves:
             steps_arr, returns_arr = np.asarray(steps), np.asarray(returns)
-            per_run.append(
-                [
-                    returns_arr[(steps_arr > lo) & (steps_arr <= hi)].mean() if ((steps_arr > lo) & (steps_arr <= hi)).any()
-                    else np.nan
-                    for lo, hi in zip(edges[:-1], edges[1:], strict=True)
-                ]
-            )  # fmt: skip
+            masks = [(steps_arr > lo) & (steps_arr <= hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+            per_run.append([returns_arr[mask].mean() if mask.any() else np.nan for mask in masks])
     values = np.asarray(per_run)
     mean = np.nanmean(values, axis=0)
     half = 1.96 * np.nanstd(values, axis=0) / np.sqrt(max(len(values), 1))
