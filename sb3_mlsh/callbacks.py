@@ -25,6 +25,7 @@ class AdaptationEvalCallback(BaseCallback):
     :param seed: Seed of each evaluation (the same tasks and fresh masters every time).
     :param tasks: Explicit tasks to evaluate on (else held-out or sampled ones, see ``evaluate_adaptation``).
     :param best_model_save_path: Folder where ``best_model.zip`` is saved (``None``: not saved).
+    :param master_exploration: The fresh masters' random choice probability (``None``: the model's own).
     :param verbose: Verbosity level.
     """
 
@@ -37,6 +38,7 @@ class AdaptationEvalCallback(BaseCallback):
         seed: int = 0,
         tasks: Sequence[Any] | None = None,
         best_model_save_path: str | None = None,
+        master_exploration: float | None = None,
         verbose: int = 1,
     ) -> None:
         super().__init__(verbose)
@@ -47,6 +49,7 @@ class AdaptationEvalCallback(BaseCallback):
         self.seed = seed
         self.tasks = tasks
         self.best_model_save_path = best_model_save_path
+        self.master_exploration = master_exploration
         self.best_mean = -np.inf
         self.last_result: AdaptationResult | None = None
 
@@ -54,7 +57,13 @@ class AdaptationEvalCallback(BaseCallback):
         if self.eval_freq <= 0 or self.n_calls % self.eval_freq != 0:
             return True
         result = evaluate_adaptation(
-            self.model, self.eval_env, self.n_tasks, self.adaptation_timesteps, seed=self.seed, tasks=self.tasks  # type: ignore[arg-type]
+            self.model,  # type: ignore[arg-type]
+            self.eval_env,
+            self.n_tasks,
+            self.adaptation_timesteps,
+            seed=self.seed,
+            tasks=self.tasks,
+            master_exploration=self.master_exploration,
         )
         self.last_result = result
         low, high = result.confidence_interval

@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
-from sb3_mlsh.common.tasks import has_task_protocol, sample_task, set_task
+from sb3_mlsh.common.tasks import finite_tasks, has_task_protocol, sample_task, set_task
 from sb3_mlsh.mlsh import MLSH
 
 MAX_STORED_OBSERVATIONS = 2000
@@ -118,12 +118,31 @@ def copier(model: BaseAlgorithm) -> Callable[..., Any]:
 
 
 def _choose_tasks(env: VecEnv, n_tasks: int, rng: np.random.Generator) -> list[Any]:
-    """Held-out tasks where the env has them (without repeats while there are enough), else ``sample_task()``."""
+    """
+    The env's held-out tasks where it has some, else its finite task set, each enumerated in random
+    order (every task once before any repeats); else ``n_tasks`` draws of ``sample_task``.
+    """
     held_out: Sequence[Any] = env.get_attr("held_out_tasks")[0] if env.has_attr("held_out_tasks") else ()
-    if len(held_out) > 0:
-        indices = rng.permutation(len(held_out)) if n_tasks <= len(held_out) else rng.integers(len(held_out), size=n_tasks)
-        return [held_out[int(i)] for i in indices[:n_tasks]]
-    return [sample_task(env) for _ in range(n_tasks)]
+    candidates = list(held_out) if len(held_out) > 0 else finite_tasks(env)
+    if candidates:
+        rounds = -(-n_tasks // len(candidates))
+        order = np.concatenate([rng.permutation(len(candidates)) for _ in range(rounds)])
+        return [candidates[int(i)] for i in order[:n_tasks]]
+    return [sample_task(env, rng) for _ in range(n_tasks)]
+
+
+def adaptation_seeds(seed: int | None, n_tasks: int, n_envs: int) -> list[int]:
+    """
+    :param seed: The evaluation's seed.
+    :param n_tasks: Number of tasks.
+    :param n_envs: Number of envs.
+    :return: Per task, the seed of its learner; env ``i`` of task ``j`` is seeded with ``seeds[j] + i``
+        (``VecEnv.seed``), so that no two (task, env) pairs share a random stream. The first seed is
+        hashed from ``seed`` (``numpy.random.SeedSequence``), so different evaluation seeds do not
+        share streams either, except by chance.
+    """
+    start = int(np.random.SeedSequence(0 if seed is None else seed).generate_state(1)[0]) % 2**31
+    return [start + j * n_envs for j in range(n_tasks)]
 
 
 def run_adaptation(
@@ -137,8 +156,9 @@ def run_adaptation(
 ) -> AdaptationResult:
     """
     The adaptation protocol, for any learner: for each task, set it on the env, make a learner with
-    ``make_learner(env, seed)``, let it learn for exactly ``adaptation_timesteps`` environment steps,
-    and record what it collected. ``evaluate_adaptation`` runs it for MLSH; the baselines of
+    ``make_learner(env, seed)`` (seeds from ``adaptation_seeds``: every (task, env) pair has its own
+    random stream), let it learn for exactly ``adaptation_timesteps`` environment steps, and record
+    what it collected. ``evaluate_adaptation`` runs it for MLSH; the baselines of
     ``sb3_mlsh.baselines`` run it for PPO, so that every method is measured the same way.
     The global random state is left untouched.
 
@@ -146,7 +166,7 @@ def run_adaptation(
     :param env: The evaluation env (id, ``gym.Env`` or ``VecEnv``) with the task protocol.
     :param n_tasks: Number of tasks.
     :param adaptation_timesteps: T, environment steps of learning per task.
-    :param seed: Seed of the task draws, the envs and the learners.
+    :param seed: Seed of the task choice, the envs and the learners.
     :param tasks: Explicit tasks (else held-out or sampled ones, see ``evaluate_adaptation``).
     :param n_eval_episodes: If > 0, also evaluate each adapted learner deterministically.
     :return: An ``AdaptationResult`` (``usage`` and ``divergence`` are MLSH's only: empty and NaN otherwise).
@@ -165,15 +185,13 @@ def run_adaptation(
     try:
         base_seed = 0 if seed is None else seed
         if tasks is None:
-            vec_env.seed(base_seed)
-            vec_env.reset()
             chosen = _choose_tasks(vec_env, n_tasks, np.random.default_rng(base_seed))
         else:
             chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
         totals, curves, usage, observations, final_returns = [], [], [], [], []
-        for index, task in enumerate(chosen):
+        for task, learner_seed in zip(chosen, adaptation_seeds(seed, n_tasks, vec_env.num_envs), strict=True):
             set_task(vec_env, task)
-            learner = make_learner(vec_env, base_seed + index)
+            learner = make_learner(vec_env, learner_seed)
             recorder = _AdaptationRecorder(adaptation_timesteps)
             learner.learn(adaptation_timesteps, callback=recorder)
             totals.append(recorder.total_reward)
@@ -207,6 +225,7 @@ def evaluate_adaptation(
     seed: int | None = None,
     tasks: Sequence[Any] | None = None,
     n_eval_episodes: int = 0,
+    master_exploration: float | None = None,
 ) -> AdaptationResult:
     """
     The paper's meta-test. For each of ``n_tasks`` tasks: copy the model, keep its sub-policies
@@ -215,8 +234,10 @@ def evaluate_adaptation(
     is not changed, nor is the global random state.
 
     Tasks are ``tasks`` if given; else the env's ``held_out_tasks`` where it has some (e.g.
-    ``FourRooms-v0`` or ``AntMaze-v0`` made with ``held_out_tasks=...``); else drawn with the env's
-    ``sample_task()``.
+    ``FourRooms-v0`` or ``AntMaze-v0`` made with ``held_out_tasks=...``); else its finite task set
+    (``train_tasks`` or ``tasks``); either is enumerated in a random order, each task once before any
+    repeats. Otherwise tasks are drawn with the env's ``sample_task(rng)``. Whatever the model's
+    number of task groups, each task is learned by one fresh master on all of ``env``'s envs.
 
     :param model: A (meta-)trained MLSH model.
     :param env: The evaluation env (id, ``gym.Env`` or ``VecEnv``) with the task protocol.
@@ -226,14 +247,22 @@ def evaluate_adaptation(
     :param tasks: Explicit tasks (``n_tasks`` of them are used, cycling).
     :param n_eval_episodes: If > 0, also evaluate each adapted hierarchy deterministically for this
         many episodes (``AdaptationResult.final_returns``).
+    :param master_exploration: Probability that the fresh master's choice is replaced by a random
+        sub-policy, during adaptation and evaluation (``None``: the model's own ``master_exploration``).
     :return: An ``AdaptationResult``.
     """
     load_copy = copier(model)
+    exploration = model.master_exploration if master_exploration is None else master_exploration
 
     def fresh_master(vec_env: VecEnv, learner_seed: int) -> MLSH:
-        learner = load_copy(env=vec_env, seed=learner_seed, train_subpolicies=False)
-        learner.reset_master()
-        return learner
+        return load_copy(
+            env=vec_env,
+            seed=learner_seed,
+            train_subpolicies=False,
+            n_task_groups=1,
+            reset_master_on_load=True,
+            master_exploration=exploration,
+        )
 
     result = run_adaptation(fresh_master, env, n_tasks, adaptation_timesteps, seed, tasks, n_eval_episodes)
     result.divergence = subpolicy_divergence(model.policy, result._observations)

@@ -22,8 +22,8 @@ class CountingEnv(gym.Env):
         self.task = 1
         self.t = 0
 
-    def sample_task(self) -> int:
-        return int(self.np_random.integers(1, 3))
+    def sample_task(self, rng: np.random.Generator | None = None) -> int:
+        return int((self.np_random if rng is None else rng).integers(1, 3))
 
     def set_task(self, task: int) -> None:
         self.task = task

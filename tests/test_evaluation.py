@@ -128,3 +128,61 @@ def test_baselines_run_under_the_same_protocol():
     assert transfer.total_rewards.tolist() == scratch.total_rewards.tolist() == [30.0, 60.0]
     assert all(th.equal(a, b) for a, b in zip(before, shared.policy.parameters(), strict=True))
     assert transfer.usage.shape == (2, 0) and np.isnan(transfer.divergence)
+
+
+class SeedRecorder(Monitor):
+    """Records every seed its env is reset with."""
+
+    seeds: list[int] = []
+
+    def reset(self, **kwargs):
+        if kwargs.get("seed") is not None:
+            SeedRecorder.seeds.append(kwargs["seed"])
+        return super().reset(**kwargs)
+
+
+def test_every_task_and_env_has_its_own_random_stream():
+    SeedRecorder.seeds = []
+    env = DummyVecEnv([lambda: SeedRecorder(CountingEnv(length=7))] * 4)
+    model = MLSH("MlpPolicy", env, seed=0, **SMALL)
+    SeedRecorder.seeds = []
+    evaluate_adaptation(model, env, n_tasks=5, adaptation_timesteps=12, seed=3, tasks=[1, 2])
+    # each of the 5 tasks seeds its 4 envs once, all 20 seeds distinct
+    assert len(SeedRecorder.seeds) == 20 and len(set(SeedRecorder.seeds)) == 20
+    first = list(SeedRecorder.seeds)
+    SeedRecorder.seeds = []
+    evaluate_adaptation(model, env, n_tasks=5, adaptation_timesteps=12, seed=4, tasks=[1, 2])
+    assert not set(first) & set(SeedRecorder.seeds)  # another evaluation seed, other streams
+
+
+def test_a_finite_task_set_is_enumerated_not_drawn_with_replacement():
+    model = MLSH("MlpPolicy", "MovementBandits-v0", seed=0, **SMALL)
+    for seed in range(4):
+        tasks = evaluate_adaptation(model, "MovementBandits-v0", n_tasks=4, adaptation_timesteps=10, seed=seed).tasks
+        assert sorted(tasks[:2]) == [0, 1] and sorted(tasks[2:]) == [0, 1]
+
+
+def test_master_exploration_of_the_fresh_master_is_a_parameter():
+    model = MLSH("MlpPolicy", "MovementBandits-v0", seed=0, master_exploration=0.1, **SMALL)
+    seen = []
+    original = MLSH._setup_model
+
+    def spy(self):
+        original(self)
+        seen.append(self.policy.master.action_dist.epsilon)
+
+    MLSH._setup_model = spy
+    try:
+        evaluate_adaptation(model, "MovementBandits-v0", n_tasks=1, adaptation_timesteps=10)
+        evaluate_adaptation(model, "MovementBandits-v0", n_tasks=1, adaptation_timesteps=10, master_exploration=0.0)
+    finally:
+        MLSH._setup_model = original
+    assert seen == [0.1, 0.0]
+
+
+def test_a_model_with_task_groups_adapts_one_fresh_master_per_task():
+    env = make_vec_env("MovementBandits-v0", n_envs=4, seed=0)
+    model = MLSH("MlpPolicy", env, n_task_groups=2, seed=0, **SMALL)
+    model.learn(240)
+    result = evaluate_adaptation(model, "MovementBandits-v0", n_tasks=2, adaptation_timesteps=60, seed=0)
+    assert sorted(result.tasks) == [0, 1] and np.isfinite(result.total_rewards).all()

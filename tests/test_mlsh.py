@@ -137,7 +137,7 @@ def test_subpolicy_steps_are_tagged_and_each_subpolicy_learns_only_from_its_own(
     # a master that always chooses sub-policy 0
     with th.no_grad():
         model.policy.master.action_net.bias.copy_(th.tensor([50.0, -50.0]))
-    model.policy.reset_master = lambda: None  # keep this master through the task switch
+    model.policy.reset_master = lambda index=None: None  # keep this master through the task switch
     before = [parameters(sub) for sub in model.policy.subpolicies]
     model.learn(30)
     assert (model.rollout_buffer.subpolicies == 0).all()
@@ -263,7 +263,7 @@ def test_save_load_round_trip(tmp_path):
 
     for a, b in zip(model.policy.state_dict().values(), loaded.policy.state_dict().values(), strict=True):
         assert th.equal(a, b)
-    for name in ["policy.master.optimizer", "policy.subpolicies.0.optimizer", "policy.subpolicies.1.optimizer"]:
+    for name in ["policy.masters.0.optimizer", "policy.subpolicies.0.optimizer", "policy.subpolicies.1.optimizer"]:
         saved, restored = (m.get_parameters()[name]["state"] for m in (model, loaded))
         assert all(th.equal(saved[i]["exp_avg"], restored[i]["exp_avg"]) for i in saved)
     assert (loaded.current_task, loaded.iteration_in_task, loaded.tasks_sampled) == (model.current_task, 1, 2)

@@ -115,3 +115,14 @@ def test_mlsh_sets_tasks_in_subprocesses():
 def test_envs_without_the_protocol():
     env = make_vec_env("CartPole-v1", n_envs=1)
     assert not has_task_protocol(env)
+
+
+def test_an_env_whose_sample_task_takes_no_generator_is_rejected_with_the_fix():
+    from helpers import CountingEnv
+
+    class OwnProtocol(CountingEnv):
+        def sample_task(self):
+            return 1
+
+    with pytest.raises(ValueError, match=r"define it as sample_task\(self, rng=None\)"):
+        MLSH("MlpPolicy", DummyVecEnv([OwnProtocol]), n_steps=10, macro_duration=2)

@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_mlsh import MLSH
 from sb3_mlsh.zoo import hyperparams_path, register
@@ -140,3 +141,32 @@ def test_optuna_sampler_gives_valid_models():
 def test_hook_works_whatever_is_imported_first(tmp_path, first):
     code = f"import {first}, rl_zoo3; print('mlsh' in rl_zoo3.ALGOS)"
     assert "True" in run("-W", "error::RuntimeWarning", "-c", code, cwd=tmp_path)
+
+
+@needs_hook
+def test_zoo_transfer_with_pretrained_agent_starts_a_fresh_master(tmp_path):
+    # meta-train two task groups, then transfer through `-i` with an entry shaped as mlsh.yml's transfer recipes
+    meta = MLSH("MlpPolicy", make_vec_env(ENV, n_envs=2), n_task_groups=2, n_steps=50, seed=0)
+    meta.learn(200)
+    meta.save(tmp_path / "meta")
+    transfer_entry = {
+        ENV: dict(
+            n_envs=1, n_timesteps=100, policy="MlpPolicy", n_steps=50, train_subpolicies=False, reset_master_on_load=True,
+            master_learning_rate=0.0,  # the master stays as the transfer started it
+        )
+    }  # fmt: skip
+    (tmp_path / "transfer.yml").write_text(yaml.safe_dump(transfer_entry))
+    run("-m", "rl_zoo3.train", "--algo", "mlsh", "--env", ENV, "-i", "meta.zip", "--conf-file", "transfer.yml",
+        "--eval-freq", "-1", cwd=tmp_path)  # fmt: skip
+    transferred = MLSH.load(run_dir(tmp_path, 1) / f"{ENV}.zip")
+    saved, fresh = meta.policy.state_dict(), transferred.policy.state_dict()
+    assert all((saved[k] == fresh[k]).all() for k in saved if k.startswith("subpolicies."))
+    assert not (saved["masters.0.action_net.weight"] == fresh["masters.0.action_net.weight"]).any()
+    assert transferred.phase == "master_only"
+
+
+def test_packaged_transfer_recipes_start_fresh_masters():
+    entries = yaml.safe_load(hyperparams_path().read_text())
+    transfers = [name for name, entry in entries.items() if entry.get("train_subpolicies") is False]
+    assert transfers == ["AntObstacle-v0", "HumanoidCourse-v0"]
+    assert all(entries[name].get("reset_master_on_load") is True for name in transfers)

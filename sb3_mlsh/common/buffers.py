@@ -27,7 +27,8 @@ class TaggedRolloutBuffer(RolloutBuffer):
     ``RolloutBuffer`` of environment steps, each tagged with the sub-policy that acted.
 
     Returns and advantages are SB3's GAE over the flat trajectory, with the value of the sub-policy
-    active at each step. ``get(batch_size, subpolicy=k)`` yields only sub-policy ``k``'s steps.
+    active at each step. After ``flatten()``, ``subpolicies`` and ``env_indices`` give each row's
+    sub-policy and env, and ``BufferView`` selects rows (e.g. one sub-policy's steps in some envs).
 
     :param buffer_size: Steps per env.
     :param observation_space: Observation space.
@@ -39,6 +40,7 @@ class TaggedRolloutBuffer(RolloutBuffer):
     """
 
     subpolicies: np.ndarray
+    env_indices: np.ndarray
 
     def reset(self) -> None:
         self.subpolicies = np.zeros((self.buffer_size, self.n_envs), dtype=np.int64)
@@ -61,64 +63,53 @@ class TaggedRolloutBuffer(RolloutBuffer):
         self.subpolicies[self.pos] = subpolicy
         super().add(obs, action, reward, episode_start, value, log_prob)
 
-    def _flatten(self) -> None:
+    def flatten(self) -> None:
+        """Put the full buffer in the one-row-per-step layout that ``get`` samples from (env-major, as SB3's)."""
+        assert self.full, "The buffer is not full yet"
         if not self.generator_ready:
             for name in (*_SAMPLE_FIELDS, "subpolicies"):
                 self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
+            self.subpolicies = self.subpolicies.flatten()
+            self.env_indices = np.repeat(np.arange(self.n_envs), self.buffer_size)
             self.generator_ready = True
 
-    def subpolicy_mask(self, subpolicy: int) -> np.ndarray:
-        """
-        :param subpolicy: A sub-policy index.
-        :return: Boolean mask, over the flattened buffer, of that sub-policy's steps.
-        """
-        assert self.full, "The buffer is not full yet"
-        self._flatten()
-        return self.subpolicies.flatten() == subpolicy
-
-    def get(  # type: ignore[override]
-        self, batch_size: int | None = None, subpolicy: int | None = None
-    ) -> Generator[RolloutBufferSamples, None, None]:
-        """
-        :param batch_size: Minibatch size (``None``: one batch).
-        :param subpolicy: Yield only this sub-policy's steps (``None``: all steps).
-        """
-        assert self.full, "The buffer is not full yet"
-        self._flatten()
-        if subpolicy is None:
-            indices = np.arange(self.buffer_size * self.n_envs)
-        else:
-            indices = np.flatnonzero(self.subpolicy_mask(subpolicy))
-        yield from _minibatches(self, indices, batch_size)
+    def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
+        """:param batch_size: Minibatch size (``None``: one batch)."""
+        self.flatten()
+        yield from _minibatches(self, np.arange(self.buffer_size * self.n_envs), batch_size)
 
 
-class SubpolicyBufferView:
+class BufferView:
     """
-    One sub-policy's steps in a ``TaggedRolloutBuffer``, with the members ``PPO.train`` reads
-    (``get``, ``values``, ``returns``), so SB3's PPO update can train that sub-policy alone.
+    Some rows of a flattened buffer, with the members ``PPO.train`` reads (``get``, ``values``,
+    ``returns``), so that SB3's PPO update trains on those rows alone: one sub-policy's steps in
+    the task groups of the joint phase, or one task group's macro transitions.
 
-    :param buffer: The shared buffer.
-    :param subpolicy: The sub-policy index.
+    :param buffer: The buffer (``TaggedRolloutBuffer`` or ``MacroRolloutBuffer``).
     """
 
-    def __init__(self, buffer: TaggedRolloutBuffer, subpolicy: int) -> None:
+    def __init__(self, buffer: "TaggedRolloutBuffer | MacroRolloutBuffer") -> None:
         self.buffer = buffer
-        self.subpolicy = subpolicy
+        self.indices = np.zeros(0, dtype=np.int64)
+
+    def select(self, mask: np.ndarray) -> None:
+        """:param mask: Boolean mask over the flattened buffer's rows: the rows of the next update."""
+        self.indices = np.flatnonzero(mask)
 
     def size(self) -> int:
-        """:return: Number of steps this sub-policy took in the buffer."""
-        return int(self.buffer.subpolicy_mask(self.subpolicy).sum())
+        """:return: Number of selected rows."""
+        return len(self.indices)
 
     def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
-        return self.buffer.get(batch_size, subpolicy=self.subpolicy)
+        yield from _minibatches(self.buffer, self.indices, batch_size)
 
     @property
     def values(self) -> np.ndarray:
-        return self.buffer.values.flatten()[self.buffer.subpolicy_mask(self.subpolicy)]
+        return self.buffer.values[self.indices]
 
     @property
     def returns(self) -> np.ndarray:
-        return self.buffer.returns.flatten()[self.buffer.subpolicy_mask(self.subpolicy)]
+        return self.buffer.returns[self.indices]
 
 
 class MacroRolloutBuffer(RolloutBuffer):
@@ -140,6 +131,7 @@ class MacroRolloutBuffer(RolloutBuffer):
     """
 
     env_pos: np.ndarray
+    env_indices: np.ndarray
 
     def reset(self) -> None:
         self.env_pos = np.zeros(self.n_envs, dtype=np.int64)
@@ -203,10 +195,15 @@ class MacroRolloutBuffer(RolloutBuffer):
             self.advantages[step] = last_gae_lam
         self.returns = self.advantages + self.values
 
-    def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
+    def flatten(self) -> None:
+        """Keep only the filled entries, one row per macro transition; ``env_indices`` gives each row's env."""
         if not self.generator_ready:
             filled = np.arange(self.buffer_size)[:, None] < self.env_pos[None, :]
             for name in _SAMPLE_FIELDS:
                 self.__dict__[name] = self.__dict__[name][filled]
+            self.env_indices = np.broadcast_to(np.arange(self.n_envs), filled.shape)[filled]
             self.generator_ready = True
+
+    def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
+        self.flatten()
         yield from _minibatches(self, np.arange(len(self.values)), batch_size)

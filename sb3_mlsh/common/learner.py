@@ -8,7 +8,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
-from sb3_mlsh.common.buffers import MacroRolloutBuffer, SubpolicyBufferView
+from sb3_mlsh.common.buffers import BufferView
 
 
 class LevelLogger:
@@ -60,7 +60,7 @@ class PPOLearner(PPO):
     def __init__(
         self,
         policy: ActorCriticPolicy,
-        rollout_buffer: MacroRolloutBuffer | SubpolicyBufferView,
+        rollout_buffer: BufferView,
         learning_rate: float | Schedule,
         batch_size: int,
         n_epochs: int,

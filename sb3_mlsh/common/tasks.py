@@ -2,11 +2,14 @@
 
 An environment takes part in MLSH through three members:
 
-- ``sample_task()``: draw a task from the training distribution, using the env's seeded ``np_random``;
+- ``sample_task(rng=None)``: draw a task from the training distribution with the numpy ``Generator``
+  ``rng`` (MLSH passes one it owns, so that its task sequence is seeded and resumes after a load;
+  without one, the env's seeded ``np_random``);
 - ``set_task(task)``: make ``task`` the task of the following episodes;
 - ``task``: the current task.
 """
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, SupportsFloat
 
@@ -15,14 +18,17 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 TASK_PROTOCOL = ("sample_task", "set_task", "task")
+# Per-task statistics are kept for task sets up to this size
+SMALL_TASK_SET = 16
 
 
 class TaskSamplerWrapper(gym.Wrapper):
     """
-    Give any gymnasium env MLSH's task protocol (``sample_task()``, ``set_task(task)``, ``task``).
+    Give any gymnasium env MLSH's task protocol (``sample_task(rng=None)``, ``set_task(task)``, ``task``).
 
     The current task is also put in ``info["task"]`` at every ``reset`` and ``step``.
-    ``sample_task()`` draws from the env's ``np_random``, so ``reset(seed=...)`` makes it repeatable.
+    ``sample_task(rng)`` draws with ``rng``, or, without one, with the env's ``np_random`` (so that
+    ``reset(seed=...)`` makes it repeatable).
 
     Example (tasks over Pendulum's gravity)::
 
@@ -72,16 +78,18 @@ class TaskSamplerWrapper(gym.Wrapper):
         """The current task (``None`` until a task was set, unless the wrapped env has one)."""
         return self._task
 
-    def sample_task(self) -> Any:
+    def sample_task(self, rng: np.random.Generator | None = None) -> Any:
         """
         Draw a task from ``tasks`` (uniformly) or from ``sample_task``.
 
+        :param rng: The generator to draw with (``None``: the env's ``np_random``).
         :return: The task (it is not set: call ``set_task``).
         """
+        rng = self.np_random if rng is None else rng
         if self.tasks is not None:
-            return self.tasks[int(self.np_random.integers(len(self.tasks)))]
+            return self.tasks[int(rng.integers(len(self.tasks)))]
         assert self._sample_task is not None
-        return self._sample_task(self.np_random)
+        return self._sample_task(rng)
 
     def set_task(self, task: Any) -> None:
         """
@@ -115,13 +123,39 @@ def has_task_protocol(env: VecEnv) -> bool:
     return all(env.has_attr(name) for name in TASK_PROTOCOL)
 
 
-def sample_task(env: VecEnv, index: int = 0) -> Any:
+def sample_task(env: VecEnv, rng: np.random.Generator | None = None, index: int = 0) -> Any:
     """
     :param env: A vectorized environment with the task protocol.
-    :param index: The env whose ``sample_task()`` (and so whose random generator) draws the task.
+    :param rng: The generator to draw with (``None``: the env's own ``np_random``).
+    :param index: The env whose ``sample_task`` draws the task.
     :return: A task drawn from the training distribution.
     """
-    return env.env_method("sample_task", indices=[index])[0]
+    if rng is None:
+        return env.env_method("sample_task", indices=[index])[0]
+    return env.env_method("sample_task", rng, indices=[index])[0]
+
+
+def takes_rng(env: gym.Env) -> bool:
+    """:return: Whether ``env``'s ``sample_task`` (through its wrappers) accepts a generator argument."""
+    try:
+        inspect.signature(env.get_wrapper_attr("sample_task")).bind(np.random.default_rng(0))
+    except TypeError:
+        return False
+    return True
+
+
+def finite_tasks(env: VecEnv) -> Sequence[Any] | None:
+    """
+    :param env: A vectorized environment with the task protocol.
+    :return: The tasks ``sample_task`` draws from, where env 0 lists them (``train_tasks``, else
+        ``tasks``); ``None`` for a task distribution that is not a finite list.
+    """
+    for name in ("train_tasks", "tasks"):
+        if env.has_attr(name):
+            tasks = env.get_attr(name, indices=[0])[0]
+            if tasks is not None:
+                return list(tasks)
+    return None
 
 
 def set_task(env: VecEnv, task: Any, indices: Sequence[int] | None = None) -> None:

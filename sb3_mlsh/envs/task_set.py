@@ -9,7 +9,7 @@ import numpy as np
 class TaskSet:
     """
     Mixin for a gymnasium env whose tasks form a finite set ``tasks``: it gives the env the task
-    protocol (``task``, ``sample_task()``, ``set_task(task)``) and a split into ``train_tasks``, which
+    protocol (``task``, ``sample_task(rng=None)``, ``set_task(task)``) and a split into ``train_tasks``, which
     ``sample_task()`` draws from uniformly with the env's ``np_random``, and ``held_out_tasks``,
     kept for evaluation (``set_task`` accepts every task).
 
@@ -51,9 +51,13 @@ class TaskSet:
         """The current task."""
         return self._task
 
-    def sample_task(self) -> Any:
-        """:return: A task drawn uniformly from ``train_tasks`` with the env's ``np_random`` (not set)."""
-        return self.train_tasks[int(self.np_random.integers(len(self.train_tasks)))]
+    def sample_task(self, rng: np.random.Generator | None = None) -> Any:
+        """
+        :param rng: The generator to draw with (``None``: the env's ``np_random``).
+        :return: A task drawn uniformly from ``train_tasks`` (not set).
+        """
+        rng = self.np_random if rng is None else rng
+        return self.train_tasks[int(rng.integers(len(self.train_tasks)))]
 
     def set_task(self, task: Any) -> None:
         """:param task: The task of the following steps and episodes, one of ``tasks``."""

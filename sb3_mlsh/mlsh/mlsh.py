@@ -1,6 +1,7 @@
 """Meta Learning Shared Hierarchies (Frans et al., ICLR 2018) as an SB3 algorithm."""
 
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -11,20 +12,24 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.utils import FloatSchedule, is_vectorized_observation, obs_as_tensor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
-from sb3_mlsh.common.buffers import MacroRolloutBuffer, SubpolicyBufferView, TaggedRolloutBuffer
+from sb3_mlsh.common.buffers import BufferView, MacroRolloutBuffer, TaggedRolloutBuffer
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
-from sb3_mlsh.common.tasks import has_task_protocol, sample_task, set_task
+from sb3_mlsh.common.tasks import SMALL_TASK_SET, finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
 from sb3_mlsh.mlsh.policies import MLSHPolicy
+from sb3_mlsh.mlsh.task_groups import PHASES, TaskGroup, TaskSchedule
 
 SelfMLSH = TypeVar("SelfMLSH", bound="MLSH")
 
 _SUPPORTED_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
-_MLSH_PARAMETERS = ("n_subpolicies", "macro_duration", "master_exploration", "lr_schedule", "master_lr_schedule")
+_MLSH_PARAMETERS = ("n_subpolicies", "macro_duration", "master_exploration", "n_masters", "lr_schedule", "master_lr_schedule")
+# Sub-policies need two steps in an iteration to be updated (advantages are normalised)
+_MIN_UPDATE_ROWS = 2
 
 
 def _is_int(value: Any, minimum: int) -> bool:
@@ -36,6 +41,10 @@ def _is_positive(value: Any, allow_zero: bool = False) -> bool:
     if callable(value):
         return True
     return isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
 
 
 def _is_fraction(value: Any) -> bool:
@@ -67,6 +76,10 @@ class MLSH(OnPolicyAlgorithm):
     only, then ``joint_iterations`` iterations that update both levels. Each iteration collects
     ``n_steps * n_envs`` steps; both levels are trained with SB3's PPO update.
 
+    With ``n_task_groups=G`` the envs form G groups, each with its own task, master and place in
+    that schedule (the groups' warm-ups staggered, see ``TaskSchedule``); the sub-policies are
+    updated once per iteration on the pooled steps of the groups in their joint phase.
+
     With ``train_subpolicies=False`` the sub-policies are frozen and only the master learns, on the
     task the env has (no task sampling, no master reset): the paper's meta-test and transfer setting.
 
@@ -79,6 +92,7 @@ class MLSH(OnPolicyAlgorithm):
     :param warmup_iterations: Iterations per task that update only the master (W).
     :param joint_iterations: Iterations per task that then update the master and the sub-policies (U).
     :param n_steps: Environment steps per env per iteration (D = ``n_steps * n_envs``).
+    :param n_task_groups: Number of task groups G; ``n_envs`` must be a multiple of it.
     :param learning_rate: Learning rate of the sub-policies; a float or a schedule of the progress remaining (1 to 0).
     :param master_learning_rate: Learning rate of the master; a float or a schedule.
     :param batch_size: Minibatch size of the sub-policies' updates.
@@ -98,6 +112,13 @@ class MLSH(OnPolicyAlgorithm):
     :param master_exploration: Probability that the master's choice is replaced by a uniformly random
         sub-policy (the original code used 0.1). The master's PPO ratio uses that mixture's probability.
     :param train_subpolicies: ``False`` freezes the sub-policies and trains only the master.
+    :param bootstrap_truncation: Whether an episode cut by a time limit adds the discounted value of its
+        final observation to its last reward, at both levels. MLSH's value functions do not see the task,
+        so that value carries earlier tasks' returns into the current one; the paper's tasks end at a
+        fixed horizon that is part of the task, so they set ``False`` (``hyperparams/mlsh.yml``).
+    :param reset_master_on_load: Only as an argument of ``MLSH.load``: start every task group with a
+        fresh master instead of the saved ones (the paper's transfer); the saved number of task groups
+        may then differ from ``n_task_groups``. Never saved.
     :param stats_window_size: Window size for the rollout logging (episodes).
     :param tensorboard_log: The log location for tensorboard (if None, no logging).
     :param policy_kwargs: Additional arguments for ``MLSHPolicy`` (``net_arch``, ``master_net_arch``, ...).
@@ -120,6 +141,7 @@ class MLSH(OnPolicyAlgorithm):
         warmup_iterations: int = 9,
         joint_iterations: int = 1,
         n_steps: int = 2000,
+        n_task_groups: int = 1,
         learning_rate: float | Schedule = 3e-4,
         master_learning_rate: float | Schedule = 1e-2,
         batch_size: int = 64,
@@ -138,6 +160,8 @@ class MLSH(OnPolicyAlgorithm):
         target_kl: float | None = None,
         master_exploration: float = 0.0,
         train_subpolicies: bool = True,
+        bootstrap_truncation: bool = True,
+        reset_master_on_load: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -182,11 +206,13 @@ class MLSH(OnPolicyAlgorithm):
         self.target_kl = target_kl
         self.master_exploration = master_exploration
         self.train_subpolicies = train_subpolicies
-        # Position in the task schedule (saved with the model)
-        self.current_task: Any = None
-        self.tasks_sampled = 0
-        self.iteration_in_task = 0
+        self.n_task_groups = n_task_groups
+        self.bootstrap_truncation = bootstrap_truncation
+        self.reset_master_on_load = reset_master_on_load
+        # The task groups' tasks and positions in the schedule, and the task generator (saved with the model)
+        self.task_groups: TaskSchedule | None = None
         self._macro_state: MacroState | None = None
+        self._task_returns: dict[Any, deque[float]] = {}
 
         if _init_setup_model:
             self._setup_model()
@@ -207,6 +233,10 @@ class MLSH(OnPolicyAlgorithm):
             ("learning_rate", _is_positive(self.learning_rate, allow_zero=True), "a float >= 0 or a schedule"),
             ("master_learning_rate", _is_positive(self.master_learning_rate, allow_zero=True), "a float >= 0 or a schedule"),
             ("master_exploration", _is_fraction(self.master_exploration), "a probability in [0, 1]"),
+            ("n_task_groups", _is_int(self.n_task_groups, minimum=1), "an integer >= 1"),
+            ("train_subpolicies", _is_bool(self.train_subpolicies), "True or False"),
+            ("bootstrap_truncation", _is_bool(self.bootstrap_truncation), "True or False"),
+            ("reset_master_on_load", _is_bool(self.reset_master_on_load), "True or False"),
             ("gamma", _is_fraction(self.gamma), "a number in [0, 1]"),
             ("master_gamma", self.master_gamma is None or _is_fraction(self.master_gamma), "a number in [0, 1] or None"),
             ("gae_lambda", _is_fraction(self.gae_lambda), "a number in [0, 1]"),
@@ -230,6 +260,17 @@ class MLSH(OnPolicyAlgorithm):
                 f"MLSH: n_steps={self.n_steps!r} is smaller than macro_duration={self.macro_duration}; "
                 "use n_steps >= macro_duration so that every iteration completes master decisions."
             )
+        if self.n_envs % self.n_task_groups != 0:
+            raise ValueError(
+                f"MLSH: n_task_groups={self.n_task_groups} does not divide the {self.n_envs} envs; use an n_task_groups "
+                "that divides n_envs (e.g. make_vec_env(..., n_envs=16) with n_task_groups=4), or n_task_groups=1."
+            )
+        if self.n_task_groups > 1 and isinstance(self.env, VecEnvWrapper):
+            raise ValueError(
+                f"MLSH: n_task_groups={self.n_task_groups} resets each group's envs alone, which {type(self.env).__name__} "
+                "cannot do; use a DummyVecEnv or SubprocVecEnv without VecEnv wrappers (wrap each env instead, e.g. "
+                "gymnasium.wrappers.NormalizeObservation), or n_task_groups=1."
+            )
         clashes = sorted(set(self.policy_kwargs) & set(_MLSH_PARAMETERS))
         if clashes:
             raise ValueError(
@@ -246,6 +287,7 @@ class MLSH(OnPolicyAlgorithm):
         self._check_parameters()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
+        self._setup_task_groups()
 
         master_gamma = self.gamma if self.master_gamma is None else self.master_gamma
         self.rollout_buffer = TaggedRolloutBuffer(
@@ -274,6 +316,7 @@ class MLSH(OnPolicyAlgorithm):
             n_subpolicies=self.n_subpolicies,
             macro_duration=self.macro_duration,
             master_exploration=self.master_exploration,
+            n_masters=self.n_task_groups,
             **self.policy_kwargs,
         )
         self.policy = self.policy.to(self.device)
@@ -289,18 +332,21 @@ class MLSH(OnPolicyAlgorithm):
             target_kl=self.target_kl,
             verbose=self.verbose,
         )
-        self.master_learner = PPOLearner(
-            self.policy.master,
-            self.master_rollout_buffer,
-            learning_rate=self.master_learning_rate,
-            batch_size=self.master_batch_size,
-            ent_coef=self.ent_coef if self.master_ent_coef is None else self.master_ent_coef,
-            **shared,  # type: ignore[arg-type]
-        )
+        self.master_learners = [
+            PPOLearner(
+                master,  # type: ignore[arg-type]
+                BufferView(self.master_rollout_buffer),
+                learning_rate=self.master_learning_rate,
+                batch_size=self.master_batch_size,
+                ent_coef=self.ent_coef if self.master_ent_coef is None else self.master_ent_coef,
+                **shared,  # type: ignore[arg-type]
+            )
+            for master in self.policy.masters
+        ]
         self.subpolicy_learners = [
             PPOLearner(
                 subpolicy,  # type: ignore[arg-type]
-                SubpolicyBufferView(self.rollout_buffer, k),
+                BufferView(self.rollout_buffer),
                 learning_rate=self.learning_rate,
                 batch_size=self.batch_size,
                 ent_coef=self.ent_coef,
@@ -310,8 +356,29 @@ class MLSH(OnPolicyAlgorithm):
         ]
         self._check_task_protocol()
 
+    def _setup_task_groups(self) -> None:
+        """Make the task groups (unless a loaded model brought its own) and apply the current settings to them."""
+        if self.task_groups is None or len(self.task_groups) != self.n_task_groups:
+            self.task_groups = TaskSchedule(self.n_task_groups, self.seed)
+        # Files saved before task groups kept the schedule's position as attributes of the model
+        legacy = {name: self.__dict__.pop(name) for name in ("current_task", "tasks_sampled", "iteration_in_task") if name in self.__dict__}
+        if legacy:
+            group = self.task_groups[0]
+            group.task, group.tasks_sampled, group.iteration_in_task = (
+                legacy["current_task"], legacy["tasks_sampled"], legacy["iteration_in_task"]
+            )
+        self.task_groups.configure(self.n_envs, self.warmup_iterations, self.joint_iterations, self.train_subpolicies)
+
     def _check_task_protocol(self) -> None:
         self._env_has_tasks = self.env is not None and has_task_protocol(self.env)
+        if self._env_has_tasks and isinstance(self.env, DummyVecEnv) and not takes_rng(self.env.envs[0]):
+            raise ValueError(
+                "MLSH: the env's sample_task() takes no random generator; MLSH draws tasks with a generator of its own "
+                "(seeded, saved with the model), so define it as sample_task(self, rng=None) and draw with rng when given "
+                "(or wrap the env in sb3_mlsh.TaskSamplerWrapper)."
+            )
+        tasks = finite_tasks(self.env) if self._env_has_tasks else None  # type: ignore[arg-type]
+        self._per_task_returns = tasks is not None and len(tasks) <= SMALL_TASK_SET
         if self.env is not None and not self._env_has_tasks and self.train_subpolicies:
             warnings.warn(
                 "MLSH: the env has no task protocol (sample_task(), set_task(task), task), so it is trained as a "
@@ -325,15 +392,54 @@ class MLSH(OnPolicyAlgorithm):
         return [
             *super()._excluded_save_params(),
             "master_rollout_buffer",
-            "master_learner",
+            "master_learners",
             "subpolicy_learners",
             "_env_has_tasks",
+            "_per_task_returns",
+            "reset_master_on_load",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        state_dicts = ["policy", "policy.master.optimizer"]
+        state_dicts = ["policy"]
+        state_dicts += [f"policy.masters.{g}.optimizer" for g in range(self.n_task_groups)]
         state_dicts += [f"policy.subpolicies.{k}.optimizer" for k in range(self.n_subpolicies)]
         return state_dicts, []
+
+    def set_parameters(
+        self,
+        load_path_or_dict: str | dict[str, Any],
+        exact_match: bool = True,
+        device: th.device | str = "auto",
+    ) -> None:
+        """
+        As SB3's, plus: files saved before task groups (one master, ``policy.master.optimizer``) load;
+        with ``reset_master_on_load`` the saved masters are replaced by this model's fresh ones.
+        A saved number of masters other than ``n_task_groups`` raises ``RuntimeError`` (as PyTorch's
+        ``load_state_dict`` does for other mismatches), naming the fix.
+        """
+        if isinstance(load_path_or_dict, dict):
+            params = dict(load_path_or_dict)
+        else:
+            params = load_from_zip_file(load_path_or_dict, device=device, load_data=False)[1]  # type: ignore[assignment]
+        if "policy.master.optimizer" in params:
+            params["policy.masters.0.optimizer"] = params.pop("policy.master.optimizer")
+        if "policy" in params:
+            policy = {k.replace("master.", "masters.0.", 1) if k.startswith("master.") else k: v for k, v in params["policy"].items()}
+            if self.reset_master_on_load:
+                policy = {k: v for k, v in policy.items() if not k.startswith("masters.")}
+                policy.update({k: v for k, v in self.policy.state_dict().items() if k.startswith("masters.")})
+                params = {k: v for k, v in params.items() if not k.startswith("policy.masters.")}
+                params.update({f"policy.masters.{g}.optimizer": m.optimizer.state_dict() for g, m in enumerate(self.policy.masters)})
+            saved_masters = {k.split(".")[1] for k in policy if k.startswith("masters.")}
+            if len(saved_masters) != self.n_task_groups:
+                # not a ValueError: BaseAlgorithm.load reads those as an old DQN file
+                raise RuntimeError(
+                    f"MLSH: the saved model has {len(saved_masters)} masters (task groups), this one n_task_groups="
+                    f"{self.n_task_groups}; load with the saved n_task_groups, or with reset_master_on_load=True to start "
+                    "fresh masters (the paper's transfer)."
+                )
+            params["policy"] = policy
+        super().set_parameters(params, exact_match=exact_match, device=device)
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
@@ -344,27 +450,55 @@ class MLSH(OnPolicyAlgorithm):
     # --------------------------------------------------------------- schedule
 
     @property
+    def _group0(self) -> TaskGroup:
+        assert self.task_groups is not None
+        return self.task_groups[0]
+
+    @property
     def phase(self) -> str:
-        """``"warmup"`` or ``"joint"`` (position in the current task); ``"master_only"`` if ``train_subpolicies=False``."""
-        if not self.train_subpolicies:
-            return "master_only"
-        return "warmup" if self.iteration_in_task < self.warmup_iterations else "joint"
+        """Task group 0's phase: ``"warmup"``, ``"joint"``, or ``"master_only"`` if ``train_subpolicies=False``."""
+        return self._group0.phase
+
+    @property
+    def current_task(self) -> Any:
+        """Task group 0's task."""
+        return self._group0.task
+
+    @property
+    def tasks_sampled(self) -> int:
+        """Tasks task group 0 has started."""
+        return self._group0.tasks_sampled
+
+    @property
+    def iteration_in_task(self) -> int:
+        """Iterations task group 0 has completed on its task."""
+        return self._group0.iteration_in_task
 
     def reset_master(self) -> None:
-        """Re-initialise the master's weights and optimizer state; its next decisions are made afresh."""
+        """Re-initialise every master's weights and optimizer state; their next decisions are made afresh."""
         self.policy.reset_master()
         self._macro_state = None
 
-    def _start_task(self) -> None:
-        """Sample a task, set it on every env, reset the envs and the master."""
-        assert self.env is not None
+    def _start_task(self, group: TaskGroup) -> None:
+        """Sample ``group``'s next task, set it on the group's envs, reset those envs and the group's master."""
+        assert self.env is not None and self.task_groups is not None
+        task = None
         if self._env_has_tasks:
-            self.current_task = sample_task(self.env)
-            set_task(self.env, self.current_task)
-        self.tasks_sampled += 1
-        self.reset_master()
-        self._last_obs = self.env.reset()  # type: ignore[assignment]
-        self._last_episode_starts = np.ones((self.env.num_envs,), dtype=bool)
+            task = sample_task(self.env, self.task_groups.task_rng(), index=group.envs.start)
+            set_task(self.env, task, indices=list(group.envs))
+        self.task_groups.start_task(group, task)
+        self.policy.reset_master(group.index)
+        if len(group.envs) == self.env.num_envs:
+            self._last_obs = self.env.reset()  # type: ignore[assignment]
+            self._last_episode_starts = np.ones((self.env.num_envs,), dtype=bool)
+            self._macro_state = None
+            return
+        envs = np.array(group.envs)
+        reset_obs = [obs for obs, _ in self.env.env_method("reset", indices=list(group.envs))]
+        self._last_obs[envs] = np.stack([np.asarray(obs) for obs in reset_obs])  # type: ignore[index]
+        self._last_episode_starts[envs] = True  # type: ignore[index]
+        if self._macro_state is not None:
+            self._decide(np.asarray(self._last_obs), envs, np.ones(len(envs), dtype=bool))
 
     def _setup_learn(
         self,
@@ -375,19 +509,28 @@ class MLSH(OnPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
         if reset_num_timesteps or self._last_obs is None:
-            # The envs are about to be reset: decisions restart, and a task under way is kept
+            # The envs are about to be reset: decisions restart, and the tasks under way are kept
             self._macro_state = None
-            if self.phase != "master_only" and self.iteration_in_task > 0 and self._env_has_tasks:
-                assert self.env is not None
-                set_task(self.env, self.current_task)
+            assert self.env is not None and self.task_groups is not None
+            for group in self.task_groups:
+                if group.phase != "master_only" and group.iteration_in_task > 0 and self._env_has_tasks:
+                    set_task(self.env, group.task, indices=list(group.envs))
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     # ---------------------------------------------------------------- rollout
 
     def _decide(self, obs: np.ndarray, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
-        """The master chooses a sub-policy for each env in ``env_indices``, at observation ``obs[env_indices]``."""
-        with th.no_grad():
-            choices, values, log_probs = self.policy.master(obs_as_tensor(obs[env_indices], self.device))
+        """Each env's group master chooses a sub-policy for each env in ``env_indices``, at observation ``obs[env_indices]``."""
+        assert self.task_groups is not None
+        groups = self.task_groups.group_of_env(len(obs))[env_indices]
+        choices = np.zeros(len(env_indices), dtype=np.int64)
+        values = np.zeros(len(env_indices), dtype=np.float32)
+        log_probs = np.zeros(len(env_indices), dtype=np.float32)
+        for g in np.unique(groups):
+            rows = groups == g
+            with th.no_grad():
+                chosen, value, log_prob = self.policy.masters[g](obs_as_tensor(obs[env_indices[rows]], self.device))
+            choices[rows], values[rows], log_probs[rows] = chosen.cpu().numpy(), value.cpu().numpy().flatten(), log_prob.cpu().numpy()
         state = self._macro_state
         if state is None:
             n_envs = len(obs)
@@ -401,12 +544,12 @@ class MLSH(OnPolicyAlgorithm):
                 log_prob=np.zeros(n_envs, dtype=np.float32),
             )
         state.obs[env_indices] = obs[env_indices]
-        state.active[env_indices] = choices.cpu().numpy()
+        state.active[env_indices] = choices
         state.steps_left[env_indices] = self.macro_duration
         state.reward[env_indices] = 0.0
         state.episode_start[env_indices] = episode_start
-        state.value[env_indices] = values.cpu().numpy().flatten()
-        state.log_prob[env_indices] = log_probs.cpu().numpy()
+        state.value[env_indices] = values
+        state.log_prob[env_indices] = log_probs
 
     def collect_rollouts(
         self,
@@ -418,7 +561,7 @@ class MLSH(OnPolicyAlgorithm):
         """
         Collect ``n_rollout_steps`` steps per env with the hierarchy: sub-policy steps (tagged with the
         active sub-policy) go to ``rollout_buffer``, macro transitions to ``master_rollout_buffer``.
-        Starts a new task first when the schedule says so.
+        First, each task group whose task is complete starts a new one.
 
         :param env: The training environment.
         :param callback: Callback called at every environment step.
@@ -426,9 +569,9 @@ class MLSH(OnPolicyAlgorithm):
         :param n_rollout_steps: Steps to collect per env.
         :return: True if all steps were collected, False if the callback stopped training.
         """
-        assert isinstance(rollout_buffer, TaggedRolloutBuffer)
-        if self.phase != "master_only" and self.iteration_in_task == 0:
-            self._start_task()
+        assert isinstance(rollout_buffer, TaggedRolloutBuffer) and self.task_groups is not None
+        for group in self.task_groups.starting():
+            self._start_task(group)
         assert self._last_obs is not None, "No previous observation was provided"
         last_obs = np.asarray(self._last_obs)
         if self._macro_state is None:
@@ -441,6 +584,8 @@ class MLSH(OnPolicyAlgorithm):
         self.master_rollout_buffer.reset()
         usage = np.zeros(self.n_subpolicies, dtype=np.int64)
         master_gamma = self.master_rollout_buffer.gamma
+        group_of_env = self.task_groups.group_of_env(env.num_envs)
+        bootstrapped, earned = 0.0, 0.0
         callback.on_rollout_start()
 
         n_steps = 0
@@ -460,24 +605,28 @@ class MLSH(OnPolicyAlgorithm):
                 return False
 
             self._update_info_buffer(infos, dones)
+            self._record_task_returns(infos, group_of_env)
             n_steps += 1
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.reshape(-1, 1)
 
             state.reward += rewards
-            # Time limits are not terminations: bootstrap from the value, at each level
+            earned += float(np.abs(rewards).sum())
+            # A time limit is not a termination: with bootstrap_truncation, bootstrap from the value, at each level
             for idx, done in enumerate(dones):
                 if (
-                    done
+                    self.bootstrap_truncation
+                    and done
                     and infos[idx].get("terminal_observation") is not None
                     and infos[idx].get("TimeLimit.truncated", False)
                 ):
                     terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                     with th.no_grad():
                         sub_value = self.policy.subpolicies[state.active[idx]].predict_values(terminal_obs)[0]
-                        master_value = self.policy.master.predict_values(terminal_obs)[0]
+                        master_value = self.policy.masters[group_of_env[idx]].predict_values(terminal_obs)[0]
                     rewards[idx] += self.gamma * sub_value.item()
                     state.reward[idx] += master_gamma * master_value.item()
+                    bootstrapped += abs(self.gamma * sub_value.item())
 
             rollout_buffer.add(
                 last_obs,
@@ -516,6 +665,7 @@ class MLSH(OnPolicyAlgorithm):
         )
 
         self._record_schedule(usage)
+        self.logger.record("rollout/bootstrap_fraction", bootstrapped / max(bootstrapped + earned, 1e-8))
         self.logger.record("rollout/subpolicy_divergence", self._rollout_divergence(rollout_buffer))
         callback.update_locals(locals())
         callback.on_rollout_end()
@@ -527,34 +677,77 @@ class MLSH(OnPolicyAlgorithm):
         rows = np.linspace(0, len(observations) - 1, min(n_samples, len(observations))).astype(int)
         return subpolicy_divergence(self.policy, observations[rows])
 
+    def _record_task_returns(self, infos: list[dict[str, Any]], group_of_env: np.ndarray) -> None:
+        """Keep, per task of a small finite task set, the returns of the episodes that ended (``rollout/ep_rew_mean_task_<t>``)."""
+        assert self.task_groups is not None
+        for idx, info in enumerate(infos):
+            task = self.task_groups[group_of_env[idx]].task
+            if "episode" in info and self._per_task_returns:
+                returns = self._task_returns.setdefault(_task_key(task), deque(maxlen=self._stats_window_size))
+                returns.append(float(info["episode"]["r"]))
+
     def _record_schedule(self, usage: np.ndarray) -> None:
-        task = self.current_task
-        if not isinstance(task, (int, float, np.integer, np.floating)) or isinstance(task, bool):
-            task = str(task)
-        self.logger.record("mlsh/task", task)
+        assert self.task_groups is not None
+        self.logger.record("mlsh/task", _loggable(self.current_task))
         self.logger.record("mlsh/phase", self.phase)
         self.logger.record("mlsh/tasks_sampled", self.tasks_sampled)
         self.logger.record("mlsh/iteration_in_task", self.iteration_in_task)
+        for group in self.task_groups:
+            self.logger.record(f"mlsh/group_{group.index}/task", _loggable(group.task))
+            self.logger.record(f"mlsh/group_{group.index}/phase", group.phase, exclude="tensorboard")
+            self.logger.record(f"mlsh/group_{group.index}/phase_id", PHASES.index(group.phase))
+        self.logger.record("mlsh/groups_in_joint", sum(group.phase == "joint" for group in self.task_groups))
         for k, fraction in enumerate(usage / max(usage.sum(), 1)):
             self.logger.record(f"rollout/subpolicy_{k}_usage", float(fraction))
+        for key, returns in sorted(self._task_returns.items()):
+            self.logger.record(f"rollout/ep_rew_mean_task_{key}", float(np.mean(returns)))
 
     # ------------------------------------------------------------------ train
 
     def train(self) -> None:
         """
-        Update the master on this iteration's macro transitions and, in the joint phase, each
-        sub-policy on the steps it acted; then advance the task schedule.
+        Update each task group's master on its macro transitions, and each sub-policy once on the steps
+        it took in the groups that are in their joint phase; then advance the task schedule.
         """
-        self.master_learner.update(LevelLogger(self.logger, "master", average=False), self._current_progress_remaining)
-        if self.phase == "joint":
+        assert self.task_groups is not None
+        self.master_rollout_buffer.flatten()
+        master_logger = LevelLogger(self.logger, "master", average=True)
+        for group, learner in zip(self.task_groups, self.master_learners, strict=True):
+            envs = self.master_rollout_buffer.env_indices
+            learner.rollout_buffer.select((envs >= group.envs.start) & (envs < group.envs.stop))
+            if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
+                learner.update(master_logger, self._current_progress_remaining)
+        joint_envs = self.task_groups.joint_envs(self.n_envs)
+        if joint_envs.any():
+            self.rollout_buffer.flatten()
+            joint_steps = joint_envs[self.rollout_buffer.env_indices]
             sub_logger = LevelLogger(self.logger, "sub", average=True)
-            for learner in self.subpolicy_learners:
-                if learner.rollout_buffer.size() > 0:
+            for k, learner in enumerate(self.subpolicy_learners):
+                learner.rollout_buffer.select(joint_steps & (self.rollout_buffer.subpolicies == k))
+                if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
                     learner.update(sub_logger, self._current_progress_remaining)
         self._n_updates += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        if self.phase != "master_only":
-            self.iteration_in_task = (self.iteration_in_task + 1) % (self.warmup_iterations + self.joint_iterations)
+        self.task_groups.end_iteration()
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """
+        The hierarchy's action (see ``MLSHPolicy.predict``). With several task groups, a batch of
+        ``n_envs`` rows is read as one row per training env, each decided by its group's master;
+        any other batch is decided by group 0's master.
+        """
+        masters = None
+        if self.n_task_groups > 1 and is_vectorized_observation(observation, self.observation_space):
+            if len(observation) == self.n_envs:
+                assert self.task_groups is not None
+                masters = self.task_groups.group_of_env(self.n_envs)
+        return self.policy.predict(observation, state, episode_start, deterministic, masters=masters)
 
     def learn(
         self: SelfMLSH,
@@ -573,3 +766,16 @@ class MLSH(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _loggable(task: Any) -> Any:
+    """A task as the logger can record it: a number as it is, anything else as text."""
+    if isinstance(task, (int, float, np.integer, np.floating)) and not isinstance(task, bool):
+        return task
+    return str(task)
+
+
+def _task_key(task: Any) -> str:
+    """A task as part of a logger key: ``(3, 4)`` -> ``3_4``."""
+    parts = task if isinstance(task, (tuple, list)) else (task,)
+    return "_".join(str(part) for part in parts)

@@ -62,6 +62,7 @@ class MLSHPolicy(BasePolicy):
     :param n_subpolicies: Number of sub-policies (K).
     :param macro_duration: Steps between the master's decisions (N).
     :param master_exploration: Probability that the master's choice is replaced by a uniformly random sub-policy.
+    :param n_masters: Number of masters, one per task group (``masters[g]``; ``master`` is ``masters[0]``).
     :param net_arch: Sub-policy networks, as in ``ActorCriticPolicy`` (default ``dict(pi=[64, 64], vf=[64, 64])``).
     :param master_net_arch: Master networks (default: ``net_arch``).
     :param activation_fn: Activation function.
@@ -84,6 +85,7 @@ class MLSHPolicy(BasePolicy):
         n_subpolicies: int = 2,
         macro_duration: int = 10,
         master_exploration: float = 0.0,
+        n_masters: int = 1,
         net_arch: list[int] | dict[str, list[int]] | None = None,
         master_net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] = nn.Tanh,
@@ -111,6 +113,7 @@ class MLSHPolicy(BasePolicy):
         self.n_subpolicies = n_subpolicies
         self.macro_duration = macro_duration
         self.master_exploration = master_exploration
+        self.n_masters = n_masters
         self.net_arch = net_arch
         self.master_net_arch = net_arch if master_net_arch is None else master_net_arch
         self.activation_fn = activation_fn
@@ -135,7 +138,7 @@ class MLSHPolicy(BasePolicy):
             net_arch=self.master_net_arch,
             **common,
         )
-        self.master = MasterPolicy(**self._master_kwargs)  # type: ignore[arg-type]
+        self.masters = nn.ModuleList(MasterPolicy(**self._master_kwargs) for _ in range(n_masters))  # type: ignore[arg-type]
         self.subpolicies = nn.ModuleList(
             ActorCriticPolicy(
                 observation_space, action_space, lr_schedule, net_arch=net_arch, log_std_init=log_std_init, **common
@@ -152,6 +155,7 @@ class MLSHPolicy(BasePolicy):
                 n_subpolicies=self.n_subpolicies,
                 macro_duration=self.macro_duration,
                 master_exploration=self.master_exploration,
+                n_masters=self.n_masters,
                 net_arch=self.net_arch,
                 master_net_arch=self.master_net_arch,
                 activation_fn=self.activation_fn,
@@ -164,11 +168,29 @@ class MLSHPolicy(BasePolicy):
         )
         return data
 
-    def reset_master(self) -> None:
-        """Re-initialise the master's weights (a fresh random draw) and its optimizer's state."""
-        fresh = MasterPolicy(**self._master_kwargs)  # type: ignore[arg-type]
-        self.master.load_state_dict(fresh.state_dict())
-        self.master.optimizer.load_state_dict(fresh.optimizer.state_dict())
+        # Files saved before task groups hold one master under "master."
+        self._register_load_state_dict_pre_hook(self._rename_single_master)
+
+    @staticmethod
+    def _rename_single_master(state_dict: dict[str, th.Tensor], prefix: str, *args: Any) -> None:
+        for key in [key for key in state_dict if key.startswith(prefix + "master.")]:
+            state_dict[prefix + "masters.0." + key[len(prefix + "master.") :]] = state_dict.pop(key)
+
+    @property
+    def master(self) -> MasterPolicy:
+        """The master of task group 0 (the only one with a single task group)."""
+        return self.masters[0]  # type: ignore[return-value]
+
+    def reset_master(self, index: int | None = None) -> None:
+        """
+        Re-initialise a master's weights (a fresh random draw) and its optimizer's state.
+
+        :param index: The master (task group) to reset; ``None``: every master.
+        """
+        for g in range(self.n_masters) if index is None else [index]:
+            fresh = MasterPolicy(**self._master_kwargs)  # type: ignore[arg-type]
+            self.masters[g].load_state_dict(fresh.state_dict())
+            self.masters[g].optimizer.load_state_dict(fresh.optimizer.state_dict())
 
     def _per_subpolicy(
         self, active: np.ndarray, fn: Callable[[int, th.Tensor], tuple[th.Tensor, ...]]
@@ -212,8 +234,21 @@ class MLSHPolicy(BasePolicy):
     def _act(self, obs: PyTorchObs, active: np.ndarray, deterministic: bool) -> th.Tensor:
         return self._per_subpolicy(active, lambda k, rows: (self.subpolicies[k]._predict(obs[rows], deterministic),))[0]  # type: ignore[index]
 
+    def choose(self, obs: th.Tensor, masters: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """
+        :param obs: Observations at decisions.
+        :param masters: Per row, the index of the master that decides.
+        :param deterministic: Whether the masters choose deterministically.
+        :return: The chosen sub-policy of each row.
+        """
+        choices = np.zeros(len(masters), dtype=np.int64)
+        for g in np.unique(masters):
+            rows = np.flatnonzero(masters == g)
+            choices[rows] = self.masters[g]._predict(obs[th.as_tensor(rows, device=self.device)], deterministic).cpu().numpy()  # type: ignore[index, operator]
+        return choices
+
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        """The action at a decision point: the master chooses for every row, then the chosen sub-policies act."""
+        """The action at a decision point: master 0 chooses for every row, then the chosen sub-policies act."""
         active = self.master._predict(observation, deterministic).cpu().numpy()
         return self._act(observation, active, deterministic)
 
@@ -223,6 +258,7 @@ class MLSHPolicy(BasePolicy):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        masters: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """
         Get the hierarchy's action; the master chooses where ``state`` says a decision is due.
@@ -232,6 +268,7 @@ class MLSHPolicy(BasePolicy):
             ``None`` makes the master choose for every env.
         :param episode_start: Per env, whether an episode starts: the master chooses again there.
         :param deterministic: Whether both levels act deterministically.
+        :param masters: Per row, the index of the master that decides there (``None``: master 0 everywhere).
         :return: The actions and the next state ``(active_subpolicy, steps_left)``.
         """
         self.set_training_mode(False)
@@ -249,7 +286,8 @@ class MLSHPolicy(BasePolicy):
         with th.no_grad():
             if decide.any():
                 rows = th.as_tensor(np.flatnonzero(decide), device=self.device)
-                active[decide] = self.master._predict(obs_tensor[rows], deterministic).cpu().numpy()  # type: ignore[index]
+                deciders = np.zeros(n_rows, dtype=np.int64) if masters is None else np.asarray(masters)
+                active[decide] = self.choose(obs_tensor[rows], deciders[decide], deterministic)  # type: ignore[index]
                 steps_left[decide] = self.macro_duration
             actions = self._act(obs_tensor, active, deterministic).cpu().numpy()
         steps_left -= 1

@@ -1,0 +1,171 @@
+"""
+Task groups and the truncation bootstrap, measured: MLSH with G = 1 and G = 4 task groups, each with the
+time-limit bootstrap on and off, at the same number of environment steps and the same seeds.
+
+    python benchmarks/task_groups.py [--experiments movement_bandits:0,1 four_rooms:0] [--groups 1 4]
+                                     [--bootstrap on off] [--timesteps 1600000 2000000]
+                                     [--output docs/benchmarks/task_groups.md]
+
+``--experiments`` takes ``name:seeds`` (comma-separated seeds) for each experiment.
+
+Each run meta-trains with its experiment's settings from ``hyperparams/mlsh.yml`` (only
+``n_task_groups`` and ``bootstrap_truncation`` change), then measures the paper's R with
+``evaluate_adaptation`` on the experiment's evaluation tasks (as ``benchmarks/reproduce.py`` does).
+It also reports, over meta-training: the share of the reward that was bootstrapped value
+(``rollout/bootstrap_fraction``), the share of iterations in which the sub-policies were updated, and
+the sub-policy divergence. Runs go two at a time, one torch thread each.
+"""
+
+import argparse
+import datetime
+import multiprocessing
+import pathlib
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from experiments import EXPERIMENTS, references, subpolicies_separate, subpolicy_paths
+
+
+def run(config: tuple[str, int, bool, int, int]) -> dict[str, Any]:
+    """One (experiment, G, bootstrap, seed): meta-train, then adapt a fresh master to every evaluation task."""
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_mlsh import MLSH, evaluate_adaptation
+
+    name, n_groups, bootstrap, seed, timesteps = config
+    spec = EXPERIMENTS[name]
+    n_envs, hyperparams = spec.hyperparams()
+    hyperparams.update(n_task_groups=n_groups, bootstrap_truncation=bootstrap)
+    th.set_num_threads(1)
+    start = time.process_time()
+
+    class Diagnostics(BaseCallback):
+        """Per iteration: the bootstrapped share of the reward, whether the sub-policies are updated."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bootstrap: list[float] = []
+            self.joint: list[bool] = []
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            self.bootstrap.append(self.logger.name_to_value["rollout/bootstrap_fraction"])
+            self.joint.append(any(group.phase == "joint" for group in self.model.task_groups))
+
+    def make_env(env_seed: int) -> Any:
+        return make_vec_env(spec.env_id, n_envs=n_envs, seed=env_seed, env_kwargs=spec.env_kwargs)
+
+    model = MLSH("MlpPolicy", make_env(seed), seed=seed, **hyperparams)
+    diagnostics = Diagnostics()
+    model.learn(timesteps, callback=diagnostics)
+    tasks = spec.evaluation_tasks()
+    result = evaluate_adaptation(
+        model, make_env(seed + 100), n_tasks=len(tasks), adaptation_timesteps=spec.adaptation_timesteps, seed=seed + 100,
+        tasks=tasks,
+    )  # fmt: skip
+    return dict(
+        experiment=name,
+        groups=n_groups,
+        bootstrap=bootstrap,
+        seed=seed,
+        timesteps=model.num_timesteps,
+        r_per_episode=result.mean * spec.episode_steps / spec.adaptation_timesteps,
+        divergence=result.divergence,
+        separate=subpolicies_separate(spec, subpolicy_paths(model, spec, seed)),
+        bootstrap_fraction=float(np.mean(diagnostics.bootstrap)),
+        joint_share=float(np.mean(diagnostics.joint)),
+        cpu_minutes=(time.process_time() - start) / 60,
+    )
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| experiment | G | bootstrap | seed | steps | R per episode | sub-policy divergence | sub-policies separate "
+        "| bootstrapped share of reward | iterations updating the sub-policies | CPU min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        separate = "-" if r["separate"] is None else ("yes" if r["separate"] else "no")
+        lines.append(
+            f"| {r['experiment']} | {r['groups']} | {'on' if r['bootstrap'] else 'off'} | {r['seed']} | {r['timesteps']:,} "
+            f"| {r['r_per_episode']:.2f} | {r['divergence']:.3f} | {separate} | {r['bootstrap_fraction']:.1%} "
+            f"| {r['joint_share']:.0%} | {r['cpu_minutes']:.1f} |"
+        )
+    return lines
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Mean and per-seed R for each (experiment, G, bootstrap), next to the experiment's scripted references."""
+    lines = ["| experiment | G | bootstrap | mean R per episode | per seed | references |", "|---|---|---|---|---|---|"]
+    keys = sorted({(r["experiment"], r["groups"], r["bootstrap"]) for r in rows}, key=lambda k: (k[0], k[1], not k[2]))
+    for name, groups, bootstrap in keys:
+        values = [r["r_per_episode"] for r in rows if (r["experiment"], r["groups"], r["bootstrap"]) == (name, groups, bootstrap)]
+        spec = EXPERIMENTS[name]
+        refs = "; ".join(f"{label} {value:.1f}" for label, value in references(spec).items())
+        per_seed = ", ".join(f"{v:.2f}" for v in values)
+        lines.append(f"| {name} | {groups} | {'on' if bootstrap else 'off'} | {np.mean(values):.2f} | {per_seed} | {refs} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiments", nargs="+", default=["movement_bandits:0,1", "four_rooms:0"], help="name:seeds")
+    parser.add_argument("--groups", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--bootstrap", nargs="+", default=["on", "off"], choices=["on", "off"])
+    parser.add_argument(
+        "--timesteps", type=int, nargs="+", default=None, help="meta-training steps per experiment (default: each one's)"
+    )
+    parser.add_argument("--output", type=pathlib.Path, default=None, help="also write the page here")
+    args = parser.parse_args()
+    seeds = {}
+    for item in args.experiments:
+        name, _, seed_list = item.partition(":")
+        if name not in EXPERIMENTS or not seed_list:
+            parser.error(f"--experiments {item}: use name:seeds, e.g. movement_bandits:0,1 (names: {', '.join(EXPERIMENTS)})")
+        seeds[name] = [int(seed) for seed in seed_list.split(",")]
+    timesteps = args.timesteps or [EXPERIMENTS[name].meta_timesteps for name in seeds]
+    if len(timesteps) != len(seeds):
+        parser.error("--timesteps needs one value per experiment")
+
+    configs = [
+        (name, groups, bootstrap == "on", seed, steps)
+        for name, steps in zip(seeds, timesteps, strict=True)
+        for groups in args.groups
+        for bootstrap in args.bootstrap
+        for seed in seeds[name]
+    ]
+    start = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
+        rows = pool.map(run, configs, chunksize=1)
+
+    import torch as th
+
+    lines = [
+        f"Measured on {datetime.date.today()}: {platform.machine()}, {multiprocessing.cpu_count()} cores, torch {th.__version__}, "
+        f"one torch thread per run, two runs at a time; {(time.perf_counter() - start) / 60:.0f} min in all.",
+        "",
+        "```bash",
+        f"python benchmarks/task_groups.py {' '.join(sys.argv[1:])}",
+        "```",
+        "",
+        "R per episode: reward a fresh master collects during its first T steps on each evaluation task, sub-policies frozen "
+        f"(the paper's figure of merit), per episode ({', '.join(f'{n}: {EXPERIMENTS[n].episode_steps} steps' for n in seeds)}).",
+        "",
+        *summary(rows),
+        "",
+        *table(rows),
+    ]
+    print("\n".join(lines))
+    if args.output is not None:
+        args.output.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
