@@ -106,7 +106,9 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| experiment | G | bootstrap | mean R per episode | per seed | references |", "|---|---|---|---|---|---|"]
     keys = sorted({(r["experiment"], r["groups"], r["bootstrap"]) for r in rows}, key=lambda k: (k[0], k[1], not k[2]))
     for name, groups, bootstrap in keys:
-        values = [r["r_per_episode"] for r in rows if (r["experiment"], r["groups"], r["bootstrap"]) == (name, groups, bootstrap)]
+        values = [
+            r["r_per_episode"] for r in rows if (r["experiment"], r["groups"], r["bootstrap"]) == (name, groups, bootstrap)
+        ]
         spec = EXPERIMENTS[name]
         refs = "; ".join(f"{label} {value:.1f}" for label, value in references(spec).items())
         per_seed = ", ".join(f"{v:.2f}" for v in values)
@@ -147,16 +149,18 @@ def main() -> None:
 
     import torch as th
 
+    minutes = (time.perf_counter() - start) / 60
+    episodes = ", ".join(f"{name}: {EXPERIMENTS[name].episode_steps} steps" for name in seeds)
     lines = [
-        f"Measured on {datetime.date.today()}: {platform.machine()}, {multiprocessing.cpu_count()} cores, torch {th.__version__}, "
-        f"one torch thread per run, two runs at a time; {(time.perf_counter() - start) / 60:.0f} min in all.",
+        f"Measured on {datetime.date.today()}: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
+        f"torch {th.__version__}, one torch thread per run, two runs at a time; {minutes:.0f} min in all.",
         "",
         "```bash",
         f"python benchmarks/task_groups.py {' '.join(sys.argv[1:])}",
         "```",
         "",
-        "R per episode: reward a fresh master collects during its first T steps on each evaluation task, sub-policies frozen "
-        f"(the paper's figure of merit), per episode ({', '.join(f'{n}: {EXPERIMENTS[n].episode_steps} steps' for n in seeds)}).",
+        "R per episode: reward a fresh master collects during its first T steps on each evaluation task, "
+        f"sub-policies frozen (the paper's figure of merit), per episode ({episodes}).",
         "",
         *summary(rows),
         "",

@@ -174,8 +174,14 @@ def test_group_logger_keys_and_per_task_returns(tmp_path):
 
 
 def test_a_subpolicy_with_fewer_than_two_steps_is_not_updated_and_nothing_logged_is_nan(tmp_path):
-    model = MLSH("MlpPolicy", make_vec_env("MovementBandits-v0", n_envs=1, seed=0), n_subpolicies=3,
-                 warmup_iterations=0, joint_iterations=1, **{**SMALL, "macro_duration": 1, "n_steps": 16})
+    model = MLSH(
+        "MlpPolicy",
+        make_vec_env("MovementBandits-v0", n_envs=1, seed=0),
+        n_subpolicies=3,
+        warmup_iterations=0,
+        joint_iterations=1,
+        **{**SMALL, "macro_duration": 1, "n_steps": 16},
+    )
     master = model.policy.masters[0]
     decisions = []
 
@@ -192,7 +198,9 @@ def test_a_subpolicy_with_fewer_than_two_steps_is_not_updated_and_nothing_logged
     model.learn(16)
     assert decisions.count(1) == 1 and (model.rollout_buffer.subpolicies == 1).sum() == 1
     assert not same(before[0], parameters(model.policy.subpolicies[0]))
-    assert same(before[1], parameters(model.policy.subpolicies[1])) and same(before[2], parameters(model.policy.subpolicies[2]))
+    assert same(before[1], parameters(model.policy.subpolicies[1])) and same(
+        before[2], parameters(model.policy.subpolicies[2])
+    )
     lines = (tmp_path / "progress.csv").read_text().splitlines()
     values = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
     assert not any(v.lower() == "nan" for v in values.values()), values
@@ -230,10 +238,14 @@ def test_reset_master_on_load_starts_fresh_masters_and_is_not_saved(tmp_path):
     env = make_vec_env("MovementBandits-v0", n_envs=1, seed=1)
     with pytest.raises(RuntimeError, match="the saved model has 2 masters .* reset_master_on_load=True"):
         MLSH.load(tmp_path / "meta", env=env, n_task_groups=1)
-    transfer = MLSH.load(tmp_path / "meta", env=env, n_task_groups=1, train_subpolicies=False, reset_master_on_load=True, seed=5)
+    transfer = MLSH.load(
+        tmp_path / "meta", env=env, n_task_groups=1, train_subpolicies=False, reset_master_on_load=True, seed=5
+    )
     assert same(parameters(model.policy.subpolicies), parameters(transfer.policy.subpolicies))
     assert transfer.policy.n_masters == 1 and len(transfer.policy.master.optimizer.state) == 0
-    assert not any(th.equal(a, b) for a, b in zip(parameters(model.policy.masters[0]), parameters(transfer.policy.master), strict=True))
+    assert not any(
+        th.equal(a, b) for a, b in zip(parameters(model.policy.masters[0]), parameters(transfer.policy.master), strict=True)
+    )
     transfer.learn(60)
     transfer.save(tmp_path / "transfer")
     trained = parameters(transfer.policy.master)
@@ -244,8 +256,16 @@ def test_reset_master_on_load_starts_fresh_masters_and_is_not_saved(tmp_path):
 def test_truncation_bootstrap_can_be_turned_off():
     def macro_rewards(bootstrap: bool) -> list[float]:
         env = DummyVecEnv([lambda: gym.wrappers.TimeLimit(CountingEnv(terminate=False), max_episode_steps=5)])
-        model = MLSH("MlpPolicy", env, macro_duration=3, n_steps=5, warmup_iterations=1, joint_iterations=1,
-                     bootstrap_truncation=bootstrap, **{k: v for k, v in SMALL.items() if k not in ("macro_duration", "n_steps")})
+        model = MLSH(
+            "MlpPolicy",
+            env,
+            macro_duration=3,
+            n_steps=5,
+            warmup_iterations=1,
+            joint_iterations=1,
+            bootstrap_truncation=bootstrap,
+            **{k: v for k, v in SMALL.items() if k not in ("macro_duration", "n_steps")},
+        )
         rewards = []
 
         class Record(BaseCallback):

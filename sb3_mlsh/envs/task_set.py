@@ -10,7 +10,7 @@ class TaskSet:
     """
     Mixin for a gymnasium env whose tasks form a finite set ``tasks``: it gives the env the task
     protocol (``task``, ``sample_task(rng=None)``, ``set_task(task)``) and a split into ``train_tasks``, which
-    ``sample_task()`` draws from uniformly with the env's ``np_random``, and ``held_out_tasks``,
+    ``sample_task(rng)`` draws from uniformly (with ``rng``, else the env's ``np_random``), and ``held_out_tasks``,
     kept for evaluation (``set_task`` accepts every task).
 
     A subclass sets ``tasks`` and ``TASK_HELP`` (what a task is, for error messages), calls

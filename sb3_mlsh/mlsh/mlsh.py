@@ -361,11 +361,17 @@ class MLSH(OnPolicyAlgorithm):
         if self.task_groups is None or len(self.task_groups) != self.n_task_groups:
             self.task_groups = TaskSchedule(self.n_task_groups, self.seed)
         # Files saved before task groups kept the schedule's position as attributes of the model
-        legacy = {name: self.__dict__.pop(name) for name in ("current_task", "tasks_sampled", "iteration_in_task") if name in self.__dict__}
+        legacy = {
+            name: self.__dict__.pop(name)
+            for name in ("current_task", "tasks_sampled", "iteration_in_task")
+            if name in self.__dict__
+        }
         if legacy:
             group = self.task_groups[0]
             group.task, group.tasks_sampled, group.iteration_in_task = (
-                legacy["current_task"], legacy["tasks_sampled"], legacy["iteration_in_task"]
+                legacy["current_task"],
+                legacy["tasks_sampled"],
+                legacy["iteration_in_task"],
             )
         self.task_groups.configure(self.n_envs, self.warmup_iterations, self.joint_iterations, self.train_subpolicies)
 
@@ -424,12 +430,16 @@ class MLSH(OnPolicyAlgorithm):
         if "policy.master.optimizer" in params:
             params["policy.masters.0.optimizer"] = params.pop("policy.master.optimizer")
         if "policy" in params:
-            policy = {k.replace("master.", "masters.0.", 1) if k.startswith("master.") else k: v for k, v in params["policy"].items()}
+            policy = {
+                k.replace("master.", "masters.0.", 1) if k.startswith("master.") else k: v for k, v in params["policy"].items()
+            }
             if self.reset_master_on_load:
                 policy = {k: v for k, v in policy.items() if not k.startswith("masters.")}
                 policy.update({k: v for k, v in self.policy.state_dict().items() if k.startswith("masters.")})
                 params = {k: v for k, v in params.items() if not k.startswith("policy.masters.")}
-                params.update({f"policy.masters.{g}.optimizer": m.optimizer.state_dict() for g, m in enumerate(self.policy.masters)})
+                params.update(
+                    {f"policy.masters.{g}.optimizer": m.optimizer.state_dict() for g, m in enumerate(self.policy.masters)}
+                )
             saved_masters = {k.split(".")[1] for k in policy if k.startswith("masters.")}
             if len(saved_masters) != self.n_task_groups:
                 # not a ValueError: BaseAlgorithm.load reads those as an old DQN file
@@ -520,7 +530,7 @@ class MLSH(OnPolicyAlgorithm):
     # ---------------------------------------------------------------- rollout
 
     def _decide(self, obs: np.ndarray, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
-        """Each env's group master chooses a sub-policy for each env in ``env_indices``, at observation ``obs[env_indices]``."""
+        """For each env in ``env_indices``, its group's master chooses a sub-policy at observation ``obs[env_indices]``."""
         assert self.task_groups is not None
         groups = self.task_groups.group_of_env(len(obs))[env_indices]
         choices = np.zeros(len(env_indices), dtype=np.int64)
@@ -530,7 +540,11 @@ class MLSH(OnPolicyAlgorithm):
             rows = groups == g
             with th.no_grad():
                 chosen, value, log_prob = self.policy.masters[g](obs_as_tensor(obs[env_indices[rows]], self.device))
-            choices[rows], values[rows], log_probs[rows] = chosen.cpu().numpy(), value.cpu().numpy().flatten(), log_prob.cpu().numpy()
+            choices[rows], values[rows], log_probs[rows] = (
+                chosen.cpu().numpy(),
+                value.cpu().numpy().flatten(),
+                log_prob.cpu().numpy(),
+            )
         state = self._macro_state
         if state is None:
             n_envs = len(obs)
@@ -678,13 +692,14 @@ class MLSH(OnPolicyAlgorithm):
         return subpolicy_divergence(self.policy, observations[rows])
 
     def _record_task_returns(self, infos: list[dict[str, Any]], group_of_env: np.ndarray) -> None:
-        """Keep, per task of a small finite task set, the returns of the episodes that ended (``rollout/ep_rew_mean_task_<t>``)."""
+        """Keep the returns of the episodes that ended, per task of a small finite task set (``ep_rew_mean_task_<t>``)."""
         assert self.task_groups is not None
+        if not self._per_task_returns:
+            return
         for idx, info in enumerate(infos):
-            task = self.task_groups[group_of_env[idx]].task
-            if "episode" in info and self._per_task_returns:
-                returns = self._task_returns.setdefault(_task_key(task), deque(maxlen=self._stats_window_size))
-                returns.append(float(info["episode"]["r"]))
+            if "episode" in info:
+                key = _task_key(self.task_groups[group_of_env[idx]].task)
+                self._task_returns.setdefault(key, deque(maxlen=self._stats_window_size)).append(float(info["episode"]["r"]))
 
     def _record_schedule(self, usage: np.ndarray) -> None:
         assert self.task_groups is not None
