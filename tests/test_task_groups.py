@@ -322,3 +322,12 @@ def test_groups_in_subprocesses_draw_the_same_tasks_as_in_one_process():
 
     in_process = tasks_drawn(DummyVecEnv)
     assert tasks_drawn(SubprocVecEnv) == in_process and len(set(in_process)) > 1
+
+
+def test_a_policy_state_dict_of_version_0_1_0_loads_into_the_policy():
+    model = grouped_model(n_envs=1, n_task_groups=1)
+    legacy = {k.replace("masters.0.", "master.", 1): v for k, v in model.policy.state_dict().items()}
+    assert any(k.startswith("master.") for k in legacy)
+    other = grouped_model(n_envs=1, n_task_groups=1, seed=1)
+    other.policy.load_state_dict(legacy)
+    assert same(parameters(model.policy), parameters(other.policy))

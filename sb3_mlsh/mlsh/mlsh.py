@@ -21,7 +21,7 @@ from sb3_mlsh.common.buffers import BufferView, MacroRolloutBuffer, TaggedRollou
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
 from sb3_mlsh.common.tasks import SMALL_TASK_SET, finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
-from sb3_mlsh.mlsh.policies import MLSHPolicy
+from sb3_mlsh.mlsh.policies import MLSHPolicy, rename_legacy_master_keys
 from sb3_mlsh.mlsh.task_groups import PHASES, TaskGroup, TaskSchedule
 
 SelfMLSH = TypeVar("SelfMLSH", bound="MLSH")
@@ -430,9 +430,8 @@ class MLSH(OnPolicyAlgorithm):
         if "policy.master.optimizer" in params:
             params["policy.masters.0.optimizer"] = params.pop("policy.master.optimizer")
         if "policy" in params:
-            policy = {
-                k.replace("master.", "masters.0.", 1) if k.startswith("master.") else k: v for k, v in params["policy"].items()
-            }
+            policy = dict(params["policy"])
+            rename_legacy_master_keys(policy)
             if self.reset_master_on_load:
                 policy = {k: v for k, v in policy.items() if not k.startswith("masters.")}
                 policy.update({k: v for k, v in self.policy.state_dict().items() if k.startswith("masters.")})

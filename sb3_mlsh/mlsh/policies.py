@@ -14,6 +14,18 @@ from torch import nn
 from sb3_mlsh.common.distributions import EpsilonCategoricalDistribution
 
 
+def rename_legacy_master_keys(state_dict: dict[str, Any], prefix: str = "") -> None:
+    """
+    Rename, in place, the keys of a state dict saved before task groups (one master, ``master.*``)
+    to today's layout (``masters.0.*``).
+
+    :param state_dict: An ``MLSHPolicy`` state dict.
+    :param prefix: The policy's prefix in ``state_dict``.
+    """
+    for key in [key for key in state_dict if key.startswith(prefix + "master.")]:
+        state_dict[prefix + "masters.0." + key[len(prefix + "master.") :]] = state_dict.pop(key)
+
+
 class MasterPolicy(ActorCriticPolicy):
     """
     The master: an actor-critic policy over ``Discrete(n_subpolicies)``.
@@ -169,12 +181,7 @@ class MLSHPolicy(BasePolicy):
         return data
 
         # Files saved before task groups hold one master under "master."
-        self._register_load_state_dict_pre_hook(self._rename_single_master)
-
-    @staticmethod
-    def _rename_single_master(state_dict: dict[str, th.Tensor], prefix: str, *args: Any) -> None:
-        for key in [key for key in state_dict if key.startswith(prefix + "master.")]:
-            state_dict[prefix + "masters.0." + key[len(prefix + "master.") :]] = state_dict.pop(key)
+        self._register_load_state_dict_pre_hook(lambda state_dict, prefix, *_: rename_legacy_master_keys(state_dict, prefix))
 
     @property
     def master(self) -> MasterPolicy:
