@@ -1,6 +1,7 @@
 """Task groups: staggered schedules, per-group tasks and masters, pooled sub-policy updates, exact resumption."""
 
 import math
+import pickle
 from pathlib import Path
 
 import gymnasium as gym
@@ -331,3 +332,4 @@ def test_a_policy_state_dict_of_version_0_1_0_loads_into_the_policy():
     other = grouped_model(n_envs=1, n_task_groups=1, seed=1)
     other.policy.load_state_dict(legacy)
     assert same(parameters(model.policy), parameters(other.policy))
+    assert same(parameters(pickle.loads(pickle.dumps(model.policy))), parameters(model.policy))

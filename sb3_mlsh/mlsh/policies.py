@@ -26,6 +26,11 @@ def rename_legacy_master_keys(state_dict: dict[str, Any], prefix: str = "") -> N
         state_dict[prefix + "masters.0." + key[len(prefix + "master.") :]] = state_dict.pop(key)
 
 
+def _legacy_keys_hook(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """``load_state_dict`` pre-hook of ``MLSHPolicy`` (a module-level function, so that the policy pickles)."""
+    rename_legacy_master_keys(state_dict, prefix)
+
+
 class MasterPolicy(ActorCriticPolicy):
     """
     The master: an actor-critic policy over ``Discrete(n_subpolicies)``.
@@ -157,6 +162,8 @@ class MLSHPolicy(BasePolicy):
             )
             for _ in range(n_subpolicies)
         )
+        # Files saved before task groups hold one master under "master."
+        self._register_load_state_dict_pre_hook(_legacy_keys_hook)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -179,9 +186,6 @@ class MLSHPolicy(BasePolicy):
             )
         )
         return data
-
-        # Files saved before task groups hold one master under "master."
-        self._register_load_state_dict_pre_hook(lambda state_dict, prefix, *_: rename_legacy_master_keys(state_dict, prefix))
 
     @property
     def master(self) -> MasterPolicy:
