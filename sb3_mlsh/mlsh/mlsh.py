@@ -726,8 +726,8 @@ class MLSH(OnPolicyAlgorithm):
         assert self.task_groups is not None
         self.master_rollout_buffer.flatten()
         master_logger = LevelLogger(self.logger, "master", average=True)
+        envs = self.master_rollout_buffer.env_indices
         for group, learner in zip(self.task_groups, self.master_learners, strict=True):
-            envs = self.master_rollout_buffer.env_indices
             learner.rollout_buffer.select((envs >= group.envs.start) & (envs < group.envs.stop))
             if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
                 learner.update(master_logger, self._current_progress_remaining)

@@ -5,6 +5,7 @@ sub-policies are shared, and the groups' warm-ups are staggered so that at most 
 group is in its joint phase and the sub-policies learn from several tasks at a time.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,7 @@ class TaskSchedule:
     def __getitem__(self, index: int) -> TaskGroup:
         return self.groups[index]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[TaskGroup]:
         return iter(self.groups)
 
     def configure(self, n_envs: int, warmup_iterations: int, joint_iterations: int, train_subpolicies: bool) -> None:
