@@ -3,10 +3,12 @@ Task groups and the truncation bootstrap, measured: MLSH with G = 1 and G = 4 ta
 time-limit bootstrap on and off, at the same number of environment steps and the same seeds.
 
     python benchmarks/task_groups.py [--experiments movement_bandits:0,1 four_rooms:0] [--groups 1 4]
-                                     [--bootstrap on off] [--timesteps 1600000 2000000]
-                                     [--output docs/benchmarks/task_groups.md]
+                                     [--bootstrap on off] [--timesteps 1600000 2000000] [--render]
 
-``--experiments`` takes ``name:seeds`` (comma-separated seeds) for each experiment.
+``--experiments`` takes ``name:seeds`` (comma-separated seeds) for each experiment. Every run is saved
+in docs/benchmarks/task_groups.json as soon as it ends; runs already there are not run again, so a
+stopped benchmark continues where it stopped and several invocations add to one page,
+docs/benchmarks/task_groups.md, written from all saved runs (``--render``: only rewrite it).
 
 Each run meta-trains with its experiment's settings from ``hyperparams/mlsh.yml`` (only
 ``n_task_groups`` and ``bootstrap_truncation`` change), then measures the paper's R with
@@ -18,6 +20,7 @@ the sub-policy divergence. Runs go two at a time, one torch thread each.
 
 import argparse
 import datetime
+import json
 import multiprocessing
 import pathlib
 import platform
@@ -27,6 +30,10 @@ from typing import Any
 
 import numpy as np
 from experiments import EXPERIMENTS, references, subpolicies_separate, subpolicy_paths
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RUNS = ROOT / "docs" / "benchmarks" / "task_groups.json"
+PAGE = ROOT / "docs" / "benchmarks" / "task_groups.md"
 
 
 def run(config: tuple[str, int, bool, int, int]) -> dict[str, Any]:
@@ -116,47 +123,26 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiments", nargs="+", default=["movement_bandits:0,1", "four_rooms:0"], help="name:seeds")
-    parser.add_argument("--groups", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--bootstrap", nargs="+", default=["on", "off"], choices=["on", "off"])
-    parser.add_argument(
-        "--timesteps", type=int, nargs="+", default=None, help="meta-training steps per experiment (default: each one's)"
-    )
-    parser.add_argument("--output", type=pathlib.Path, default=None, help="also write the page here")
-    args = parser.parse_args()
-    seeds = {}
-    for item in args.experiments:
-        name, _, seed_list = item.partition(":")
-        if name not in EXPERIMENTS or not seed_list:
-            parser.error(f"--experiments {item}: use name:seeds, e.g. movement_bandits:0,1 (names: {', '.join(EXPERIMENTS)})")
-        seeds[name] = [int(seed) for seed in seed_list.split(",")]
-    timesteps = args.timesteps or [EXPERIMENTS[name].meta_timesteps for name in seeds]
-    if len(timesteps) != len(seeds):
-        parser.error("--timesteps needs one value per experiment")
+def key(row: dict[str, Any]) -> tuple[str, int, bool, int, int]:
+    return (row["experiment"], row["groups"], row["bootstrap"], row["seed"], row["timesteps"])
 
-    configs = [
-        (name, groups, bootstrap == "on", seed, steps)
-        for name, steps in zip(seeds, timesteps, strict=True)
-        for groups in args.groups
-        for bootstrap in args.bootstrap
-        for seed in seeds[name]
-    ]
-    start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
-        rows = pool.map(run, configs, chunksize=1)
 
+def render(rows: list[dict[str, Any]], output: pathlib.Path) -> None:
+    """Write the page from every saved run, with the commands that produced them."""
     import torch as th
 
-    minutes = (time.perf_counter() - start) / 60
-    episodes = ", ".join(f"{name}: {EXPERIMENTS[name].episode_steps} steps" for name in seeds)
+    commands = sorted({row["command"] for row in rows})
+    minutes = sum(row["cpu_minutes"] for row in rows)
+    episodes = ", ".join(
+        f"{name}: {EXPERIMENTS[name].episode_steps} steps" for name in sorted({r["experiment"] for r in rows})
+    )
     lines = [
-        f"Measured on {datetime.date.today()}: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
-        f"torch {th.__version__}, one torch thread per run, two runs at a time; {minutes:.0f} min in all.",
+        f"Measured on {rows[-1]['date']}: {platform.machine()}, {multiprocessing.cpu_count()} cores, torch {th.__version__}, "
+        f"one torch thread per run, two runs at a time; {minutes:.0f} CPU minutes in all. The runs are kept in "
+        f"`{RUNS.relative_to(ROOT)}`; `--render` rewrites this page from them.",
         "",
         "```bash",
-        f"python benchmarks/task_groups.py {' '.join(sys.argv[1:])}",
+        *commands,
         "```",
         "",
         "R per episode: reward a fresh master collects during its first T steps on each evaluation task, "
@@ -166,9 +152,50 @@ def main() -> None:
         "",
         *table(rows),
     ]
+    output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    if args.output is not None:
-        args.output.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiments", nargs="+", default=["movement_bandits:0,1", "four_rooms:0"], help="name:seeds")
+    parser.add_argument("--groups", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--bootstrap", nargs="+", default=["on", "off"], choices=["on", "off"])
+    parser.add_argument(
+        "--timesteps", type=int, nargs="+", default=None, help="meta-training steps per experiment (default: each one's)"
+    )
+    parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
+    args = parser.parse_args()
+    rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
+    if not args.render:
+        seeds = {}
+        for item in args.experiments:
+            name, _, seed_list = item.partition(":")
+            if name not in EXPERIMENTS or not seed_list:
+                parser.error(
+                    f"--experiments {item}: use name:seeds, e.g. movement_bandits:0,1 (names: {', '.join(EXPERIMENTS)})"
+                )
+            seeds[name] = [int(seed) for seed in seed_list.split(",")]
+        timesteps = args.timesteps or [EXPERIMENTS[name].meta_timesteps for name in seeds]
+        if len(timesteps) != len(seeds):
+            parser.error("--timesteps needs one value per experiment")
+        done = {key(row) for row in rows}
+        configs = [
+            (name, groups, bootstrap == "on", seed, steps)
+            for name, steps in zip(seeds, timesteps, strict=True)
+            for groups in args.groups
+            for bootstrap in args.bootstrap
+            for seed in seeds[name]
+            if (name, groups, bootstrap == "on", seed, steps) not in done
+        ]
+        command = f"python benchmarks/task_groups.py {' '.join(sys.argv[1:])}"
+        with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
+            # each run is saved as soon as it ends, so that a stopped benchmark keeps what it measured
+            for row in pool.imap_unordered(run, configs):
+                rows.append({**row, "command": command, "date": str(datetime.date.today())})
+                RUNS.write_text(json.dumps(rows, indent=1))
+    if rows:
+        render(sorted(rows, key=key), PAGE)
 
 
 if __name__ == "__main__":
