@@ -152,6 +152,7 @@ def test_zoo_transfer_with_pretrained_agent_starts_a_fresh_master(tmp_path):
     transfer_entry = {
         ENV: dict(
             n_envs=1, n_timesteps=100, policy="MlpPolicy", n_steps=50, train_subpolicies=False, reset_master_on_load=True,
+            n_task_groups=1,
             master_learning_rate=0.0,  # the master stays as the transfer started it
         )
     }  # fmt: skip
@@ -170,3 +171,4 @@ def test_packaged_transfer_recipes_start_fresh_masters():
     transfers = [name for name, entry in entries.items() if entry.get("train_subpolicies") is False]
     assert transfers == ["AntObstacle-v0", "HumanoidCourse-v0"]
     assert all(entries[name].get("reset_master_on_load") is True for name in transfers)
+    assert all(entries[name].get("n_task_groups") == 1 for name in transfers)
