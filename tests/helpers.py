@@ -4,6 +4,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from gymnasium import spaces
 
 
@@ -36,3 +37,13 @@ class CountingEnv(gym.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         self.t += 1
         return np.array([self.t], dtype=np.float32), float(self.task), self.terminate and self.t >= self.length, False, {}
+
+
+def parameters(module: th.nn.Module) -> list[th.Tensor]:
+    """:return: Copies of the module's parameters."""
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(a: list[th.Tensor], b: list[th.Tensor]) -> bool:
+    """:return: Whether two parameter lists are equal, tensor by tensor."""
+    return all(th.equal(x, y) for x, y in zip(a, b, strict=True))

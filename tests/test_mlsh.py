@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
-from helpers import CountingEnv
+from helpers import CountingEnv, parameters, same
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import IdentityEnv, IdentityEnvBox, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
@@ -22,14 +22,6 @@ SMALL = dict(
 
 def small_model(env="MovementBandits-v0", **kwargs) -> MLSH:
     return MLSH("MlpPolicy", env, **{**SMALL, "seed": 0, **kwargs})
-
-
-def parameters(module: th.nn.Module) -> list[th.Tensor]:
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def same(a: list[th.Tensor], b: list[th.Tensor]) -> bool:
-    return all(th.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize(

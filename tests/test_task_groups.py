@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from helpers import CountingEnv
+from helpers import CountingEnv, parameters, same
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
@@ -32,14 +32,6 @@ def grouped_model(n_envs=8, n_task_groups=4, warmup_iterations=2, joint_iteratio
         joint_iterations=joint_iterations,
         **{**SMALL, "seed": seed, **kwargs},
     )
-
-
-def parameters(module: th.nn.Module) -> list[th.Tensor]:
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def same(a: list[th.Tensor], b: list[th.Tensor]) -> bool:
-    return all(th.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 class Schedule(BaseCallback):
