@@ -531,7 +531,7 @@ class MLSH(OnPolicyAlgorithm):
     def _decide(self, obs: np.ndarray, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
         """For each env in ``env_indices``, its group's master chooses a sub-policy at observation ``obs[env_indices]``."""
         assert self.task_groups is not None
-        groups = self.task_groups.group_of_env(len(obs))[env_indices]
+        groups = self.task_groups.group_of_env[env_indices]
         choices = np.zeros(len(env_indices), dtype=np.int64)
         values = np.zeros(len(env_indices), dtype=np.float32)
         log_probs = np.zeros(len(env_indices), dtype=np.float32)
@@ -597,7 +597,7 @@ class MLSH(OnPolicyAlgorithm):
         self.master_rollout_buffer.reset()
         usage = np.zeros(self.n_subpolicies, dtype=np.int64)
         master_gamma = self.master_rollout_buffer.gamma
-        group_of_env = self.task_groups.group_of_env(env.num_envs)
+        group_of_env = self.task_groups.group_of_env
         bootstrapped, earned = 0.0, 0.0
         callback.on_rollout_start()
 
@@ -726,12 +726,12 @@ class MLSH(OnPolicyAlgorithm):
         assert self.task_groups is not None
         self.master_rollout_buffer.flatten()
         master_logger = LevelLogger(self.logger, "master", average=True)
-        envs = self.master_rollout_buffer.env_indices
+        groups = self.task_groups.group_of_env[self.master_rollout_buffer.env_indices]
         for group, learner in zip(self.task_groups, self.master_learners, strict=True):
-            learner.rollout_buffer.select((envs >= group.envs.start) & (envs < group.envs.stop))
+            learner.rollout_buffer.select(groups == group.index)
             if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
                 learner.update(master_logger, self._current_progress_remaining)
-        joint_envs = self.task_groups.joint_envs(self.n_envs)
+        joint_envs = self.task_groups.joint_envs()
         if joint_envs.any():
             self.rollout_buffer.flatten()
             joint_steps = joint_envs[self.rollout_buffer.env_indices]
@@ -760,7 +760,7 @@ class MLSH(OnPolicyAlgorithm):
         if self.n_task_groups > 1 and is_vectorized_observation(observation, self.observation_space):
             if len(observation) == self.n_envs:
                 assert self.task_groups is not None
-                masters = self.task_groups.group_of_env(self.n_envs)
+                masters = self.task_groups.group_of_env
         return self.policy.predict(observation, state, episode_start, deterministic, masters=masters)
 
     def learn(

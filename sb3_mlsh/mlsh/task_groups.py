@@ -61,6 +61,8 @@ class TaskSchedule:
         self.warmup_iterations = 0
         self.joint_iterations = 0
         self.train_subpolicies = True
+        # The group index of each env, set by ``configure``
+        self.group_of_env = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -91,6 +93,7 @@ class TaskSchedule:
             group.envs = range(group.index * size, (group.index + 1) * size)
             group.offset = group.index * period // len(self.groups) if stagger else 0
             group.phase = self._phase(group)
+        self.group_of_env = np.repeat(np.arange(len(self.groups)), size)
 
     def _phase(self, group: TaskGroup) -> str:
         if not self.train_subpolicies:
@@ -127,14 +130,6 @@ class TaskSchedule:
                 group.iteration_in_task = 0
             group.phase = self._phase(group)
 
-    def joint_envs(self, n_envs: int) -> np.ndarray:
+    def joint_envs(self) -> np.ndarray:
         """:return: Boolean mask over the envs: those of the groups in their joint phase."""
-        mask = np.zeros(n_envs, dtype=bool)
-        for group in self.groups:
-            if group.phase == "joint":
-                mask[group.envs.start : group.envs.stop] = True
-        return mask
-
-    def group_of_env(self, n_envs: int) -> np.ndarray:
-        """:return: The group index of each env."""
-        return np.repeat(np.arange(len(self.groups)), n_envs // len(self.groups))
+        return np.array([group.phase == "joint" for group in self.groups])[self.group_of_env]
