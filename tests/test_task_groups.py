@@ -175,16 +175,15 @@ def test_a_subpolicy_with_fewer_than_two_steps_is_not_updated_and_nothing_logged
         joint_iterations=1,
         **{**SMALL, "macro_duration": 1, "n_steps": 16},
     )
-    master = model.policy.masters[0]
     decisions = []
 
-    def forward(obs, deterministic=False):  # sub-policy 1 acts once, then sub-policy 0 only
-        actions, values, log_probs = type(master).forward(master, obs, deterministic)
+    def decide(obs, masters, deterministic=False):  # sub-policy 1 acts once, then sub-policy 0 only
+        actions, values, log_probs = type(model.policy).decide(model.policy, obs, masters, deterministic)
         actions = th.full_like(actions, 1 if not decisions else 0)
         decisions.append(int(actions[0]))
         return actions, values, log_probs
 
-    master.forward = forward
+    model.policy.decide = decide
     model.policy.reset_master = lambda index=None: None
     before = [parameters(sub) for sub in model.policy.subpolicies]
     model.set_logger(configure(str(tmp_path), ["csv"]))

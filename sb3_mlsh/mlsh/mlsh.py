@@ -531,19 +531,11 @@ class MLSH(OnPolicyAlgorithm):
     def _decide(self, obs: np.ndarray, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
         """For each env in ``env_indices``, its group's master chooses a sub-policy at observation ``obs[env_indices]``."""
         assert self.task_groups is not None
-        groups = self.task_groups.group_of_env[env_indices]
-        choices = np.zeros(len(env_indices), dtype=np.int64)
-        values = np.zeros(len(env_indices), dtype=np.float32)
-        log_probs = np.zeros(len(env_indices), dtype=np.float32)
-        for g in np.unique(groups):
-            rows = groups == g
-            with th.no_grad():
-                chosen, value, log_prob = self.policy.masters[g](obs_as_tensor(obs[env_indices[rows]], self.device))
-            choices[rows], values[rows], log_probs[rows] = (
-                chosen.cpu().numpy(),
-                value.cpu().numpy().flatten(),
-                log_prob.cpu().numpy(),
+        with th.no_grad():
+            chosen, value, log_prob = self.policy.decide(
+                obs_as_tensor(obs[env_indices], self.device), self.task_groups.group_of_env[env_indices]
             )
+        choices, values, log_probs = chosen.cpu().numpy(), value.cpu().numpy().flatten(), log_prob.cpu().numpy()
         state = self._macro_state
         if state is None:
             n_envs = len(obs)

@@ -12,6 +12,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from sb3_mlsh.common.distributions import EpsilonCategoricalDistribution
+from sb3_mlsh.common.ensemble import PolicyEnsemble
 
 
 def rename_legacy_master_keys(state_dict: dict[str, Any], prefix: str = "") -> None:
@@ -116,8 +117,9 @@ class MLSHPolicy(BasePolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if optimizer_kwargs is None:
-            # as ActorCriticPolicy: a small epsilon avoids NaN with Adam
-            optimizer_kwargs = {"eps": 1e-5} if optimizer_class == th.optim.Adam else {}
+            # as ActorCriticPolicy: a small epsilon avoids NaN with Adam; the fused implementation (the same update
+            # in one kernel) makes each of the many small updates markedly faster (docs/mlsh.md, "Choices")
+            optimizer_kwargs = {"eps": 1e-5, "fused": True} if optimizer_class == th.optim.Adam else {}
         super().__init__(
             observation_space,
             action_space,
@@ -162,6 +164,9 @@ class MLSHPolicy(BasePolicy):
             )
             for _ in range(n_subpolicies)
         )
+        # Each level acts as one batched ensemble where its networks allow (None: one network at a time)
+        self.subpolicy_ensemble = PolicyEnsemble.create(self.subpolicies)  # type: ignore[arg-type]
+        self.master_ensemble = PolicyEnsemble.create(self.masters)  # type: ignore[arg-type]
         # Files saved before task groups hold one master under "master."
         self._register_load_state_dict_pre_hook(_legacy_keys_hook)
 
@@ -203,19 +208,19 @@ class MLSHPolicy(BasePolicy):
             self.masters[g].load_state_dict(fresh.state_dict())
             self.masters[g].optimizer.load_state_dict(fresh.optimizer.state_dict())
 
-    def _per_subpolicy(
-        self, active: np.ndarray, fn: Callable[[int, th.Tensor], tuple[th.Tensor, ...]]
+    def _per_policy(
+        self, policies: nn.ModuleList, index: np.ndarray, fn: Callable[[ActorCriticPolicy, th.Tensor], tuple[th.Tensor, ...]]
     ) -> tuple[th.Tensor, ...]:
         """
-        Run ``fn(k, rows)`` for each sub-policy ``k`` on the rows where it is active,
-        and put the results back in row order.
+        Run ``fn(policies[k], rows)`` for each ``k`` on the rows where ``index`` is ``k``, and put the
+        results back in row order (the path for networks that ``PolicyEnsemble`` cannot batch).
         """
         outputs: list[th.Tensor] = []
-        for k in np.unique(active):
-            rows = th.as_tensor(np.flatnonzero(active == k), device=self.device)
-            results = fn(int(k), rows)
+        for k in np.unique(index):
+            rows = th.as_tensor(np.flatnonzero(index == k), device=self.device)
+            results = fn(policies[k], rows)  # type: ignore[arg-type]
             if not outputs:
-                outputs = [th.empty((len(active), *r.shape[1:]), dtype=r.dtype, device=r.device) for r in results]
+                outputs = [th.empty((len(index), *r.shape[1:]), dtype=r.dtype, device=r.device) for r in results]
             for output, result in zip(outputs, results, strict=True):
                 output[rows] = result
         return tuple(outputs)
@@ -231,7 +236,10 @@ class MLSHPolicy(BasePolicy):
         :param deterministic: Whether to use deterministic actions.
         :return: Actions, values and log-probabilities, each from the row's active sub-policy.
         """
-        actions, values, log_probs = self._per_subpolicy(active, lambda k, rows: self.subpolicies[k](obs[rows], deterministic))
+        ensemble = self.subpolicy_ensemble
+        if ensemble is not None:
+            return ensemble.forward(obs, active, deterministic)
+        actions, values, log_probs = self._per_policy(self.subpolicies, active, lambda pi, rows: pi(obs[rows], deterministic))
         return actions, values, log_probs
 
     def predict_values(self, obs: th.Tensor, active: np.ndarray) -> th.Tensor:
@@ -240,10 +248,33 @@ class MLSHPolicy(BasePolicy):
         :param active: Index of the active sub-policy per row.
         :return: The value of each row under its active sub-policy.
         """
-        return self._per_subpolicy(active, lambda k, rows: (self.subpolicies[k].predict_values(obs[rows]),))[0]
+        ensemble = self.subpolicy_ensemble
+        if ensemble is not None:
+            return ensemble.predict_values(obs, active)
+        return self._per_policy(self.subpolicies, active, lambda pi, rows: (pi.predict_values(obs[rows]),))[0]
 
     def _act(self, obs: PyTorchObs, active: np.ndarray, deterministic: bool) -> th.Tensor:
-        return self._per_subpolicy(active, lambda k, rows: (self.subpolicies[k]._predict(obs[rows], deterministic),))[0]  # type: ignore[index]
+        ensemble = self.subpolicy_ensemble
+        if ensemble is not None:
+            return ensemble.act(obs, active, deterministic)  # type: ignore[arg-type]
+        return self._per_policy(self.subpolicies, active, lambda pi, rows: (pi._predict(obs[rows], deterministic),))[0]  # type: ignore[index]
+
+    def decide(
+        self, obs: th.Tensor, masters: np.ndarray, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        The masters' forward pass: choices, values and log-probabilities.
+
+        :param obs: Observations at decisions.
+        :param masters: Per row, the index of the master that decides.
+        :param deterministic: Whether the masters choose deterministically.
+        :return: The chosen sub-policy, the master's value and the choice's log-probability, per row.
+        """
+        ensemble = self.master_ensemble
+        if ensemble is not None:
+            return ensemble.forward(obs, masters, deterministic)
+        choices, values, log_probs = self._per_policy(self.masters, masters, lambda pi, rows: pi(obs[rows], deterministic))
+        return choices, values, log_probs
 
     def choose(self, obs: th.Tensor, masters: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """
@@ -252,11 +283,11 @@ class MLSHPolicy(BasePolicy):
         :param deterministic: Whether the masters choose deterministically.
         :return: The chosen sub-policy of each row.
         """
-        choices = np.zeros(len(masters), dtype=np.int64)
-        for g in np.unique(masters):
-            rows = np.flatnonzero(masters == g)
-            choices[rows] = self.masters[g]._predict(obs[th.as_tensor(rows, device=self.device)], deterministic).cpu().numpy()  # type: ignore[index, operator]
-        return choices
+        ensemble = self.master_ensemble
+        if ensemble is not None:
+            return ensemble.act(obs, masters, deterministic).cpu().numpy()
+        choices = self._per_policy(self.masters, masters, lambda pi, rows: (pi._predict(obs[rows], deterministic),))[0]  # type: ignore[operator]
+        return choices.cpu().numpy()
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         """The action at a decision point: master 0 chooses for every row, then the chosen sub-policies act."""

@@ -1,0 +1,177 @@
+"""K actor-critic policies of one architecture evaluated as one batched ensemble: one matrix product per layer."""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.distributions import (
+    BernoulliDistribution,
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    Distribution,
+    MultiCategoricalDistribution,
+)
+from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
+from stable_baselines3.common.torch_layers import FlattenExtractor
+from torch import nn
+
+_DISTRIBUTIONS = (DiagGaussianDistribution, CategoricalDistribution, MultiCategoricalDistribution, BernoulliDistribution)
+
+
+def _layers(network: nn.Module) -> list[nn.Module] | None:
+    """The modules of an MLP branch (``Linear`` layers and parameter-free activations), or None if it is not one."""
+    modules = list(network) if isinstance(network, nn.Sequential) else [network]
+    for module in modules:
+        if not isinstance(module, nn.Linear) and any(True for _ in module.parameters()):
+            return None
+    return modules
+
+
+class PolicyEnsemble:
+    """
+    Evaluates K ``ActorCriticPolicy`` of one MLP architecture, each on the rows it is chosen for,
+    as one batched network: every layer is one batched matrix product over all K, and each row keeps
+    the output of its own policy. The cost of a step then hardly depends on K.
+
+    The policies' weights are tied to stacked tensors: each parameter becomes a view of its slice,
+    so that optimizer steps and ``load_state_dict`` (which write in place) reach the ensemble at no
+    cost; a parameter that was given new storage (e.g. by a move to another device) is stacked and
+    tied again. Results equal those of the K networks up to floating-point rounding (a batched
+    matrix product sums in another order). The policies stay ordinary modules, each trained by its
+    own optimizer; one policy's weights saved alone carry the whole stacked storage with them.
+
+    :param policies: The policies (e.g. the sub-policies, or the masters of the task groups).
+    """
+
+    def __init__(self, policies: Sequence[ActorCriticPolicy]) -> None:
+        self.policies = policies
+        self._branches: dict[str, list[tuple[th.Tensor, th.Tensor, list[nn.Module]]]] = {}
+        self._log_std: th.Tensor | None = None
+        self._tied: list[nn.Parameter] = []
+        self._pointers: list[int] = []
+        self._tie()
+
+    @classmethod
+    def create(cls, policies: Sequence[ActorCriticPolicy]) -> "PolicyEnsemble | None":
+        """:return: The ensemble of ``policies``, or None if they cannot be batched (see ``supports``)."""
+        return cls(policies) if cls.supports(policies) else None
+
+    @staticmethod
+    def supports(policies: Sequence[ActorCriticPolicy]) -> bool:
+        """
+        :param policies: Candidate policies.
+        :return: Whether they can be batched: flattened observations, MLP branches and one of SB3's
+            standard action distributions (no gSDE), with the same architecture for all.
+        """
+        first = policies[0]
+        extractors = [first.features_extractor, first.pi_features_extractor, first.vf_features_extractor]
+        if not all(type(extractor) is FlattenExtractor for extractor in extractors):
+            return False
+        if not isinstance(first.action_dist, _DISTRIBUTIONS):
+            return False
+        branches = (first.mlp_extractor.policy_net, first.mlp_extractor.value_net)
+        if any(_layers(branch) is None for branch in branches):
+            return False
+        shapes = [tuple(p.shape) for p in first.parameters()]
+        return all(
+            type(policy) is type(first) and [tuple(p.shape) for p in policy.parameters()] == shapes for policy in policies
+        )
+
+    def _stack(self, parameters: list[nn.Parameter]) -> th.Tensor:
+        """Stack ``parameters`` (one per policy) and make each a view of its slice."""
+        stacked = th.stack([parameter.detach() for parameter in parameters]).contiguous()
+        for k, parameter in enumerate(parameters):
+            parameter.data = stacked[k]
+        self._tied += parameters
+        return stacked
+
+    def _tie(self) -> None:
+        """Tie the policies' weights to stacked tensors (see the class description)."""
+        self._tied = []
+        with th.no_grad():
+            for name in ("pi", "vf"):
+                per_policy = [self._branch(policy, name) for policy in self.policies]
+                self._branches[name] = [
+                    (
+                        self._stack([branch[depth][0].weight for branch in per_policy]).transpose(1, 2),
+                        self._stack([branch[depth][0].bias for branch in per_policy]).unsqueeze(1),
+                        activations,
+                    )
+                    for depth, (_, activations) in enumerate(per_policy[0])
+                ]
+            if isinstance(self.policies[0].action_dist, DiagGaussianDistribution):
+                self._log_std = self._stack([policy.log_std for policy in self.policies])  # type: ignore[misc]
+        self._pointers = [parameter.data_ptr() for parameter in self._tied]
+
+    def _check_tied(self) -> None:
+        """Tie again any weight that was given new storage since the last call."""
+        if [parameter.data_ptr() for parameter in self._tied] != self._pointers:
+            self._tie()
+
+    @staticmethod
+    def _branch(policy: ActorCriticPolicy, name: str) -> list[tuple[nn.Linear, list[nn.Module]]]:
+        """A branch as its linear layers, each with the activations that follow it; the output layer last."""
+        mlp = policy.mlp_extractor.policy_net if name == "pi" else policy.mlp_extractor.value_net
+        head = policy.action_net if name == "pi" else policy.value_net
+        layers: list[tuple[nn.Linear, list[nn.Module]]] = []
+        for module in [*(_layers(mlp) or []), head]:
+            if isinstance(module, nn.Linear):
+                layers.append((module, []))
+            else:
+                layers[-1][1].append(module)
+        return layers
+
+    def _run(self, name: str, features: th.Tensor, rows: th.Tensor, index: th.Tensor) -> th.Tensor:
+        """The branch ``name`` of every policy on ``features``; each row keeps its own policy's output."""
+        hidden = features.unsqueeze(0).expand(len(self.policies), *features.shape)
+        for weights, biases, activations in self._branches[name]:
+            hidden = th.baddbmm(biases, hidden, weights)
+            for activation in activations:
+                hidden = activation(hidden)
+        return hidden[index, rows]
+
+    def _features(self, obs: th.Tensor) -> th.Tensor:
+        # every policy's extractor is the same parameter-free flattening
+        return BaseModel.extract_features(self.policies[0], obs, self.policies[0].features_extractor)  # type: ignore[return-value]
+
+    def _distribution(self, features: th.Tensor, rows: th.Tensor, index: th.Tensor) -> Distribution:
+        dist = self.policies[0].action_dist
+        params = self._run("pi", features, rows, index)
+        if isinstance(dist, DiagGaussianDistribution):
+            assert self._log_std is not None
+            return dist.proba_distribution(params, self._log_std[index])
+        return dist.proba_distribution(params)  # type: ignore[call-arg]
+
+    def _index(self, features: th.Tensor, policy_index: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
+        self._check_tied()
+        rows = th.arange(len(features), device=features.device)
+        return rows, th.as_tensor(policy_index, device=features.device)
+
+    def forward(
+        self, obs: th.Tensor, policy_index: np.ndarray, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        As ``ActorCriticPolicy.forward``, each row by policy ``policy_index[row]``.
+
+        :param obs: Observations.
+        :param policy_index: The policy of each row.
+        :param deterministic: Whether to use deterministic actions.
+        :return: Actions, values and log-probabilities.
+        """
+        features = self._features(obs)
+        rows, index = self._index(features, policy_index)
+        distribution = self._distribution(features, rows, index)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        values = self._run("vf", features, rows, index)
+        return actions.reshape((-1, *self.policies[0].action_space.shape)), values, log_prob  # type: ignore[misc]
+
+    def predict_values(self, obs: th.Tensor, policy_index: np.ndarray) -> th.Tensor:
+        """:return: The value of each row under its policy."""
+        features = self._features(obs)
+        return self._run("vf", features, *self._index(features, policy_index))
+
+    def act(self, obs: th.Tensor, policy_index: np.ndarray, deterministic: bool = False) -> th.Tensor:
+        """:return: The action of each row under its policy (as ``ActorCriticPolicy._predict``)."""
+        features = self._features(obs)
+        return self._distribution(features, *self._index(features, policy_index)).get_actions(deterministic=deterministic)
