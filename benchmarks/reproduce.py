@@ -13,7 +13,11 @@ uses the env's entry of hyperparams/mlsh.yml; the PPO baselines use its n_envs a
 Methods: MLSH (fresh master, sub-policies frozen); MLSH without warm-up (W = 0); MLSH with the
 master acting every step (N = 1); shared policy (one PPO policy trained on the whole task
 distribution for the same budget, then fine-tuned on each task); single policy (PPO from scratch
-on each task). Runs go two at a time, one process each.
+on each task). Runs go ``--jobs`` at a time (default 2), one process and one torch thread each.
+
+Every run is added to ``<out>/<experiment>_runs.json`` as soon as it ends. ``--resume`` keeps the runs
+already there that match this command's budgets and runs only the missing (method, seed) pairs, so
+an experiment longer than a sitting goes on where it stopped.
 """
 
 import argparse
@@ -277,7 +281,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"## {spec.env_id}",
         "",
         f"Command: `python benchmarks/reproduce.py {args.command}`  ",
-        f"Machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, no GPU; two runs at a time, one thread each.  ",
+        f"Machine: {args.machine}.  ",
         f"Seeds: {', '.join(map(str, args.seeds))}. Meta-training / shared-policy budget: {args.meta_timesteps} steps "
         f"(MLSH's settings: the env's entry of `hyperparams/mlsh.yml`). "
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
@@ -319,9 +323,12 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     print("\n".join(lines))
 
 
+RECORDED = ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps", "machine")
+
+
 def save_runs(runs: list[Run], args: argparse.Namespace, seconds: float) -> None:
     """Keep every measured run in ``<out>/<experiment>_runs.json``, so that the page can be re-rendered (``--render``)."""
-    record = {key: getattr(args, key) for key in ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps")}
+    record = {key: getattr(args, key) for key in RECORDED}
     record.update(seconds=seconds, runs=[asdict(item) for item in runs])
     path = pathlib.Path(args.out) / f"{args.experiment}_runs.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -334,7 +341,8 @@ def load_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
     if not path.is_file():
         raise SystemExit(f"--render: {path} does not exist; run the experiment first.")
     record = json.loads(path.read_text())
-    for key in ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps"):
+    record.setdefault("machine", "x86_64, 2 cores, no GPU; two runs at a time, one thread each")  # files before --jobs
+    for key in RECORDED:
         setattr(args, key, record[key])
     runs = [Run(**item) for item in record["runs"]]
     for item in runs:  # JSON turns tuple tasks (Four Rooms' cells) into lists
@@ -351,26 +359,60 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", default="docs/results")
     parser.add_argument("--render", action="store_true", help="re-write the outputs from the saved runs, without running")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one process each)")
+    parser.add_argument("--resume", action="store_true", help="keep the saved runs of this command and run the rest")
     args = parser.parse_args()
     if args.render:
         runs, seconds = load_runs(args)
         write_outputs(args.experiment, runs, args, seconds)
         return
     args.command = " ".join(sys.argv[1:])
+    args.machine = (
+        f"{platform.machine()}, {multiprocessing.cpu_count()} cores, CPU only; {args.jobs} runs at a time, one thread each"
+    )
     spec = EXPERIMENTS[args.experiment]
     args.meta_timesteps = args.meta_timesteps or spec.meta_timesteps
     args.adaptation_timesteps = args.adaptation_timesteps or spec.adaptation_timesteps
+    saved = pathlib.Path(args.out) / f"{args.experiment}_runs.json"
+    if saved.is_file() and not args.resume:
+        raise SystemExit(
+            f"{saved} holds earlier runs; add --resume to keep them and run only the missing (method, seed) pairs, "
+            "or move that file away (or use another --out) to start afresh."
+        )
+    runs, seconds = resumed_runs(args) if args.resume else ([], 0.0)
+    done = {(item.method, item.seed) for item in runs}
     configs = [
         (args.experiment, method, seed, args.meta_timesteps, args.adaptation_timesteps)
         for method in args.methods
         for seed in args.seeds
+        if (method, seed) not in done
     ]
-    start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        runs = pool.map(run, configs, chunksize=1)
+    start = time.perf_counter() - seconds
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for item in pool.imap_unordered(run, configs, chunksize=1):
+            runs.append(item)
+            save_runs(runs, args, time.perf_counter() - start)
+            print(f"{item.method} seed {item.seed}: {item.seconds / 60:.1f} min", flush=True)
+    runs.sort(key=lambda item: (args.methods.index(item.method), item.seed))
     seconds = time.perf_counter() - start
     save_runs(runs, args, seconds)
     write_outputs(args.experiment, runs, args, seconds)
+
+
+def resumed_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
+    """The saved runs of this experiment that match ``args``' budgets, methods and seeds (``--resume``), and their seconds."""
+    path = pathlib.Path(args.out) / f"{args.experiment}_runs.json"
+    if not path.is_file():
+        return [], 0.0
+    saved = argparse.Namespace(**vars(args))
+    runs, seconds = load_runs(saved)
+    if (saved.meta_timesteps, saved.adaptation_timesteps) != (args.meta_timesteps, args.adaptation_timesteps):
+        raise SystemExit(
+            f"--resume: {path} holds runs with other budgets (meta {saved.meta_timesteps}, adaptation "
+            f"{saved.adaptation_timesteps}); use the same budgets, or another --out."
+        )
+    kept = [item for item in runs if item.method in args.methods and item.seed in args.seeds]
+    return kept, seconds
 
 
 if __name__ == "__main__":
