@@ -41,10 +41,13 @@ MLSH_BANDITS = dict(n_subpolicies=2, macro_duration=10, warmup_iterations=0, joi
 MLSH_ANT = dict(n_subpolicies=2, macro_duration=200, warmup_iterations=0, joint_iterations=1)
 # Warm-up only: the sub-policies are never updated within the run
 WARMUP_ONLY = dict(warmup_iterations=10**6, joint_iterations=1)
+# MLSH's default optimizer (Adam's fused implementation), given to PPO: the same update, compared like for like
+FUSED_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
 
 CASES: dict[str, list[dict[str, Any]]] = {
     "bandits": [
         dict(label="PPO", algo="PPO", **BANDITS),
+        dict(label="PPO, fused Adam (as MLSH)", algo="PPO", policy_kwargs=FUSED_ADAM, **BANDITS),
         dict(label="MLSH, same work (W = 0), K = 2", algo="MLSH", mlsh=MLSH_BANDITS, **BANDITS),
         dict(label="MLSH, same work (W = 0), K = 8", algo="MLSH", mlsh={**MLSH_BANDITS, "n_subpolicies": 8}, **BANDITS),
         dict(
@@ -56,6 +59,7 @@ CASES: dict[str, list[dict[str, Any]]] = {
     ],
     "ant": [
         dict(label="PPO", algo="PPO", **ANT),
+        dict(label="PPO, fused Adam (as MLSH)", algo="PPO", policy_kwargs=FUSED_ADAM, **ANT),
         dict(label="MLSH, same work (W = 0), K = 2", algo="MLSH", mlsh=MLSH_ANT, **ANT),
         dict(label="MLSH, same work (W = 0), K = 8", algo="MLSH", mlsh={**MLSH_ANT, "n_subpolicies": 8}, **ANT),
         dict(label="MLSH, warm-up iterations only, K = 2", algo="MLSH", mlsh={**MLSH_ANT, **WARMUP_ONLY}, **ANT),
@@ -67,6 +71,15 @@ CASES: dict[str, list[dict[str, Any]]] = {
             algo="MLSH",
             mlsh=MLSH_ANT,
             vec_env="subproc",
+            **ANT,
+        ),
+        dict(label="MLSH, W = 0, DummyVecEnv, 2 torch threads", algo="MLSH", mlsh=MLSH_ANT, threads=2, **ANT),
+        dict(
+            label="MLSH, W = 0, SubprocVecEnv, 2 torch threads",
+            algo="MLSH",
+            mlsh=MLSH_ANT,
+            vec_env="subproc",
+            threads=2,
             **ANT,
         ),
     ],
@@ -84,7 +97,7 @@ def measure(config: dict[str, Any]) -> dict[str, float]:
 
     from sb3_mlsh import MLSH
 
-    th.set_num_threads(1)
+    th.set_num_threads(config.get("threads", 1))
     timers = dict(env=0.0, collect=0.0, update=0.0)
 
     class TimedVecEnv(VecEnvWrapper):
@@ -116,11 +129,13 @@ def measure(config: dict[str, Any]) -> dict[str, float]:
 
         return wrapper
 
-    vec_env_cls = SubprocVecEnv if config.get("vec_env") == "subproc" else None
-    env = TimedVecEnv(make_vec_env(config["env_id"], n_envs=config["n_envs"], seed=0, vec_env_cls=vec_env_cls))
+    subproc = config.get("vec_env") == "subproc"
+    # worker processes import sb3_mlsh (which registers the env) through the id's module prefix
+    env_id = f"sb3_mlsh:{config['env_id']}" if subproc else config["env_id"]
+    env = TimedVecEnv(make_vec_env(env_id, n_envs=config["n_envs"], seed=0, vec_env_cls=SubprocVecEnv if subproc else None))
     shared = dict(n_steps=config["n_steps"], batch_size=64, n_epochs=10, seed=0)
     if config["algo"] == "PPO":
-        model: Any = PPO("MlpPolicy", env, **shared)
+        model: Any = PPO("MlpPolicy", env, policy_kwargs=config.get("policy_kwargs"), **shared)
     else:
         model = MLSH("MlpPolicy", env, bootstrap_truncation=False, **config["mlsh"], **shared)
     iteration = config["n_envs"] * config["n_steps"]
@@ -164,20 +179,26 @@ def summarise(values: list[float], digits: int = 0) -> str:
 
 def table(case: str, configs: list[dict[str, Any]], results: list[list[dict[str, float]]]) -> list[str]:
     """A case's results as markdown: speed, ratio to the case's first configuration, time per step, memory."""
-    base = [run["steps_per_second"] for run in results[0]]
+    # ratios to every PPO run of the case, or else to its first run
+    bases = [(config["label"], results[i]) for i, config in enumerate(configs) if config["algo"] == "PPO"]
+    bases = bases or [(configs[0]["label"], results[0])]
     lines = [
         f"### {case}: {configs[0]['env_id']}, {configs[0]['n_envs']} envs x {configs[0]['n_steps']} steps per iteration, "
         f"{configs[0]['timesteps']:,} timed steps per run",
         "",
-        f"| run | steps/s | ratio to {configs[0]['label']} | collection steps/s | us per step: env | us per step: collect "
-        "(outside env) | us per step: update | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | steps/s | "
+        + " | ".join(f"ratio to {label}" for label, _ in bases)
+        + " | collection steps/s | us per step: env | us per step: collect (outside env) | us per step: update "
+        "| peak RSS MB |",
+        "|---|---|" + "---|" * len(bases) + "---|---|---|---|---|",
     ]
     for config, runs in zip(configs, results, strict=True):
-        ratios = [run["steps_per_second"] / b for run, b in zip(runs, base, strict=True)]
         cells = [
             summarise([run["steps_per_second"] for run in runs]),
-            summarise(ratios, 2),
+            *(
+                summarise([run["steps_per_second"] / b["steps_per_second"] for run, b in zip(runs, base, strict=True)], 2)
+                for _, base in bases
+            ),
             summarise([run["collect_steps_per_second"] for run in runs]),
             summarise([run["env_us"] for run in runs]),
             summarise([run["collect_us"] for run in runs]),
@@ -193,7 +214,7 @@ def table(case: str, configs: list[dict[str, Any]], results: list[list[dict[str,
 def derived_paper_schedule(results: list[list[dict[str, float]]], warmup: int = 20, joint: int = 40) -> str:
     """The paper's Ant schedule (W warm-up, U joint iterations per task), from the timed joint and warm-up-only runs."""
     ratios = []
-    for ppo, joint_run, warmup_run in zip(results[0], results[1], results[3], strict=True):
+    for ppo, joint_run, warmup_run in zip(results[0], results[2], results[4], strict=True):
         seconds_per_step = (warmup / warmup_run["steps_per_second"] + joint / joint_run["steps_per_second"]) / (warmup + joint)
         ratios.append(1.0 / seconds_per_step / ppo["steps_per_second"])
     return (
