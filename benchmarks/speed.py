@@ -1,23 +1,24 @@
 """
 Wall-clock speed of MLSH against SB3's PPO at the same work, and where each spends its time.
 
-    python benchmarks/speed.py [--repeats 3] [--cases bandits ant workers] [--scale 1.0] [--write]
+    python benchmarks/speed.py [--rounds 10] [--cases bandits ant workers] [--write]
 
-Each run is a fresh process with one torch thread, and the runs of a case alternate (PPO, MLSH
-variants, PPO, ...), ``--repeats`` times; the tables give the median and the range. PPO and MLSH
-share the networks (2 x 64 tanh, separate policy and value networks), n_envs, n_steps, batch size
-(64) and epochs (10). "Same work" is MLSH with W = 0: its sub-policies are updated every iteration,
-on all the steps, as PPO's policy is (MLSH also updates its master, on the macro transitions).
+The runs of a case (PPO, MLSH variants) live in one process and take turns, one iteration each,
+``--rounds`` times, so that they share the machine's conditions; ratios compare the iterations of
+one turn. PPO and MLSH share the networks (2 x 64 tanh, separate policy and value networks), n_envs,
+n_steps, batch size (64) and epochs (10), with one torch thread unless a run says otherwise. "Same
+work" is MLSH with W = 0: its sub-policies are updated every iteration, on all the steps, as PPO's
+policy is (MLSH also updates its master, on the macro transitions).
 
 Per environment step, each run reports the time spent stepping the envs (``env``), collecting
 outside ``env.step`` (inference, buffer writes, MLSH's bookkeeping: ``collect``), in updates
-(``update``), and the peak resident memory of the training process.
+(``update``), and the peak resident memory of a fresh process training it.
 
 Cases: ``bandits`` (MovementBandits-v0, 8 envs, K = 2, N = 10; also K = 8 and the paper's W = 9, U = 1),
 ``ant`` (AntTwoWalk-v0, 4 envs, K = 2, N = 200; also K = 8, and warm-up-only iterations, from which
 the paper's W = 20, U = 40 schedule is derived), ``workers`` (MLSH on AntTwoWalk-v0 with its envs
-in this process, ``DummyVecEnv``, or in worker processes, ``SubprocVecEnv``). ``--write`` saves the
-tables to docs/benchmarks/speed.md.
+in this process, ``DummyVecEnv``, or in worker processes, ``SubprocVecEnv``, with 1 or 2 torch
+threads). ``--write`` saves the tables to docs/benchmarks/speed.md.
 """
 
 import argparse
@@ -35,8 +36,8 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks" / "speed.md"
 
-BANDITS = dict(env_id="MovementBandits-v0", n_envs=8, n_steps=250, timesteps=20_000)
-ANT = dict(env_id="AntTwoWalk-v0", n_envs=4, n_steps=500, timesteps=10_000)
+BANDITS = dict(env_id="MovementBandits-v0", n_envs=8, n_steps=250)
+ANT = dict(env_id="AntTwoWalk-v0", n_envs=4, n_steps=500)
 MLSH_BANDITS = dict(n_subpolicies=2, macro_duration=10, warmup_iterations=0, joint_iterations=1)
 MLSH_ANT = dict(n_subpolicies=2, macro_duration=200, warmup_iterations=0, joint_iterations=1)
 # Warm-up only: the sub-policies are never updated within the run
@@ -86,88 +87,106 @@ CASES: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def measure(config: dict[str, Any]) -> dict[str, float]:
-    """One run (in this process): a first iteration to warm up, then ``timesteps`` steps, timed."""
-    import resource
+class TimedRun:
+    """One configuration's model, its envs wrapped to time ``step``, and its collection and update timed."""
 
-    import torch as th
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
+    def __init__(self, config: dict[str, Any]) -> None:
+        import torch as th
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.env_util import make_vec_env
+        from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
 
-    from sb3_mlsh import MLSH
+        from sb3_mlsh import MLSH
 
-    th.set_num_threads(config.get("threads", 1))
-    timers = dict(env=0.0, collect=0.0, update=0.0)
+        self.config = config
+        self.timers = timers = dict(env=0.0, collect=0.0, update=0.0)
+        self.threads = config.get("threads", 1)
+        th.set_num_threads(self.threads)
 
-    class TimedVecEnv(VecEnvWrapper):
-        """Adds the time spent in the envs' ``step`` and ``reset`` to ``timers["env"]``."""
+        class TimedVecEnv(VecEnvWrapper):
+            """Adds the time spent in the envs' ``step`` and ``reset`` to ``timers["env"]``."""
 
-        def reset(self):  # type: ignore[no-untyped-def]
-            start = time.perf_counter()
-            obs = self.venv.reset()
-            timers["env"] += time.perf_counter() - start
-            return obs
+            def reset(self):  # type: ignore[no-untyped-def]
+                start = time.perf_counter()
+                obs = self.venv.reset()
+                timers["env"] += time.perf_counter() - start
+                return obs
 
-        def step_async(self, actions):  # type: ignore[no-untyped-def]
-            start = time.perf_counter()
-            self.venv.step_async(actions)
-            timers["env"] += time.perf_counter() - start
+            def step_async(self, actions):  # type: ignore[no-untyped-def]
+                start = time.perf_counter()
+                self.venv.step_async(actions)
+                timers["env"] += time.perf_counter() - start
 
-        def step_wait(self):  # type: ignore[no-untyped-def]
-            start = time.perf_counter()
-            result = self.venv.step_wait()
-            timers["env"] += time.perf_counter() - start
-            return result
+            def step_wait(self):  # type: ignore[no-untyped-def]
+                start = time.perf_counter()
+                result = self.venv.step_wait()
+                timers["env"] += time.perf_counter() - start
+                return result
 
-    def timed(name: str, method: Any) -> Any:
+        subproc = config.get("vec_env") == "subproc"
+        # worker processes import sb3_mlsh (which registers the env) through the id's module prefix
+        env_id = f"sb3_mlsh:{config['env_id']}" if subproc else config["env_id"]
+        vec_env_cls = SubprocVecEnv if subproc else None
+        self.env = TimedVecEnv(make_vec_env(env_id, n_envs=config["n_envs"], seed=0, vec_env_cls=vec_env_cls))
+        shared = dict(n_steps=config["n_steps"], batch_size=64, n_epochs=10, seed=0)
+        if config["algo"] == "PPO":
+            self.model: Any = PPO("MlpPolicy", self.env, policy_kwargs=config.get("policy_kwargs"), **shared)
+        else:
+            self.model = MLSH("MlpPolicy", self.env, bootstrap_truncation=False, **config["mlsh"], **shared)
+        self.iteration = config["n_envs"] * config["n_steps"]
+        self.model.learn(self.iteration)  # the first iteration warms up, untimed
+        self.model.collect_rollouts = self._timed("collect", self.model.collect_rollouts)
+        self.model.train = self._timed("update", self.model.train)
+
+    def _timed(self, name: str, method: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             result = method(*args, **kwargs)
-            timers[name] += time.perf_counter() - start
+            self.timers[name] += time.perf_counter() - start
             return result
 
         return wrapper
 
-    subproc = config.get("vec_env") == "subproc"
-    # worker processes import sb3_mlsh (which registers the env) through the id's module prefix
-    env_id = f"sb3_mlsh:{config['env_id']}" if subproc else config["env_id"]
-    env = TimedVecEnv(make_vec_env(env_id, n_envs=config["n_envs"], seed=0, vec_env_cls=SubprocVecEnv if subproc else None))
-    shared = dict(n_steps=config["n_steps"], batch_size=64, n_epochs=10, seed=0)
-    if config["algo"] == "PPO":
-        model: Any = PPO("MlpPolicy", env, policy_kwargs=config.get("policy_kwargs"), **shared)
-    else:
-        model = MLSH("MlpPolicy", env, bootstrap_truncation=False, **config["mlsh"], **shared)
-    iteration = config["n_envs"] * config["n_steps"]
-    model.learn(iteration)
-    model.collect_rollouts = timed("collect", model.collect_rollouts)
-    model.train = timed("update", model.train)
-    timers.update(env=0.0, collect=0.0, update=0.0)
-    start = time.perf_counter()
-    model.learn(config["timesteps"], reset_num_timesteps=False)
-    total = time.perf_counter() - start
-    steps = config["timesteps"]
-    env.close()
-    return dict(
-        steps_per_second=steps / total,
-        env_us=1e6 * timers["env"] / steps,
-        collect_us=1e6 * (timers["collect"] - timers["env"]) / steps,
-        update_us=1e6 * timers["update"] / steps,
-        collect_steps_per_second=steps / timers["collect"],
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    def iterate(self) -> dict[str, float]:
+        """Run one iteration; its seconds in all, in the envs, collecting and updating."""
+        import torch as th
+
+        th.set_num_threads(self.threads)
+        before = dict(self.timers)
+        start = time.perf_counter()
+        self.model.learn(self.iteration, reset_num_timesteps=False)
+        seconds = {name: self.timers[name] - before[name] for name in self.timers}
+        return dict(total=time.perf_counter() - start, steps=self.iteration, **seconds)
+
+
+def measure_case(configs: list[dict[str, Any]], rounds: int) -> list[list[dict[str, float]]]:
+    """Every configuration in this process, one iteration each in turn, ``rounds`` times: per configuration, its iterations."""
+    runs = [TimedRun(config) for config in configs]
+    iterations: list[list[dict[str, float]]] = [[] for _ in configs]
+    for round_index in range(rounds):
+        for run, record in zip(runs, iterations, strict=True):
+            record.append(run.iterate())
+        print(f"round {round_index + 1}/{rounds}", file=sys.stderr, flush=True)
+    for run in runs:
+        run.env.close()
+    return iterations
+
+
+def peak_rss_mb(config: dict[str, Any]) -> float:
+    """Peak resident memory of a fresh process that trains ``config`` for three iterations."""
+    code = (
+        "import json, resource, sys; sys.path.insert(0, sys.argv[2]); from speed import TimedRun; "
+        "run = TimedRun(json.loads(sys.argv[1])); run.iterate(); run.iterate(); run.env.close(); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
-
-
-def run_in_process(config: dict[str, Any]) -> dict[str, float]:
-    """``measure(config)`` in a fresh Python process (so that peak memory is the run's own)."""
     output = subprocess.run(
-        [sys.executable, __file__, "--measure", json.dumps(config)],
+        [sys.executable, "-c", code, json.dumps(config), str(pathlib.Path(__file__).parent)],
         check=True,
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return float(output.strip().splitlines()[-1])
 
 
 def summarise(values: list[float], digits: int = 0) -> str:
@@ -177,46 +196,48 @@ def summarise(values: list[float], digits: int = 0) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f} to {max(values):.{digits}f})"
 
 
-def table(case: str, configs: list[dict[str, Any]], results: list[list[dict[str, float]]]) -> list[str]:
-    """A case's results as markdown: speed, ratio to the case's first configuration, time per step, memory."""
+def table(case: str, configs: list[dict[str, Any]], iterations: list[list[dict[str, float]]], rss: list[float]) -> list[str]:
+    """A case's results as markdown: speed, ratios to the case's PPO runs, time per step, memory."""
     # ratios to every PPO run of the case, or else to its first run
-    bases = [(config["label"], results[i]) for i, config in enumerate(configs) if config["algo"] == "PPO"]
-    bases = bases or [(configs[0]["label"], results[0])]
+    bases = [index for index, config in enumerate(configs) if config["algo"] == "PPO"] or [0]
     lines = [
         f"### {case}: {configs[0]['env_id']}, {configs[0]['n_envs']} envs x {configs[0]['n_steps']} steps per iteration, "
-        f"{configs[0]['timesteps']:,} timed steps per run",
+        f"{len(iterations[0])} timed iterations per run",
         "",
         "| run | steps/s | "
-        + " | ".join(f"ratio to {label}" for label, _ in bases)
+        + " | ".join(f"ratio to {configs[index]['label']}" for index in bases)
         + " | collection steps/s | us per step: env | us per step: collect (outside env) | us per step: update "
         "| peak RSS MB |",
         "|---|---|" + "---|" * len(bases) + "---|---|---|---|---|",
     ]
-    for config, runs in zip(configs, results, strict=True):
+    for config, record, memory in zip(configs, iterations, rss, strict=True):
+        steps = sum(item["steps"] for item in record)
+        seconds = {name: sum(item[name] for item in record) for name in ("total", "env", "collect", "update")}
+        ratios = [
+            summarise([base["total"] / item["total"] for item, base in zip(record, iterations[index], strict=True)], 2)
+            for index in bases
+        ]
         cells = [
-            summarise([run["steps_per_second"] for run in runs]),
-            *(
-                summarise([run["steps_per_second"] / b["steps_per_second"] for run, b in zip(runs, base, strict=True)], 2)
-                for _, base in bases
-            ),
-            summarise([run["collect_steps_per_second"] for run in runs]),
-            summarise([run["env_us"] for run in runs]),
-            summarise([run["collect_us"] for run in runs]),
-            summarise([run["update_us"] for run in runs]),
-            summarise([run["peak_rss_mb"] for run in runs]),
+            summarise([item["steps"] / item["total"] for item in record]),
+            *ratios,
+            f"{steps / seconds['collect']:.0f}",
+            f"{1e6 * seconds['env'] / steps:.0f}",
+            f"{1e6 * (seconds['collect'] - seconds['env']) / steps:.0f}",
+            f"{1e6 * seconds['update'] / steps:.0f}",
+            f"{memory:.0f}",
         ]
         lines.append(f"| {config['label']} | " + " | ".join(cells) + " |")
     if case == "ant":
-        lines += ["", derived_paper_schedule(results)]
+        lines += ["", derived_paper_schedule(iterations)]
     return lines
 
 
-def derived_paper_schedule(results: list[list[dict[str, float]]], warmup: int = 20, joint: int = 40) -> str:
-    """The paper's Ant schedule (W warm-up, U joint iterations per task), from the timed joint and warm-up-only runs."""
+def derived_paper_schedule(iterations: list[list[dict[str, float]]], warmup: int = 20, joint: int = 40) -> str:
+    """The paper's Ant schedule (W warm-up, U joint iterations per task), from the timed joint and warm-up-only iterations."""
     ratios = []
-    for ppo, joint_run, warmup_run in zip(results[0], results[2], results[4], strict=True):
-        seconds_per_step = (warmup / warmup_run["steps_per_second"] + joint / joint_run["steps_per_second"]) / (warmup + joint)
-        ratios.append(1.0 / seconds_per_step / ppo["steps_per_second"])
+    for ppo, joint_run, warmup_run in zip(iterations[0], iterations[2], iterations[4], strict=True):
+        schedule_seconds = (warmup * warmup_run["total"] + joint * joint_run["total"]) / (warmup + joint)
+        ratios.append(ppo["total"] / schedule_seconds)
     return (
         f"The paper's Ant schedule (W = {warmup}, U = {joint}), derived from the W = 0 and warm-up-only runs "
         f"(time per step weighted {warmup}:{joint}): {summarise(ratios, 2)} x PPO's steps/s."
@@ -225,15 +246,10 @@ def derived_paper_schedule(results: list[list[dict[str, float]]], warmup: int = 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each configuration (alternating)")
+    parser.add_argument("--rounds", type=int, default=10, help="timed iterations of each configuration, in turn")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every run's timed steps")
     parser.add_argument("--write", action="store_true", help=f"save the tables to {PAGE.relative_to(ROOT)}")
-    parser.add_argument("--measure", help=argparse.SUPPRESS)  # one run, in a worker process
     args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(json.loads(args.measure))))
-        return
 
     import torch as th
 
@@ -243,21 +259,22 @@ def main() -> None:
     lines = [
         f"Measured on {datetime.date.today().isoformat()}: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, torch {th.__version__}, sb3-mlsh {sb3_mlsh.__version__}, "
-        "one torch thread per run, one run at a time.",
+        "one torch thread unless the run says otherwise.",
         "",
         f"```bash\n{command}\n```",
         "",
-        "Median over the repetitions, range in brackets. us per step: microseconds per environment step "
-        "(all envs' steps counted).",
+        "All runs of a case live in one process and take turns, one iteration each, so that they share the "
+        "machine's conditions (its speed drifts by up to 2x over minutes). steps/s and the ratios: median over "
+        "the timed iterations (a ratio compares the iterations of one turn), range in brackets. us per step: "
+        "microseconds per environment step (all envs' steps counted), over all timed iterations. Peak RSS: a "
+        "fresh process that trains the run for three iterations.",
     ]
     for case in args.cases:
-        configs = [{**config, "timesteps": int(config["timesteps"] * args.scale)} for config in CASES[case]]
-        results: list[list[dict[str, float]]] = [[] for _ in configs]
-        for repeat in range(args.repeats):
-            for index, config in enumerate(configs):
-                results[index].append(run_in_process(config))
-                print(f"{case} {repeat + 1}/{args.repeats} {config['label']}: {results[index][-1]}", flush=True)
-        lines += ["", *table(case, configs, results)]
+        configs = CASES[case]
+        iterations = measure_case(configs, args.rounds)
+        rss = [peak_rss_mb(config) for config in configs]
+        lines += ["", *table(case, configs, iterations, rss)]
+        print("\n".join(lines[-len(configs) - 4 :]), flush=True)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:

@@ -587,7 +587,6 @@ class MLSH(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         self.master_rollout_buffer.reset()
-        usage = np.zeros(self.n_subpolicies, dtype=np.int64)
         master_gamma = self.master_rollout_buffer.gamma
         group_of_env = self.task_groups.group_of_env
         bootstrapped, earned = 0.0, 0.0
@@ -610,7 +609,8 @@ class MLSH(OnPolicyAlgorithm):
                 return False
 
             self._update_info_buffer(infos, dones)
-            self._record_task_returns(infos, group_of_env)
+            if dones.any():
+                self._record_task_returns(infos, group_of_env)
             n_steps += 1
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.reshape(-1, 1)
@@ -618,13 +618,8 @@ class MLSH(OnPolicyAlgorithm):
             state.reward += rewards
             earned += float(np.abs(rewards).sum())
             # A time limit is not a termination: with bootstrap_truncation, bootstrap from the value, at each level
-            for idx, done in enumerate(dones):
-                if (
-                    self.bootstrap_truncation
-                    and done
-                    and infos[idx].get("terminal_observation") is not None
-                    and infos[idx].get("TimeLimit.truncated", False)
-                ):
+            for idx in np.flatnonzero(dones) if self.bootstrap_truncation else ():
+                if infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
                     terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                     with th.no_grad():
                         sub_value = self.policy.subpolicies[state.active[idx]].predict_values(terminal_obs)[0]
@@ -642,7 +637,6 @@ class MLSH(OnPolicyAlgorithm):
                 log_probs,
                 subpolicy=state.active,
             )
-            usage += np.bincount(state.active, minlength=self.n_subpolicies)
 
             state.steps_left -= 1
             ended = np.flatnonzero((state.steps_left <= 0) | dones)
@@ -669,7 +663,7 @@ class MLSH(OnPolicyAlgorithm):
             last_values=th.as_tensor(state.value), dones=state.episode_start
         )
 
-        self._record_schedule(usage)
+        self._record_schedule(np.bincount(rollout_buffer.subpolicies.ravel(), minlength=self.n_subpolicies))
         self.logger.record("rollout/bootstrap_fraction", bootstrapped / max(bootstrapped + earned, 1e-8))
         self.logger.record("rollout/subpolicy_divergence", self._rollout_divergence(rollout_buffer))
         callback.update_locals(locals())
