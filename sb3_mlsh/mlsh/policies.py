@@ -117,9 +117,8 @@ class MLSHPolicy(BasePolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if optimizer_kwargs is None:
-            # as ActorCriticPolicy: a small epsilon avoids NaN with Adam; the fused implementation (the same update
-            # in one kernel) makes each of the many small updates markedly faster (docs/mlsh.md, "Choices")
-            optimizer_kwargs = {"eps": 1e-5, "fused": True} if optimizer_class == th.optim.Adam else {}
+            # as ActorCriticPolicy: a small epsilon avoids NaN with Adam (fused Adam is opt-in: docs/mlsh.md, "Choices")
+            optimizer_kwargs = {"eps": 1e-5} if optimizer_class == th.optim.Adam else {}
         super().__init__(
             observation_space,
             action_space,
