@@ -45,17 +45,19 @@ WARMUP_ONLY = dict(warmup_iterations=10**6, joint_iterations=1)
 # Adam's fused implementation (the same update in one kernel), MLSH's opt-in
 FUSED_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
 
+
+def fused_adam_run(mlsh: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    """MLSH at the same work with Adam's fused implementation (opt-in)."""
+    label = "MLSH, same work (W = 0), K = 2, fused Adam (opt-in)"
+    return dict(label=label, algo="MLSH", mlsh={**mlsh, "policy_kwargs": FUSED_ADAM}, **env)
+
+
 CASES: dict[str, list[dict[str, Any]]] = {
     "bandits": [
         dict(label="PPO", algo="PPO", **BANDITS),
         dict(label="MLSH, same work (W = 0), K = 2", algo="MLSH", mlsh=MLSH_BANDITS, **BANDITS),
         dict(label="MLSH, same work (W = 0), K = 8", algo="MLSH", mlsh={**MLSH_BANDITS, "n_subpolicies": 8}, **BANDITS),
-        dict(
-            label="MLSH, same work (W = 0), K = 2, fused Adam (opt-in)",
-            algo="MLSH",
-            mlsh={**MLSH_BANDITS, "policy_kwargs": FUSED_ADAM},
-            **BANDITS,
-        ),
+        fused_adam_run(MLSH_BANDITS, BANDITS),
         dict(
             label="MLSH, the paper's schedule (W = 9, U = 1), K = 2",
             algo="MLSH",
@@ -67,12 +69,7 @@ CASES: dict[str, list[dict[str, Any]]] = {
         dict(label="PPO", algo="PPO", **ANT),
         dict(label="MLSH, same work (W = 0), K = 2", algo="MLSH", mlsh=MLSH_ANT, **ANT),
         dict(label="MLSH, same work (W = 0), K = 8", algo="MLSH", mlsh={**MLSH_ANT, "n_subpolicies": 8}, **ANT),
-        dict(
-            label="MLSH, same work (W = 0), K = 2, fused Adam (opt-in)",
-            algo="MLSH",
-            mlsh={**MLSH_ANT, "policy_kwargs": FUSED_ADAM},
-            **ANT,
-        ),
+        fused_adam_run(MLSH_ANT, ANT),
         dict(label="MLSH, warm-up iterations only, K = 2", algo="MLSH", mlsh={**MLSH_ANT, **WARMUP_ONLY}, **ANT),
     ],
     "workers": [
