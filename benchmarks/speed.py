@@ -42,6 +42,9 @@ MLSH_BANDITS = dict(n_subpolicies=2, macro_duration=10, warmup_iterations=0, joi
 MLSH_ANT = dict(n_subpolicies=2, macro_duration=200, warmup_iterations=0, joint_iterations=1)
 # Warm-up only: the sub-policies are never updated within the run
 WARMUP_ONLY = dict(warmup_iterations=10**6, joint_iterations=1)
+# The Ant runs from which the paper's schedule is derived
+SAME_WORK = "MLSH, same work (W = 0), K = 2"
+WARMUP_ONLY_LABEL = "MLSH, warm-up iterations only, K = 2"
 # Adam's fused implementation (the same update in one kernel), MLSH's opt-in
 FUSED_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
 
@@ -67,10 +70,10 @@ CASES: dict[str, list[dict[str, Any]]] = {
     ],
     "ant": [
         dict(label="PPO", algo="PPO", **ANT),
-        dict(label="MLSH, same work (W = 0), K = 2", algo="MLSH", mlsh=MLSH_ANT, **ANT),
+        dict(label=SAME_WORK, algo="MLSH", mlsh=MLSH_ANT, **ANT),
         dict(label="MLSH, same work (W = 0), K = 8", algo="MLSH", mlsh={**MLSH_ANT, "n_subpolicies": 8}, **ANT),
         fused_adam_run(MLSH_ANT, ANT),
-        dict(label="MLSH, warm-up iterations only, K = 2", algo="MLSH", mlsh={**MLSH_ANT, **WARMUP_ONLY}, **ANT),
+        dict(label=WARMUP_ONLY_LABEL, algo="MLSH", mlsh={**MLSH_ANT, **WARMUP_ONLY}, **ANT),
     ],
     "workers": [
         dict(label="MLSH, W = 0, 4 envs in this process (DummyVecEnv)", algo="MLSH", mlsh=MLSH_ANT, **ANT),
@@ -235,14 +238,17 @@ def table(case: str, configs: list[dict[str, Any]], iterations: list[list[dict[s
         ]
         lines.append(f"| {config['label']} | " + " | ".join(cells) + " |")
     if case == "ant":
-        lines += ["", derived_paper_schedule(iterations)]
+        lines += ["", derived_paper_schedule(configs, iterations)]
     return lines
 
 
-def derived_paper_schedule(iterations: list[list[dict[str, float]]], warmup: int = 20, joint: int = 40) -> str:
+def derived_paper_schedule(
+    configs: list[dict[str, Any]], iterations: list[list[dict[str, float]]], warmup: int = 20, joint: int = 40
+) -> str:
     """The paper's Ant schedule (W warm-up, U joint iterations per task), from the timed joint and warm-up-only iterations."""
+    by_label = {config["label"]: record for config, record in zip(configs, iterations, strict=True)}
     ratios = []
-    for ppo, joint_run, warmup_run in zip(iterations[0], iterations[1], iterations[4], strict=True):
+    for ppo, joint_run, warmup_run in zip(by_label["PPO"], by_label[SAME_WORK], by_label[WARMUP_ONLY_LABEL], strict=True):
         schedule_seconds = (warmup * warmup_run["total"] + joint * joint_run["total"]) / (warmup + joint)
         ratios.append(ppo["total"] / schedule_seconds)
     return (
