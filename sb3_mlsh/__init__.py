@@ -6,7 +6,7 @@ from sb3_mlsh.callbacks import AdaptationEvalCallback
 from sb3_mlsh.common.tasks import TaskSamplerWrapper
 from sb3_mlsh.envs import register_envs
 from sb3_mlsh.evaluation import AdaptationResult, evaluate_adaptation
-from sb3_mlsh.mlsh import MLSH, MLSHPolicy
+from sb3_mlsh.mlsh import MLSH, MLSHCnnPolicy, MLSHMultiInputPolicy, MLSHPolicy
 
 register_envs()
 
@@ -16,6 +16,8 @@ __all__ = [
     "MLSH",
     "AdaptationEvalCallback",
     "AdaptationResult",
+    "MLSHCnnPolicy",
+    "MLSHMultiInputPolicy",
     "MLSHPolicy",
     "TaskSamplerWrapper",
     "__version__",

@@ -15,6 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
+from sb3_mlsh.common.observations import concatenate, take
 from sb3_mlsh.common.tasks import finite_tasks, has_task_protocol, sample_task, set_task
 from sb3_mlsh.mlsh import MLSH
 
@@ -47,7 +48,7 @@ class AdaptationResult:
     final_returns: np.ndarray | None = None
     confidence: float = 0.95
     _seed: int = field(default=0, repr=False)
-    _observations: np.ndarray = field(default_factory=lambda: np.zeros((0,)), repr=False)
+    _observations: np.ndarray | dict[str, np.ndarray] = field(default_factory=lambda: np.zeros((0,)), repr=False)
 
     @property
     def mean(self) -> float:
@@ -80,24 +81,26 @@ class _AdaptationRecorder(BaseCallback):
         self.episode_steps: list[int] = []
         self.episode_returns: list[float] = []
         self.usage: np.ndarray | None = None
-        self.observations: list[np.ndarray] = []
+        self.observations: list[Any] = []  # batches of observations (dicts of arrays for Dict spaces)
+        self.n_observations = 0
 
     def _on_step(self) -> bool:
         rewards, infos, obs = self.locals["rewards"], self.locals["infos"], self.locals.get("last_obs")
         n_envs = len(rewards)
-        take = min(n_envs, self.timesteps - self.steps)  # envs whose step is within the first T
-        self.total_reward += float(np.sum(rewards[:take]))
+        within = min(n_envs, self.timesteps - self.steps)  # envs whose step is within the first T
+        self.total_reward += float(np.sum(rewards[:within]))
         if isinstance(self.model, MLSH):
             active = self.model._macro_state.active  # type: ignore[union-attr]
-            counts = np.bincount(active[:take], minlength=self.model.n_subpolicies)
+            counts = np.bincount(active[:within], minlength=self.model.n_subpolicies)
             self.usage = counts if self.usage is None else self.usage + counts
-            if len(self.observations) < MAX_STORED_OBSERVATIONS:
-                self.observations.extend(np.asarray(obs)[:take])
-        for index, info in enumerate(infos[:take]):
+            if self.n_observations < MAX_STORED_OBSERVATIONS:
+                self.observations.append(take(obs, slice(0, within)))
+                self.n_observations += within
+        for index, info in enumerate(infos[:within]):
             if "episode" in info:
                 self.episode_steps.append(self.steps + index + 1)
                 self.episode_returns.append(float(info["episode"]["r"]))
-        self.steps += take
+        self.steps += within
         return self.steps < self.timesteps
 
 
@@ -213,7 +216,7 @@ def run_adaptation(
         float("nan"),
         final_returns=np.array(final_returns) if n_eval_episodes > 0 else None,
         _seed=base_seed,
-        _observations=np.array(observations),
+        _observations=concatenate(observations) if observations else np.zeros((0,)),
     )
 
 

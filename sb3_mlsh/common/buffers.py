@@ -5,10 +5,12 @@ from collections.abc import Generator
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 
-_SAMPLE_FIELDS = ("observations", "actions", "values", "log_probs", "advantages", "returns")
+from sb3_mlsh.common.observations import apply
+
+_SAMPLE_FIELDS = ("actions", "values", "log_probs", "advantages", "returns")
 
 
 def _minibatches(
@@ -67,6 +69,7 @@ class TaggedRolloutBuffer(RolloutBuffer):
         """Put the full buffer in the one-row-per-step layout that ``get`` samples from (env-major, as SB3's)."""
         assert self.full, "The buffer is not full yet"
         if not self.generator_ready:
+            self.observations = apply(self.swap_and_flatten, self.observations)
             for name in (*_SAMPLE_FIELDS, "subpolicies"):
                 self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
             self.subpolicies = self.subpolicies.flatten()
@@ -164,9 +167,11 @@ class MacroRolloutBuffer(RolloutBuffer):
         rows = self.env_pos[env_indices]
         if np.any(rows >= self.buffer_size):
             raise RuntimeError("MacroRolloutBuffer is full: more macro transitions than its capacity")
-        if isinstance(self.observation_space, spaces.Discrete):
-            obs = obs.reshape((len(env_indices), *self.obs_shape))
-        self.observations[rows, env_indices] = obs
+        if isinstance(self.observation_space, spaces.Dict):
+            for key, shape in self.obs_shape.items():  # type: ignore[attr-defined]
+                self.observations[key][rows, env_indices] = np.reshape(obs[key], (len(env_indices), *shape))  # type: ignore[call-overload, index]
+        else:
+            self.observations[rows, env_indices] = np.reshape(obs, (len(env_indices), *self.obs_shape))
         self.actions[rows, env_indices] = np.asarray(action).reshape((len(env_indices), self.action_dim))
         self.rewards[rows, env_indices] = reward
         self.episode_starts[rows, env_indices] = episode_start
@@ -199,6 +204,7 @@ class MacroRolloutBuffer(RolloutBuffer):
         """Keep only the filled entries, one row per macro transition; ``env_indices`` gives each row's env."""
         if not self.generator_ready:
             filled = np.arange(self.buffer_size)[:, None] < self.env_pos[None, :]
+            self.observations = apply(lambda values: values[filled], self.observations)
             for name in _SAMPLE_FIELDS:
                 self.__dict__[name] = self.__dict__[name][filled]
             self.env_indices = np.broadcast_to(np.arange(self.n_envs), filled.shape)[filled]
@@ -207,3 +213,11 @@ class MacroRolloutBuffer(RolloutBuffer):
     def get(self, batch_size: int | None = None) -> Generator[RolloutBufferSamples, None, None]:
         self.flatten()
         yield from _minibatches(self, np.arange(len(self.values)), batch_size)
+
+
+class TaggedDictRolloutBuffer(TaggedRolloutBuffer, DictRolloutBuffer):
+    """``TaggedRolloutBuffer`` for ``Dict`` observations (stored per key, as in SB3's ``DictRolloutBuffer``)."""
+
+
+class MacroDictRolloutBuffer(MacroRolloutBuffer, DictRolloutBuffer):
+    """``MacroRolloutBuffer`` for ``Dict`` observations (stored per key, as in SB3's ``DictRolloutBuffer``)."""

@@ -8,22 +8,24 @@ import torch as th
 from stable_baselines3.common.distributions import kl_divergence
 from stable_baselines3.common.utils import obs_as_tensor
 
+from sb3_mlsh.common.observations import apply, n_rows
+
 if TYPE_CHECKING:
     from sb3_mlsh.mlsh.policies import MLSHPolicy
 
 
-def subpolicy_divergence(policy: "MLSHPolicy", observations: np.ndarray) -> float:
+def subpolicy_divergence(policy: "MLSHPolicy", observations: np.ndarray | dict[str, np.ndarray]) -> float:
     """
     Mean KL divergence between the action distributions of every ordered pair of sub-policies,
     averaged over ``observations``. Near 0 means the sub-policies act alike (collapse).
 
     :param policy: The hierarchy.
-    :param observations: A batch of observations (e.g. states visited during training).
+    :param observations: A batch of observations (e.g. states visited during training), a dict of them for Dict spaces.
     :return: The mean divergence (0 with a single sub-policy).
     """
-    if policy.n_subpolicies < 2 or len(observations) == 0:
+    if policy.n_subpolicies < 2 or n_rows(observations) == 0:
         return 0.0
-    obs = obs_as_tensor(np.asarray(observations), policy.device)
+    obs = obs_as_tensor(apply(np.asarray, observations), policy.device)
     with th.no_grad():
         distributions = [subpolicy.get_distribution(obs) for subpolicy in policy.subpolicies]
         divergences = []

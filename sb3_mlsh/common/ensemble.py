@@ -12,7 +12,6 @@ from stable_baselines3.common.distributions import (
     MultiCategoricalDistribution,
 )
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
-from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 _DISTRIBUTIONS = (DiagGaussianDistribution, CategoricalDistribution, MultiCategoricalDistribution, BernoulliDistribution)
@@ -60,12 +59,13 @@ class PolicyEnsemble:
     def supports(policies: Sequence[ActorCriticPolicy]) -> bool:
         """
         :param policies: Candidate policies.
-        :return: Whether they can be batched: flattened observations, MLP branches and one of SB3's
-            standard action distributions (no gSDE), with the same architecture for all.
+        :return: Whether they can be batched: features extractors without weights (e.g. ``FlattenExtractor``,
+            or a ``CombinedExtractor`` of vectors), MLP branches and one of SB3's standard action
+            distributions (no gSDE), with the same architecture for all.
         """
         first = policies[0]
         extractors = [first.features_extractor, first.pi_features_extractor, first.vf_features_extractor]
-        if not all(type(extractor) is FlattenExtractor for extractor in extractors):
+        if any(True for extractor in extractors for _ in extractor.parameters()):
             return False
         if not isinstance(first.action_dist, _DISTRIBUTIONS):
             return False
@@ -131,7 +131,7 @@ class PolicyEnsemble:
         return hidden[index, rows]
 
     def _features(self, obs: th.Tensor) -> th.Tensor:
-        # every policy's extractor is the same parameter-free flattening
+        # every policy's extractor is the same function without weights
         return BaseModel.extract_features(self.policies[0], obs, self.policies[0].features_extractor)  # type: ignore[return-value]
 
     def _distribution(self, features: th.Tensor, rows: th.Tensor, index: th.Tensor) -> Distribution:

@@ -1,6 +1,21 @@
 from sb3_mlsh.mlsh.mlsh import MLSH
-from sb3_mlsh.mlsh.policies import MasterPolicy, MLSHPolicy
+from sb3_mlsh.mlsh.policies import (
+    CnnPolicy,
+    MasterPolicy,
+    MlpPolicy,
+    MLSHCnnPolicy,
+    MLSHMultiInputPolicy,
+    MLSHPolicy,
+    MultiInputPolicy,
+)
 
-MlpPolicy = MLSHPolicy
-
-__all__ = ["MLSH", "MLSHPolicy", "MasterPolicy", "MlpPolicy"]
+__all__ = [
+    "MLSH",
+    "CnnPolicy",
+    "MLSHCnnPolicy",
+    "MLSHMultiInputPolicy",
+    "MLSHPolicy",
+    "MasterPolicy",
+    "MlpPolicy",
+    "MultiInputPolicy",
+]

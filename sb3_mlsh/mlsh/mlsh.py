@@ -1,6 +1,5 @@
 """Meta Learning Shared Hierarchies (Frans et al., ICLR 2018) as an SB3 algorithm."""
 
-import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -17,11 +16,19 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, is_vectorized_observation, obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
-from sb3_mlsh.common.buffers import BufferView, MacroRolloutBuffer, TaggedRolloutBuffer
+from sb3_mlsh.common.buffers import (
+    BufferView,
+    MacroDictRolloutBuffer,
+    MacroRolloutBuffer,
+    TaggedDictRolloutBuffer,
+    TaggedRolloutBuffer,
+)
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
+from sb3_mlsh.common.observations import apply, n_rows, put, stack, take
 from sb3_mlsh.common.tasks import SMALL_TASK_SET, finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
-from sb3_mlsh.mlsh.policies import MLSHPolicy, rename_legacy_master_keys
+from sb3_mlsh.common.user_warnings import warn_at_caller
+from sb3_mlsh.mlsh.policies import CnnPolicy, MlpPolicy, MLSHPolicy, MultiInputPolicy, rename_legacy_master_keys
 from sb3_mlsh.mlsh.task_groups import PHASES, TaskGroup, TaskSchedule
 
 SelfMLSH = TypeVar("SelfMLSH", bound="MLSH")
@@ -55,7 +62,7 @@ def _is_fraction(value: Any) -> bool:
 class MacroState:
     """Per env: the macro step under way (decision observation, choice, value, log-probability) and its running reward."""
 
-    obs: np.ndarray
+    obs: np.ndarray | dict[str, np.ndarray]
     active: np.ndarray
     steps_left: np.ndarray
     reward: np.ndarray
@@ -128,7 +135,11 @@ class MLSH(OnPolicyAlgorithm):
     :param _init_setup_model: Whether or not to build the network at the creation of the instance.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MLSHPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: MLSHPolicy
     rollout_buffer: TaggedRolloutBuffer
 
@@ -213,6 +224,7 @@ class MLSH(OnPolicyAlgorithm):
         self.task_groups: TaskSchedule | None = None
         self._macro_state: MacroState | None = None
         self._task_returns: dict[Any, deque[float]] = {}
+        self._warned_single_task = False
 
         if _init_setup_model:
             self._setup_model()
@@ -276,21 +288,32 @@ class MLSH(OnPolicyAlgorithm):
             raise ValueError(
                 f"MLSH: policy_kwargs sets {clashes}; pass these to MLSH itself (e.g. MLSH(..., n_subpolicies=3))."
             )
-        for name, space in (("observation", self.observation_space), ("action", self.action_space)):
+        observation_spaces = (
+            list(self.observation_space.spaces.values())
+            if isinstance(self.observation_space, spaces.Dict)
+            else [self.observation_space]
+        )
+        for name, space in [*(("observation", space) for space in observation_spaces), ("action", self.action_space)]:
             if not isinstance(space, _SUPPORTED_SPACES):
                 raise ValueError(
-                    f"MLSH: env has the {name} space {space}, which MLSH's MlpPolicy does not support; "
-                    "use an env (or a wrapper) with a Box, Discrete, MultiDiscrete or MultiBinary space."
+                    f"MLSH: env has the {name} space {space}, which MLSH does not support; use an env (or a wrapper) "
+                    "with Box, Discrete, MultiDiscrete or MultiBinary spaces (observations may be a Dict of them, "
+                    "with policy='MultiInputPolicy')."
                 )
 
     def _setup_model(self) -> None:
         self._check_parameters()
         self._setup_lr_schedule()
+        # schedules, as PPO's: model.clip_range(progress_remaining) is the value in use
+        self.clip_range = FloatSchedule(self.clip_range)
+        if self.clip_range_vf is not None:
+            self.clip_range_vf = FloatSchedule(self.clip_range_vf)
         self.set_random_seed(self.seed)
         self._setup_task_groups()
 
         master_gamma = self.gamma if self.master_gamma is None else self.master_gamma
-        self.rollout_buffer = TaggedRolloutBuffer(
+        dict_obs = isinstance(self.observation_space, spaces.Dict)
+        self.rollout_buffer = (TaggedDictRolloutBuffer if dict_obs else TaggedRolloutBuffer)(
             self.n_steps,
             self.observation_space,
             self.action_space,
@@ -299,7 +322,7 @@ class MLSH(OnPolicyAlgorithm):
             gae_lambda=self.gae_lambda,
             n_envs=self.n_envs,
         )
-        self.master_rollout_buffer = MacroRolloutBuffer(
+        self.master_rollout_buffer = (MacroDictRolloutBuffer if dict_obs else MacroRolloutBuffer)(
             self.n_steps,
             self.observation_space,
             spaces.Discrete(self.n_subpolicies),
@@ -385,13 +408,12 @@ class MLSH(OnPolicyAlgorithm):
             )
         tasks = finite_tasks(self.env) if self._env_has_tasks else None  # type: ignore[arg-type]
         self._per_task_returns = tasks is not None and len(tasks) <= SMALL_TASK_SET
-        if self.env is not None and not self._env_has_tasks and self.train_subpolicies:
-            warnings.warn(
+        if self.env is not None and not self._env_has_tasks and self.train_subpolicies and not self._warned_single_task:
+            self._warned_single_task = True  # once per model, also across save and load
+            warn_at_caller(
                 "MLSH: the env has no task protocol (sample_task(), set_task(task), task), so it is trained as a "
                 "single task. Wrap each env in sb3_mlsh.TaskSamplerWrapper(env, tasks=... or sample_task=..., "
-                "set_task=...) to meta-train over a task distribution.",
-                UserWarning,
-                stacklevel=3,
+                "set_task=...) to meta-train over a task distribution."
             )
 
     def _excluded_save_params(self) -> list[str]:
@@ -440,7 +462,7 @@ class MLSH(OnPolicyAlgorithm):
                     {f"policy.masters.{g}.optimizer": m.optimizer.state_dict() for g, m in enumerate(self.policy.masters)}
                 )
             saved_masters = {k.split(".")[1] for k in policy if k.startswith("masters.")}
-            if len(saved_masters) != self.n_task_groups:
+            if saved_masters and len(saved_masters) != self.n_task_groups:
                 # not a ValueError: BaseAlgorithm.load reads those as an old DQN file
                 raise RuntimeError(
                     f"MLSH: the saved model has {len(saved_masters)} masters (task groups), this one n_task_groups="
@@ -489,7 +511,11 @@ class MLSH(OnPolicyAlgorithm):
         self._macro_state = None
 
     def _start_task(self, group: TaskGroup) -> None:
-        """Sample ``group``'s next task, set it on the group's envs, reset those envs and the group's master."""
+        """
+        Start ``group``'s next task: re-initialise its master and, if the env has the task protocol,
+        sample the task, set it on the group's envs and reset them. Without the protocol the env is
+        one task: its episodes go on, and the fresh master decides afresh where they are.
+        """
         assert self.env is not None and self.task_groups is not None
         task = None
         if self._env_has_tasks:
@@ -497,17 +523,21 @@ class MLSH(OnPolicyAlgorithm):
             set_task(self.env, task, indices=list(group.envs))
         self.task_groups.start_task(group, task)
         self.policy.reset_master(group.index)
-        if len(group.envs) == self.env.num_envs:
+        envs = np.array(group.envs)
+        if not self._env_has_tasks:
+            if self._macro_state is not None:
+                self._decide(self._last_obs, envs, np.asarray(self._last_episode_starts)[envs])  # type: ignore[arg-type]
+            return
+        if len(envs) == self.env.num_envs:
             self._last_obs = self.env.reset()  # type: ignore[assignment]
             self._last_episode_starts = np.ones((self.env.num_envs,), dtype=bool)
             self._macro_state = None
             return
-        envs = np.array(group.envs)
-        reset_obs = [obs for obs, _ in self.env.env_method("reset", indices=list(group.envs))]
-        self._last_obs[envs] = np.stack([np.asarray(obs) for obs in reset_obs])  # type: ignore[index]
+        reset_obs = [obs for obs, _ in self.env.env_method("reset", indices=list(envs))]
+        put(self._last_obs, envs, stack(reset_obs))
         self._last_episode_starts[envs] = True  # type: ignore[index]
         if self._macro_state is not None:
-            self._decide(np.asarray(self._last_obs), envs, np.ones(len(envs), dtype=bool))
+            self._decide(self._last_obs, envs, np.ones(len(envs), dtype=bool))  # type: ignore[arg-type]
 
     def _setup_learn(
         self,
@@ -533,14 +563,14 @@ class MLSH(OnPolicyAlgorithm):
         assert self.task_groups is not None
         with th.no_grad():
             chosen, value, log_prob = self.policy.decide(
-                obs_as_tensor(obs[env_indices], self.device), self.task_groups.group_of_env[env_indices]
+                obs_as_tensor(take(obs, env_indices), self.device), self.task_groups.group_of_env[env_indices]
             )
         choices, values, log_probs = chosen.cpu().numpy(), value.cpu().numpy().flatten(), log_prob.cpu().numpy()
         state = self._macro_state
         if state is None:
-            n_envs = len(obs)
+            n_envs = n_rows(obs)
             state = self._macro_state = MacroState(
-                obs=np.zeros_like(obs),
+                obs=apply(np.zeros_like, obs),
                 active=np.zeros(n_envs, dtype=np.int64),
                 steps_left=np.zeros(n_envs, dtype=np.int64),
                 reward=np.zeros(n_envs, dtype=np.float32),
@@ -548,7 +578,7 @@ class MLSH(OnPolicyAlgorithm):
                 value=np.zeros(n_envs, dtype=np.float32),
                 log_prob=np.zeros(n_envs, dtype=np.float32),
             )
-        state.obs[env_indices] = obs[env_indices]
+        put(state.obs, env_indices, take(obs, env_indices))
         state.active[env_indices] = choices
         state.steps_left[env_indices] = self.macro_duration
         state.reward[env_indices] = 0.0
@@ -578,7 +608,7 @@ class MLSH(OnPolicyAlgorithm):
         for group in self.task_groups.starting():
             self._start_task(group)
         assert self._last_obs is not None, "No previous observation was provided"
-        last_obs = np.asarray(self._last_obs)
+        last_obs = self._last_obs
         if self._macro_state is None:
             self._decide(last_obs, np.arange(env.num_envs), np.asarray(self._last_episode_starts, dtype=bool))
         state = self._macro_state
@@ -642,7 +672,7 @@ class MLSH(OnPolicyAlgorithm):
             ended = np.flatnonzero((state.steps_left <= 0) | dones)
             if len(ended) > 0:
                 self.master_rollout_buffer.add(
-                    state.obs[ended],
+                    take(state.obs, ended),
                     state.active[ended],
                     state.reward[ended],
                     state.episode_start[ended],
@@ -672,9 +702,10 @@ class MLSH(OnPolicyAlgorithm):
 
     def _rollout_divergence(self, rollout_buffer: TaggedRolloutBuffer, n_samples: int = 256) -> float:
         """Sub-policy divergence on up to ``n_samples`` of this iteration's observations, evenly spaced."""
-        observations = rollout_buffer.observations.reshape((-1, *rollout_buffer.obs_shape))
-        rows = np.linspace(0, len(observations) - 1, min(n_samples, len(observations))).astype(int)
-        return subpolicy_divergence(self.policy, observations[rows])
+        observations = apply(lambda values: values.reshape((-1, *values.shape[2:])), rollout_buffer.observations)
+        n_observations = n_rows(observations)
+        rows = np.linspace(0, n_observations - 1, min(n_samples, n_observations)).astype(int)
+        return subpolicy_divergence(self.policy, take(observations, rows))
 
     def _record_task_returns(self, infos: list[dict[str, Any]], group_of_env: np.ndarray) -> None:
         """Keep the returns of the episodes that ended, per task of a small finite task set (``ep_rew_mean_task_<t>``)."""

@@ -7,12 +7,13 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from sb3_mlsh.common.distributions import EpsilonCategoricalDistribution
 from sb3_mlsh.common.ensemble import PolicyEnsemble
+from sb3_mlsh.common.observations import n_rows, take
 
 
 def rename_legacy_master_keys(state_dict: dict[str, Any], prefix: str = "") -> None:
@@ -81,7 +82,8 @@ class MLSHPolicy(BasePolicy):
     :param macro_duration: Steps between the master's decisions (N).
     :param master_exploration: Probability that the master's choice is replaced by a uniformly random sub-policy.
     :param n_masters: Number of masters, one per task group (``masters[g]``; ``master`` is ``masters[0]``).
-    :param net_arch: Sub-policy networks, as in ``ActorCriticPolicy`` (default ``dict(pi=[64, 64], vf=[64, 64])``).
+    :param net_arch: Sub-policy networks, as in ``ActorCriticPolicy`` (default ``dict(pi=[64, 64], vf=[64, 64])``,
+        or ``[]`` after ``NatureCNN``); the attribute then holds the architecture built.
     :param master_net_arch: Master networks (default: ``net_arch``).
     :param activation_fn: Activation function.
     :param ortho_init: Whether to use orthogonal initialization.
@@ -132,8 +134,6 @@ class MLSHPolicy(BasePolicy):
         self.macro_duration = macro_duration
         self.master_exploration = master_exploration
         self.n_masters = n_masters
-        self.net_arch = net_arch
-        self.master_net_arch = net_arch if master_net_arch is None else master_net_arch
         self.activation_fn = activation_fn
         self.ortho_init = ortho_init
         self.log_std_init = log_std_init
@@ -153,7 +153,7 @@ class MLSHPolicy(BasePolicy):
             action_space=spaces.Discrete(n_subpolicies),
             lr_schedule=lr_schedule if master_lr_schedule is None else master_lr_schedule,
             exploration=master_exploration,
-            net_arch=self.master_net_arch,
+            net_arch=net_arch if master_net_arch is None else master_net_arch,
             **common,
         )
         self.masters = nn.ModuleList(MasterPolicy(**self._master_kwargs) for _ in range(n_masters))  # type: ignore[arg-type]
@@ -163,6 +163,9 @@ class MLSHPolicy(BasePolicy):
             )
             for _ in range(n_subpolicies)
         )
+        # What was built (ActorCriticPolicy resolves the default architecture), as SB3's policies report it
+        self.net_arch = self.subpolicies[0].net_arch
+        self.master_net_arch = self.masters[0].net_arch
         # Each level acts as one batched ensemble where its networks allow (None: one network at a time)
         self.subpolicy_ensemble = PolicyEnsemble.create(self.subpolicies)  # type: ignore[arg-type]
         self.master_ensemble = PolicyEnsemble.create(self.masters)  # type: ignore[arg-type]
@@ -185,6 +188,8 @@ class MLSHPolicy(BasePolicy):
                 ortho_init=self.ortho_init,
                 log_std_init=self.log_std_init,
                 share_features_extractor=self.share_features_extractor,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,
             )
@@ -238,7 +243,9 @@ class MLSHPolicy(BasePolicy):
         ensemble = self.subpolicy_ensemble
         if ensemble is not None:
             return ensemble.forward(obs, active, deterministic)
-        actions, values, log_probs = self._per_policy(self.subpolicies, active, lambda pi, rows: pi(obs[rows], deterministic))
+        actions, values, log_probs = self._per_policy(
+            self.subpolicies, active, lambda pi, rows: pi(take(obs, rows), deterministic)
+        )
         return actions, values, log_probs
 
     def predict_values(self, obs: th.Tensor, active: np.ndarray) -> th.Tensor:
@@ -250,13 +257,13 @@ class MLSHPolicy(BasePolicy):
         ensemble = self.subpolicy_ensemble
         if ensemble is not None:
             return ensemble.predict_values(obs, active)
-        return self._per_policy(self.subpolicies, active, lambda pi, rows: (pi.predict_values(obs[rows]),))[0]
+        return self._per_policy(self.subpolicies, active, lambda pi, rows: (pi.predict_values(take(obs, rows)),))[0]
 
     def _act(self, obs: PyTorchObs, active: np.ndarray, deterministic: bool) -> th.Tensor:
         ensemble = self.subpolicy_ensemble
         if ensemble is not None:
             return ensemble.act(obs, active, deterministic)  # type: ignore[arg-type]
-        return self._per_policy(self.subpolicies, active, lambda pi, rows: (pi._predict(obs[rows], deterministic),))[0]  # type: ignore[index]
+        return self._per_policy(self.subpolicies, active, lambda pi, rows: (pi._predict(take(obs, rows), deterministic),))[0]
 
     def decide(
         self, obs: th.Tensor, masters: np.ndarray, deterministic: bool = False
@@ -272,7 +279,9 @@ class MLSHPolicy(BasePolicy):
         ensemble = self.master_ensemble
         if ensemble is not None:
             return ensemble.forward(obs, masters, deterministic)
-        choices, values, log_probs = self._per_policy(self.masters, masters, lambda pi, rows: pi(obs[rows], deterministic))
+        choices, values, log_probs = self._per_policy(
+            self.masters, masters, lambda pi, rows: pi(take(obs, rows), deterministic)
+        )
         return choices, values, log_probs
 
     def choose(self, obs: th.Tensor, masters: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -285,7 +294,7 @@ class MLSHPolicy(BasePolicy):
         ensemble = self.master_ensemble
         if ensemble is not None:
             return ensemble.act(obs, masters, deterministic).cpu().numpy()
-        choices = self._per_policy(self.masters, masters, lambda pi, rows: (pi._predict(obs[rows], deterministic),))[0]  # type: ignore[operator]
+        choices = self._per_policy(self.masters, masters, lambda pi, rows: (pi._predict(take(obs, rows), deterministic),))[0]
         return choices.cpu().numpy()
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
@@ -313,22 +322,28 @@ class MLSHPolicy(BasePolicy):
         :return: The actions and the next state ``(active_subpolicy, steps_left)``.
         """
         self.set_training_mode(False)
+        if isinstance(observation, tuple) and len(observation) == 2 and isinstance(observation[1], dict):
+            raise ValueError(
+                "You passed a tuple (observation, info) to predict(), as gymnasium's reset() returns; pass the "
+                "observation alone: obs, info = env.reset(); model.predict(obs). A VecEnv's reset() returns the "
+                "observation alone. See https://stable-baselines3.readthedocs.io/en/master/guide/vec_envs.html"
+            )
         obs_tensor, vectorized_env = self.obs_to_tensor(observation)
-        n_rows = len(obs_tensor)  # type: ignore[arg-type]
+        rows_in_batch = n_rows(obs_tensor)
         if state is None:
-            active = np.zeros(n_rows, dtype=np.int64)
-            steps_left = np.zeros(n_rows, dtype=np.int64)
+            active = np.zeros(rows_in_batch, dtype=np.int64)
+            steps_left = np.zeros(rows_in_batch, dtype=np.int64)
         else:
-            active = np.array(state[0], dtype=np.int64).reshape(n_rows)
-            steps_left = np.array(state[1], dtype=np.int64).reshape(n_rows)
+            active = np.array(state[0], dtype=np.int64).reshape(rows_in_batch)
+            steps_left = np.array(state[1], dtype=np.int64).reshape(rows_in_batch)
         if episode_start is not None:
-            steps_left[np.asarray(episode_start, dtype=bool).reshape(n_rows)] = 0
+            steps_left[np.asarray(episode_start, dtype=bool).reshape(rows_in_batch)] = 0
         decide = steps_left <= 0
         with th.no_grad():
             if decide.any():
                 rows = th.as_tensor(np.flatnonzero(decide), device=self.device)
-                deciders = np.zeros(n_rows, dtype=np.int64) if masters is None else np.asarray(masters)
-                active[decide] = self.choose(obs_tensor[rows], deciders[decide], deterministic)  # type: ignore[index]
+                deciders = np.zeros(rows_in_batch, dtype=np.int64) if masters is None else np.asarray(masters)
+                active[decide] = self.choose(take(obs_tensor, rows), deciders[decide], deterministic)
                 steps_left[decide] = self.macro_duration
             actions = self._act(obs_tensor, active, deterministic).cpu().numpy()
         steps_left -= 1
@@ -338,3 +353,47 @@ class MLSHPolicy(BasePolicy):
         if not vectorized_env:
             actions = actions.squeeze(axis=0)
         return actions, (active, steps_left)
+
+
+class MLSHCnnPolicy(MLSHPolicy):
+    """
+    ``MLSHPolicy`` for image observations: every network (the masters' and the sub-policies') starts
+    with its own ``NatureCNN`` (and, by default, no hidden layers after it, as SB3's ``CnnPolicy``).
+    Parameters as in ``MLSHPolicy``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
+
+
+class MLSHMultiInputPolicy(MLSHPolicy):
+    """
+    ``MLSHPolicy`` for ``Dict`` observations: every network starts with its own ``CombinedExtractor``
+    (a ``NatureCNN`` per image key, the other keys flattened). Parameters as in ``MLSHPolicy``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
+
+
+MlpPolicy = MLSHPolicy
+CnnPolicy = MLSHCnnPolicy
+MultiInputPolicy = MLSHMultiInputPolicy

@@ -1,0 +1,50 @@
+"""Row operations on a batch of observations that is one array (or tensor) or, for a ``Dict`` space, a dict of them."""
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+Batch = TypeVar("Batch")
+
+
+def apply(fn: Callable[[Any], Any], obs: Batch) -> Batch:
+    """:return: ``fn`` applied to the array, or to each array of a dict."""
+    if isinstance(obs, dict):
+        return {key: fn(value) for key, value in obs.items()}  # type: ignore[return-value]
+    return fn(obs)
+
+
+def take(obs: Batch, rows: Any) -> Batch:
+    """:return: The rows ``rows`` (an index array, mask or tensor) of every array."""
+    return apply(lambda value: value[rows], obs)
+
+
+def put(target: Any, rows: Any, values: Any) -> None:
+    """Write ``values`` into the rows ``rows`` of ``target``, in place (per key for a dict)."""
+    if isinstance(target, dict):
+        for key, array in target.items():
+            array[rows] = values[key]
+    else:
+        target[rows] = values
+
+
+def stack(observations: Sequence[Any]) -> Any:
+    """:return: One batch from single observations (a dict of stacked arrays for dict observations)."""
+    if isinstance(observations[0], dict):
+        return {key: np.stack([np.asarray(obs[key]) for obs in observations]) for key in observations[0]}
+    return np.stack([np.asarray(obs) for obs in observations])
+
+
+def n_rows(obs: Any) -> int:
+    """:return: The number of rows of a batch."""
+    if isinstance(obs, dict):
+        return len(next(iter(obs.values())))
+    return len(obs)
+
+
+def concatenate(batches: Sequence[Any]) -> Any:
+    """:return: One batch from several (per key for dict observations)."""
+    if isinstance(batches[0], dict):
+        return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+    return np.concatenate(batches)

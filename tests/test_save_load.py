@@ -1,0 +1,131 @@
+"""Saving and loading as SB3 users do it: whole models per policy alias, the policy alone, parameters, schedules."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import FakeImageEnv
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.utils import FloatSchedule
+from test_run import SMALL, VectorDictEnv
+
+from sb3_mlsh import MLSH
+
+pytestmark = pytest.mark.filterwarnings("ignore:MLSH. the env has no task protocol")
+
+
+class TanhExtractor(BaseFeaturesExtractor):
+    """A features extractor with weights of its own and a keyword argument."""
+
+    def __init__(self, observation_space: gym.Space, features_dim: int = 16) -> None:
+        super().__init__(observation_space, features_dim)
+        self.linear = th.nn.Linear(int(np.prod(observation_space.shape)), features_dim)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return th.tanh(self.linear(th.flatten(observations, start_dim=1)))
+
+
+CASES = {
+    "mlp": ("MlpPolicy", lambda: gym.make("MovementBandits-v0"), {}),
+    "mlp-extractor": (
+        "MlpPolicy",
+        lambda: gym.make("MovementBandits-v0"),
+        dict(features_extractor_class=TanhExtractor, features_extractor_kwargs=dict(features_dim=8), net_arch=[16]),
+    ),
+    "cnn": (
+        "CnnPolicy",
+        lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1),
+        dict(features_extractor_kwargs=dict(features_dim=32)),
+    ),
+    "multi-input": ("MultiInputPolicy", VectorDictEnv, dict(net_arch=dict(pi=[8], vf=[8]))),
+}
+
+
+def trained(name: str) -> MLSH:
+    policy, make_env, policy_kwargs = CASES[name]
+    model = MLSH(policy, make_vec_env(make_env, n_envs=2, seed=0), policy_kwargs=policy_kwargs, **SMALL)
+    model.learn(64)
+    return model
+
+
+def same_actions(first, second, obs) -> None:
+    """Both act alike on ``obs`` for a few steps (deterministic), carrying their state."""
+    state_a = state_b = None
+    for _ in range(4):
+        actions_a, state_a = first.predict(obs, state=state_a, deterministic=True)
+        actions_b, state_b = second.predict(obs, state=state_b, deterministic=True)
+        np.testing.assert_array_equal(actions_a, actions_b)
+        assert all((a == b).all() for a, b in zip(state_a, state_b, strict=True))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_model_and_policy_round_trips(tmp_path, name):
+    model = trained(name)
+    obs = model.get_env().reset()
+
+    model.save(tmp_path / "model.zip")
+    loaded = MLSH.load(tmp_path / "model.zip", env=model.get_env())
+    assert type(loaded.policy) is type(model.policy)
+    for key, value in model.policy.state_dict().items():
+        assert th.equal(value, loaded.policy.state_dict()[key]), key
+    same_actions(model, loaded, obs)
+
+    # the policy alone, with its features extractor and architecture
+    model.policy.save(tmp_path / "policy.pt")
+    policy = type(model.policy).load(tmp_path / "policy.pt")
+    assert policy.features_extractor_class is model.policy.features_extractor_class
+    assert policy.net_arch == model.policy.net_arch
+    same_actions(model.policy, policy, obs)
+
+
+def test_get_and_set_parameters():
+    model, other = trained("mlp"), MLSH("MlpPolicy", "MovementBandits-v0", **{**SMALL, "seed": 1})
+    params = model.get_parameters()
+    assert {"policy", "policy.masters.0.optimizer", "policy.subpolicies.0.optimizer"} <= set(params)
+    other.set_parameters(params, exact_match=True)
+    for key, value in model.policy.state_dict().items():
+        assert th.equal(value, other.policy.state_dict()[key]), key
+    partial = {"policy": {k: v for k, v in params["policy"].items() if k.startswith("subpolicies.")}}
+    with pytest.raises(RuntimeError, match="Missing key"):
+        other.set_parameters(partial, exact_match=True)
+    fresh = MLSH("MlpPolicy", "MovementBandits-v0", **{**SMALL, "seed": 2})
+    master = [p.clone() for p in fresh.policy.master.parameters()]
+    fresh.set_parameters(partial, exact_match=False)  # the sub-policies alone: e.g. to transfer them
+    assert all(th.equal(a, b) for a, b in zip(master, fresh.policy.master.parameters(), strict=True))
+    assert th.equal(fresh.policy.subpolicies[1].value_net.weight, model.policy.subpolicies[1].value_net.weight)
+    # a modified sub-policy weight reaches the acting (batched) networks
+    params["policy"]["subpolicies.0.action_net.bias"] += 1.0
+    other.set_parameters(params, exact_match=True)
+    obs = np.zeros((3, 6), dtype=np.float32)
+    _, values, _ = other.policy(th.as_tensor(obs), np.zeros(3, dtype=np.int64))
+    expected = other.policy.subpolicies[0].predict_values(th.as_tensor(obs))
+    assert th.allclose(values, expected)
+
+
+def test_save_exclude_and_include(tmp_path):
+    model = trained("mlp")
+    model.save(tmp_path / "model.zip", exclude=["n_epochs"], include=["_last_obs"])
+    loaded = MLSH.load(tmp_path / "model.zip")
+    assert loaded.n_epochs == 10  # excluded: the default
+    np.testing.assert_array_equal(loaded._last_obs, model._last_obs)
+
+
+def test_schedules_survive_save_and_load_and_custom_objects(tmp_path):
+    model = MLSH(
+        "MlpPolicy",
+        "MovementBandits-v0",
+        **{**SMALL, "clip_range": lambda progress: 0.1 + 0.1 * progress, "learning_rate": lambda progress: 1e-3 * progress},
+    )
+    model.learn(32)
+    model.save(tmp_path / "model.zip")
+    loaded = MLSH.load(tmp_path / "model.zip")
+    assert loaded.clip_range(0.0) == pytest.approx(0.1) and loaded.clip_range(1.0) == pytest.approx(0.2)
+    # as with PPO: replace schedules that cannot be unpickled elsewhere, e.g. saved lambdas
+    replaced = MLSH.load(
+        tmp_path / "model.zip", custom_objects={"clip_range": 0.3, "learning_rate": 5e-4, "lr_schedule": lambda _: 5e-4}
+    )
+    assert isinstance(replaced.clip_range, FloatSchedule) and replaced.clip_range(0.5) == 0.3
+    replaced.set_env(make_vec_env("MovementBandits-v0", n_envs=1))
+    replaced.learn(32)
+    assert replaced.subpolicy_learners[0].clip_range(0.5) == 0.3
