@@ -412,6 +412,10 @@ def resumed_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
             f"{saved.adaptation_timesteps}); use the same budgets, or another --out."
         )
     kept = [item for item in runs if item.method in args.methods and item.seed in args.seeds]
+    if kept and args.machine in saved.machine:
+        args.machine = saved.machine
+    elif kept:
+        args.machine = f"{saved.machine} (earlier runs); {args.machine} (runs added by --resume)"
     return kept, seconds
 
 
