@@ -318,40 +318,6 @@ def test_schedules_for_learning_rates():
     assert rates.seen[1] == pytest.approx((1e-2 * 0.5, 1e-3 * 0.5))
 
 
-@pytest.mark.parametrize(
-    "kwargs, parameter",
-    [
-        (dict(n_subpolicies=0), "n_subpolicies"),
-        (dict(n_subpolicies=1.5), "n_subpolicies"),
-        (dict(macro_duration=0), "macro_duration"),
-        (dict(warmup_iterations=-1), "warmup_iterations"),
-        (dict(joint_iterations=-2), "joint_iterations"),
-        (dict(warmup_iterations=0, joint_iterations=0), "warmup_iterations \\+ joint_iterations"),
-        (dict(n_steps=2, macro_duration=3), "n_steps"),
-        (dict(batch_size=1), "batch_size"),
-        (dict(master_batch_size=1), "master_batch_size"),
-        (dict(n_epochs=0), "n_epochs"),
-        (dict(learning_rate=-1e-3), "learning_rate"),
-        (dict(master_learning_rate=-1.0), "master_learning_rate"),
-        (dict(master_exploration=1.5), "master_exploration"),
-        (dict(gamma=1.5), "gamma"),
-        (dict(master_gamma=-0.1), "master_gamma"),
-        (dict(gae_lambda=2.0), "gae_lambda"),
-        (dict(clip_range=0.0), "clip_range"),
-        (dict(clip_range_vf=-0.2), "clip_range_vf"),
-        (dict(policy_kwargs=dict(n_subpolicies=3)), "policy_kwargs"),
-    ],
-)
-def test_invalid_parameters_raise_before_any_step(kwargs, parameter):
-    class NeverStep(gym.Wrapper):
-        def step(self, action):
-            raise AssertionError("the env was stepped")
-
-    env = NeverStep(gym.make("MovementBandits-v0"))
-    with pytest.raises(ValueError, match=f"MLSH: {parameter}"):
-        MLSH("MlpPolicy", env, **{**SMALL, **kwargs})
-
-
 def test_unsupported_observation_space_raises():
     class TupleObs(gym.Env):
         observation_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))

@@ -11,7 +11,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.utils import FloatSchedule
+from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from sb3_mlsh import MLSH, MLSHCnnPolicy, MLSHMultiInputPolicy, MLSHPolicy, TaskSamplerWrapper
@@ -127,6 +127,8 @@ def test_clip_ranges_are_schedules_as_in_ppo():
     assert model.clip_range_vf is None
     model = MLSH("MlpPolicy", "MovementBandits-v0", **{**SMALL, "clip_range_vf": 0.4})
     assert model.clip_range(1.0) == 0.2 and model.clip_range_vf(0.0) == 0.4
+    # floats become SB3's schedule classes, not lambdas: saved models load on other machines
+    assert isinstance(model.clip_range.value_schedule, ConstantSchedule)
 
 
 def test_single_task_env_keeps_its_episodes_whole():

@@ -1,8 +1,16 @@
 """Saving and loading as SB3 users do it: whole models per policy alias, the policy alone, parameters, schedules."""
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
 import gymnasium as gym
 import numpy as np
 import pytest
+import stable_baselines3.common.base_class as base_class
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv
@@ -129,3 +137,53 @@ def test_schedules_survive_save_and_load_and_custom_objects(tmp_path):
     replaced.set_env(make_vec_env("MovementBandits-v0", n_envs=1))
     replaced.learn(32)
     assert replaced.subpolicy_learners[0].clip_range(0.5) == 0.3
+
+
+def test_failed_save_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
+    model = trained("mlp")
+    model.save(tmp_path / "victim")  # ".zip" added, as SB3 does
+    before = (tmp_path / "victim.zip").read_bytes()
+
+    def write_half_then_fail(save_path, *args, **kwargs):
+        save_path.write(before[: len(before) // 2])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(base_class, "save_to_zip_file", write_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        model.save(tmp_path / "victim.zip")
+    assert (tmp_path / "victim.zip").read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["victim.zip"]  # no temporary file left
+    MLSH.load(tmp_path / "victim.zip")
+
+
+def test_killed_save_leaves_the_earlier_file_intact(tmp_path):
+    trained("mlp").save(tmp_path / "victim.zip")
+    before = (tmp_path / "victim.zip").read_bytes()
+    # a process that starts saving a model to the same path and is killed (SIGKILL) while it writes
+    script = textwrap.dedent(
+        f"""
+        import pathlib, time
+        import stable_baselines3.common.base_class as base_class
+        from sb3_mlsh import MLSH
+
+        def write_forever(save_path, *args, **kwargs):
+            save_path.write(b"PK" + bytes(1 << 20))
+            save_path.flush()
+            pathlib.Path({str(tmp_path / "writing")!r}).touch()
+            time.sleep(60)
+
+        base_class.save_to_zip_file = write_forever
+        MLSH("MlpPolicy", "MovementBandits-v0", n_steps=30, batch_size=16).save({str(tmp_path / "victim.zip")!r})
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "writing").exists():
+            assert process.poll() is None and time.monotonic() < deadline, "the saving process did not start writing"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    assert (tmp_path / "victim.zip").read_bytes() == before
+    MLSH.load(tmp_path / "victim.zip")

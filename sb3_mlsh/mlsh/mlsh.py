@@ -1,6 +1,11 @@
 """Meta Learning Shared Hierarchies (Frans et al., ICLR 2018) as an SB3 algorithm."""
 
+import io
+import os
+import pathlib
+import tempfile
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -28,34 +33,15 @@ from sb3_mlsh.common.learner import LevelLogger, PPOLearner
 from sb3_mlsh.common.observations import apply, n_rows, put, stack, take
 from sb3_mlsh.common.tasks import SMALL_TASK_SET, finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
 from sb3_mlsh.common.user_warnings import warn_at_caller
+from sb3_mlsh.mlsh.parameters import RULES, check_parameters
 from sb3_mlsh.mlsh.policies import CnnPolicy, MlpPolicy, MLSHPolicy, MultiInputPolicy, rename_legacy_master_keys
 from sb3_mlsh.mlsh.task_groups import PHASES, TaskGroup, TaskSchedule
 
 SelfMLSH = TypeVar("SelfMLSH", bound="MLSH")
 
 _SUPPORTED_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
-_MLSH_PARAMETERS = ("n_subpolicies", "macro_duration", "master_exploration", "n_masters", "lr_schedule", "master_lr_schedule")
 # Sub-policies need two steps in an iteration to be updated (advantages are normalised)
 _MIN_UPDATE_ROWS = 2
-
-
-def _is_int(value: Any, minimum: int) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
-
-
-def _is_positive(value: Any, allow_zero: bool = False) -> bool:
-    """A positive number (or zero, if allowed), or a schedule."""
-    if callable(value):
-        return True
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, (bool, np.bool_))
-
-
-def _is_fraction(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
 
 @dataclass
@@ -181,6 +167,7 @@ class MLSH(OnPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
+        check_parameters(locals())  # before SB3 uses any of them
         super().__init__(
             policy,
             env,
@@ -232,46 +219,9 @@ class MLSH(OnPolicyAlgorithm):
     # ------------------------------------------------------------------ setup
 
     def _check_parameters(self) -> None:
-        """Raise ``ValueError`` naming the parameter and the fix for every invalid setting."""
-        single = [
-            ("n_subpolicies", _is_int(self.n_subpolicies, minimum=1), "an integer >= 1"),
-            ("macro_duration", _is_int(self.macro_duration, minimum=1), "an integer >= 1"),
-            ("warmup_iterations", _is_int(self.warmup_iterations, minimum=0), "an integer >= 0"),
-            ("joint_iterations", _is_int(self.joint_iterations, minimum=0), "an integer >= 0"),
-            ("batch_size", _is_int(self.batch_size, minimum=2), "an integer >= 2 (advantages are normalized per minibatch)"),
-            ("master_batch_size", _is_int(self.master_batch_size, minimum=2), "an integer >= 2"),
-            ("n_epochs", _is_int(self.n_epochs, minimum=1), "an integer >= 1"),
-            # 0 freezes a level (rl_zoo3.enjoy loads models with learning_rate=0.0)
-            ("learning_rate", _is_positive(self.learning_rate, allow_zero=True), "a float >= 0 or a schedule"),
-            ("master_learning_rate", _is_positive(self.master_learning_rate, allow_zero=True), "a float >= 0 or a schedule"),
-            ("master_exploration", _is_fraction(self.master_exploration), "a probability in [0, 1]"),
-            ("n_task_groups", _is_int(self.n_task_groups, minimum=1), "an integer >= 1"),
-            ("train_subpolicies", _is_bool(self.train_subpolicies), "True or False"),
-            ("bootstrap_truncation", _is_bool(self.bootstrap_truncation), "True or False"),
-            ("reset_master_on_load", _is_bool(self.reset_master_on_load), "True or False"),
-            ("gamma", _is_fraction(self.gamma), "a number in [0, 1]"),
-            ("master_gamma", self.master_gamma is None or _is_fraction(self.master_gamma), "a number in [0, 1] or None"),
-            ("gae_lambda", _is_fraction(self.gae_lambda), "a number in [0, 1]"),
-            ("clip_range", _is_positive(self.clip_range), "a float > 0 or a schedule"),
-            (
-                "clip_range_vf",
-                self.clip_range_vf is None or _is_positive(self.clip_range_vf),
-                "a float > 0, a schedule or None",
-            ),
-        ]
-        for name, valid, fix in single:
-            if not valid:
-                raise ValueError(f"MLSH: {name}={getattr(self, name)!r}; use {fix}.")
-        if self.warmup_iterations + self.joint_iterations == 0:
-            raise ValueError(
-                "MLSH: warmup_iterations + joint_iterations is 0, so a task would last no iteration; "
-                "make at least one of them >= 1."
-            )
-        if not _is_int(self.n_steps, minimum=self.macro_duration):
-            raise ValueError(
-                f"MLSH: n_steps={self.n_steps!r} is smaller than macro_duration={self.macro_duration}; "
-                "use n_steps >= macro_duration so that every iteration completes master decisions."
-            )
+        """Raise ``ValueError`` naming the parameter and the fix for every invalid setting, the env's included."""
+        values = {name: getattr(self, name) for name in RULES if hasattr(self, name)}
+        check_parameters({**values, "stats_window_size": self._stats_window_size})
         if self.n_envs % self.n_task_groups != 0:
             raise ValueError(
                 f"MLSH: n_task_groups={self.n_task_groups} does not divide the {self.n_envs} envs; use an n_task_groups "
@@ -282,11 +232,6 @@ class MLSH(OnPolicyAlgorithm):
                 f"MLSH: n_task_groups={self.n_task_groups} resets each group's envs alone, which {type(self.env).__name__} "
                 "cannot do; use a DummyVecEnv or SubprocVecEnv without VecEnv wrappers (wrap each env instead, e.g. "
                 "gymnasium.wrappers.NormalizeObservation), or n_task_groups=1."
-            )
-        clashes = sorted(set(self.policy_kwargs) & set(_MLSH_PARAMETERS))
-        if clashes:
-            raise ValueError(
-                f"MLSH: policy_kwargs sets {clashes}; pass these to MLSH itself (e.g. MLSH(..., n_subpolicies=3))."
             )
         observation_spaces = (
             list(self.observation_space.spaces.values())
@@ -471,6 +416,40 @@ class MLSH(OnPolicyAlgorithm):
                 )
             params["policy"] = policy
         super().set_parameters(params, exact_match=exact_match, device=device)
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """
+        As SB3's ``save``, but a file at ``path`` is replaced only by a complete save: the model is
+        written to a temporary file in the same folder, which then atomically takes its name. An
+        interrupted save (an error, a full disk, a killed process) leaves an earlier file intact.
+
+        :param path: Where to save (``.zip`` is added if it has no suffix), or a file object.
+        :param exclude: Names of parameters not to save, in addition to the default ones.
+        :param include: Names of parameters to save that would otherwise be excluded.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            super().save(path, exclude, include)  # a file object: its owner decides where the bytes go
+            return
+        target = pathlib.Path(path)
+        if target.suffix == "":
+            target = target.with_name(target.name + ".zip")  # as SB3's save
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                super().save(file, exclude, include)  # type: ignore[arg-type]
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(temporary, 0o666 & ~_umask())  # the permissions a plain open() would give
+            os.replace(temporary, target)
+        except BaseException:
+            os.unlink(temporary)
+            raise
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
@@ -797,6 +776,13 @@ class MLSH(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _umask() -> int:
+    """:return: The process's file-creation mask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _loggable(task: Any) -> Any:
