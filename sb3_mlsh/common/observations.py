@@ -48,3 +48,13 @@ def concatenate(batches: Sequence[Any]) -> Any:
     if isinstance(batches[0], dict):
         return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
     return np.concatenate(batches)
+
+
+def non_finite_rows(obs: Any) -> np.ndarray:
+    """:return: The indices of the rows with a NaN or infinite value (floating-point arrays only)."""
+    arrays = obs.values() if isinstance(obs, dict) else [obs]
+    bad = np.zeros(n_rows(obs), dtype=bool)
+    for array in arrays:
+        if np.issubdtype(array.dtype, np.floating):
+            bad |= ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    return np.flatnonzero(bad)

@@ -6,16 +6,17 @@ from sb3_mlsh.envs.four_rooms import FourRoomsEnv
 from sb3_mlsh.envs.key_door import KeyDoorEnv
 from sb3_mlsh.envs.movement_bandits import MovementBanditsEnv
 
-# id: (entry point, episode length); the MuJoCo envs import mujoco only when made (extra "mujoco")
+# id: (entry point, episode length); the MuJoCo envs import mujoco only when made (extra "mujoco"), through
+# mujoco_envs, which says what to install if it is missing
 _SPECS = {
     "MovementBandits-v0": ("sb3_mlsh.envs.movement_bandits:MovementBanditsEnv", 50),
     "KeyDoor-v0": ("sb3_mlsh.envs.key_door:KeyDoorEnv", 100),
     "FourRooms-v0": ("sb3_mlsh.envs.four_rooms:FourRoomsEnv", 100),
-    "AntTwoWalk-v0": ("sb3_mlsh.envs.ant:AntTwoWalkEnv", 1000),
-    "AntMaze-v0": ("sb3_mlsh.envs.ant:AntMazeEnv", 1000),
-    "AntObstacle-v0": ("sb3_mlsh.envs.ant:AntObstacleEnv", 2000),
-    "HumanoidWalkCrawl-v0": ("sb3_mlsh.envs.humanoid:HumanoidWalkCrawlEnv", 1000),
-    "HumanoidCourse-v0": ("sb3_mlsh.envs.humanoid:HumanoidCourseEnv", 3000),
+    "AntTwoWalk-v0": ("sb3_mlsh.envs.mujoco_envs:AntTwoWalkEnv", 1000),
+    "AntMaze-v0": ("sb3_mlsh.envs.mujoco_envs:AntMazeEnv", 1000),
+    "AntObstacle-v0": ("sb3_mlsh.envs.mujoco_envs:AntObstacleEnv", 2000),
+    "HumanoidWalkCrawl-v0": ("sb3_mlsh.envs.mujoco_envs:HumanoidWalkCrawlEnv", 1000),
+    "HumanoidCourse-v0": ("sb3_mlsh.envs.mujoco_envs:HumanoidCourseEnv", 3000),
 }
 ENV_IDS = tuple(_SPECS)
 MUJOCO_ENV_IDS = ("AntTwoWalk-v0", "AntMaze-v0", "AntObstacle-v0", "HumanoidWalkCrawl-v0", "HumanoidCourse-v0")

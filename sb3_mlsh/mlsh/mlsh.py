@@ -30,7 +30,7 @@ from sb3_mlsh.common.buffers import (
 )
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
-from sb3_mlsh.common.observations import apply, n_rows, put, stack, take
+from sb3_mlsh.common.observations import apply, n_rows, non_finite_rows, put, stack, take
 from sb3_mlsh.common.tasks import SMALL_TASK_SET, finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
 from sb3_mlsh.common.user_warnings import warn_at_caller
 from sb3_mlsh.mlsh.parameters import RULES, check_parameters
@@ -612,6 +612,7 @@ class MLSH(OnPolicyAlgorithm):
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
             self.num_timesteps += env.num_envs
+            _check_finite(new_obs, rewards, self.num_timesteps)
 
             callback.update_locals(locals())
             if not callback.on_step():
@@ -776,6 +777,17 @@ class MLSH(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _check_finite(obs: np.ndarray | dict[str, np.ndarray], rewards: np.ndarray, num_timesteps: int) -> None:
+    """Raise ``ValueError`` naming the env and ``VecCheckNan`` if a step returned NaN or inf (before it reaches a network)."""
+    for what, rows in (("observation", non_finite_rows(obs)), ("reward", np.flatnonzero(~np.isfinite(rewards)))):
+        if len(rows) > 0:
+            raise ValueError(
+                f"MLSH: env {int(rows[0])} returned a NaN or infinite {what} (at step {num_timesteps} of training); "
+                "fix the env, or wrap it in stable_baselines3.common.vec_env.VecCheckNan(env, raise_exception=True) "
+                "to find the action that led there."
+            )
 
 
 def _umask() -> int:
