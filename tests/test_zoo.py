@@ -86,6 +86,19 @@ def test_explicit_route_without_the_hook(tmp_path):
     assert (run_dir(tmp_path, 1) / f"{ENV}.zip").is_file()
 
 
+def test_env_without_an_entry_says_how_to_give_one_and_the_documented_entry_works(tmp_path):
+    command = ["-m", "sb3_mlsh.zoo", "train", "--algo", "mlsh", "--env", "CartPole-v1", "-n", "120"]
+    result = subprocess.run([sys.executable, *command], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "--conf-file" in result.stderr and "docs/zoo.md" in result.stderr
+    docs = (Path(__file__).parents[1] / "docs" / "zoo.md").read_text()
+    entry = yaml.safe_load(docs.split("```yaml\n")[1].split("```")[0])
+    entry["CartPole-v1"].update(n_envs=2, n_steps=20)  # a tiny budget, the rest as documented
+    (tmp_path / "my_mlsh.yml").write_text(yaml.safe_dump(entry))
+    run(*command, "--conf-file", "my_mlsh.yml", "--hyperparams", "n_subpolicies:3", cwd=tmp_path)
+    model = MLSH.load(tmp_path / "logs" / "mlsh" / "CartPole-v1_1" / "CartPole-v1.zip")
+    assert model.n_subpolicies == 3 and model.macro_duration == 10
+
+
 @needs_hook
 def test_hook_can_be_disabled(tmp_path):
     code = "import rl_zoo3; print(sorted(rl_zoo3.ALGOS))"

@@ -44,6 +44,8 @@ def register() -> None:
     manager = rl_zoo3.exp_manager.ExperimentManager
     if not getattr(manager.__init__, "_sb3_mlsh_default_config", False):
         manager.__init__ = _with_default_config(manager.__init__)  # type: ignore[method-assign]
+    if not getattr(manager.read_hyperparameters, "_sb3_mlsh_guidance", False):
+        manager.read_hyperparameters = _with_guidance(manager.read_hyperparameters)  # type: ignore[method-assign]
 
 
 def _with_default_config(init: Any) -> Any:
@@ -57,3 +59,23 @@ def _with_default_config(init: Any) -> Any:
 
     __init__._sb3_mlsh_default_config = True  # type: ignore[attr-defined]
     return __init__
+
+
+def _with_guidance(read: Any) -> Any:
+    """Wrap ``ExperimentManager.read_hyperparameters``: for ``--algo mlsh``, "not found" says how to give one's own."""
+
+    @functools.wraps(read)
+    def read_hyperparameters(self: Any) -> Any:
+        try:
+            return read(self)
+        except ValueError as error:
+            if self.algo != ALGO or "Hyperparameters not found" not in str(error):
+                raise
+            raise ValueError(
+                f"{error}. Give MLSH's settings for this env in a file of your own, named with --conf-file "
+                f"(copy an entry of {hyperparams_path()} under the env id, or under 'default'; a minimal entry is in "
+                "sb3-mlsh's docs/zoo.md), and change single values with --hyperparams key:value."
+            ) from None
+
+    read_hyperparameters._sb3_mlsh_guidance = True  # type: ignore[attr-defined]
+    return read_hyperparameters
