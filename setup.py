@@ -10,12 +10,14 @@ from setuptools.command.build_py import build_py
 class BuildPyWithZooFiles(build_py):
     """
     Also put in the wheel: ``sb3_mlsh_zoo.pth`` at the top of site-packages (it makes
-    ``python -m rl_zoo3.train --algo mlsh`` work), and ``hyperparams/*.yml`` inside the package.
+    ``python -m rl_zoo3.train --algo mlsh`` work), its PEP 829 form ``sb3_mlsh_zoo.start`` next to it
+    (read instead by Pythons that implement PEP 829), and ``hyperparams/*.yml`` inside the package.
     """
 
     def run(self) -> None:
         super().run()
-        self.copy_file("sb3_mlsh_zoo.pth", os.path.join(self.build_lib, "sb3_mlsh_zoo.pth"))
+        for name in ("sb3_mlsh_zoo.pth", "sb3_mlsh_zoo.start"):
+            self.copy_file(name, os.path.join(self.build_lib, name))
         target = os.path.join(self.build_lib, "sb3_mlsh", "hyperparams")
         self.mkpath(target)
         for path in glob.glob(os.path.join("hyperparams", "*.yml")):

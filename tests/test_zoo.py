@@ -1,6 +1,8 @@
 """rl-zoo3: the literal `python -m rl_zoo3.train --algo mlsh` commands, run in subprocesses against the installed package."""
 
+import inspect
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -80,6 +82,20 @@ def test_zoo_optimize(tmp_path):
     assert "n_subpolicies" in reports[0].read_text()
 
 
+@pytest.mark.skipif(shutil.which("sb3-mlsh-zoo") is None, reason="the console script comes with pip install")
+def test_console_script_trains_and_enjoys_without_the_hook(tmp_path):
+    script, no_hook = shutil.which("sb3-mlsh-zoo"), {"SB3_MLSH_NO_ZOO_HOOK": "1"}
+    usage = subprocess.run([script], capture_output=True, text=True)
+    assert usage.returncode != 0 and "record_video" in usage.stderr
+    for command in (["train", "-n", "2000"], ["enjoy", "-f", "logs/", "--no-render", "-n", "200"]):
+        result = subprocess.run(
+            [script, command[0], "--algo", "mlsh", "--env", ENV, *command[1:]],
+            cwd=tmp_path, env={**os.environ, **no_hook}, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert (run_dir(tmp_path, 1) / f"{ENV}.zip").is_file()
+
+
 def test_explicit_route_without_the_hook(tmp_path):
     run("-m", "sb3_mlsh.zoo", "train", "--algo", "mlsh", "--env", ENV, "-n", "2000", cwd=tmp_path,
         extra_env={"SB3_MLSH_NO_ZOO_HOOK": "1"})  # fmt: skip
@@ -97,6 +113,20 @@ def test_env_without_an_entry_says_how_to_give_one_and_the_documented_entry_work
     run(*command, "--conf-file", "my_mlsh.yml", "--hyperparams", "n_subpolicies:3", cwd=tmp_path)
     model = MLSH.load(tmp_path / "logs" / "mlsh" / "CartPole-v1_1" / "CartPole-v1.zip")
     assert model.n_subpolicies == 3 and model.macro_duration == 10
+
+
+def test_pep_829_start_file_names_the_hooks_installer():
+    root = Path(__file__).parents[1]
+    entry = (root / "sb3_mlsh_zoo.start").read_text().strip()
+    module, _, name = entry.partition(":")
+    sys.path.insert(0, str(root))
+    try:
+        install = getattr(__import__(module), name)
+    finally:
+        sys.path.remove(str(root))
+    assert callable(install) and not inspect.signature(install).parameters  # a zero-argument callable
+    if HOOK_INSTALLED:  # installed next to the .pth file
+        assert any((Path(path) / "sb3_mlsh_zoo.start").is_file() for path in site.getsitepackages())
 
 
 @needs_hook
