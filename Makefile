@@ -1,5 +1,5 @@
-# The project's checks, as .ci/run runs them: make test lint build wheel floors
-.PHONY: test lint format build wheel floors check
+# The project's checks, as .ci/run runs them: make test lint type wheel floors
+.PHONY: test lint format type build wheel floors check
 
 test:
 	pytest -q tests
@@ -12,6 +12,9 @@ format:
 	ruff format .
 	ruff check --fix .
 
+type:
+	mypy sb3_mlsh
+
 build:
 	rm -rf dist
 	python -m build --outdir dist .
@@ -23,4 +26,4 @@ wheel: build
 floors:
 	bash .ci/floors
 
-check: test lint wheel floors
+check: test lint type wheel floors

@@ -21,7 +21,7 @@ import pathlib
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -89,7 +89,7 @@ def subpolicy_returns(model: MLSH, n_episodes: int, seed: int) -> np.ndarray:
             state = (np.full(N_ENVS, k), np.full(N_ENVS, np.iinfo(np.int64).max))  # no decision is ever due
             total = 0.0
             for _ in range(n_episodes // N_ENVS * env.get_attr("spec")[0].max_episode_steps):
-                actions, state = model.predict(obs, state=state, deterministic=True)
+                actions, state = model.predict(cast(np.ndarray, obs), state=state, deterministic=True)
                 obs, rewards, _, _ = env.step(actions)
                 total += float(rewards.sum())
             result[k, task] = total / (n_episodes // N_ENVS * N_ENVS)

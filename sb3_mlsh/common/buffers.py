@@ -1,6 +1,7 @@
 """Rollout buffers of the two levels: sub-policy steps tagged with the active sub-policy, and macro transitions."""
 
 from collections.abc import Generator
+from typing import cast
 
 import numpy as np
 import torch as th
@@ -8,7 +9,7 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 
-from sb3_mlsh.common.observations import apply
+from sb3_mlsh.common.observations import Observations, apply
 
 _SAMPLE_FIELDS = ("actions", "values", "log_probs", "advantages", "returns")
 
@@ -50,7 +51,7 @@ class TaggedRolloutBuffer(RolloutBuffer):
 
     def add(  # type: ignore[override]
         self,
-        obs: np.ndarray,
+        obs: Observations,
         action: np.ndarray,
         reward: np.ndarray,
         episode_start: np.ndarray,
@@ -63,7 +64,8 @@ class TaggedRolloutBuffer(RolloutBuffer):
         Other parameters as in ``RolloutBuffer.add``.
         """
         self.subpolicies[self.pos] = subpolicy
-        super().add(obs, action, reward, episode_start, value, log_prob)
+        # RolloutBuffer.add, or DictRolloutBuffer.add in TaggedDictRolloutBuffer (dict observations)
+        super().add(obs, action, reward, episode_start, value, log_prob)  # type: ignore[arg-type]
 
     def flatten(self) -> None:
         """Put the full buffer in the one-row-per-step layout that ``get`` samples from (env-major, as SB3's)."""
@@ -145,7 +147,7 @@ class MacroRolloutBuffer(RolloutBuffer):
 
     def add(  # type: ignore[override]
         self,
-        obs: np.ndarray,
+        obs: Observations,
         action: np.ndarray,
         reward: np.ndarray,
         episode_start: np.ndarray,
@@ -169,9 +171,9 @@ class MacroRolloutBuffer(RolloutBuffer):
             raise RuntimeError("MacroRolloutBuffer is full: more macro transitions than its capacity")
         if isinstance(self.observation_space, spaces.Dict):
             for key, shape in self.obs_shape.items():  # type: ignore[attr-defined]
-                self.observations[key][rows, env_indices] = np.reshape(obs[key], (len(env_indices), *shape))  # type: ignore[call-overload, index]
+                self.observations[key][rows, env_indices] = np.reshape(obs[key], (len(env_indices), *shape))
         else:
-            self.observations[rows, env_indices] = np.reshape(obs, (len(env_indices), *self.obs_shape))
+            self.observations[rows, env_indices] = np.reshape(cast(np.ndarray, obs), (len(env_indices), *self.obs_shape))
         self.actions[rows, env_indices] = np.asarray(action).reshape((len(env_indices), self.action_dim))
         self.rewards[rows, env_indices] = reward
         self.episode_starts[rows, env_indices] = episode_start
@@ -215,9 +217,11 @@ class MacroRolloutBuffer(RolloutBuffer):
         yield from _minibatches(self, np.arange(len(self.values)), batch_size)
 
 
-class TaggedDictRolloutBuffer(TaggedRolloutBuffer, DictRolloutBuffer):
+# The tagged add() takes a sub-policy index DictRolloutBuffer.add() does not know: as SB3's own buffers, an
+# intended override (the type checker cannot tell it from a mistake in a class with two such bases)
+class TaggedDictRolloutBuffer(TaggedRolloutBuffer, DictRolloutBuffer):  # type: ignore[misc]
     """``TaggedRolloutBuffer`` for ``Dict`` observations (stored per key, as in SB3's ``DictRolloutBuffer``)."""
 
 
-class MacroDictRolloutBuffer(MacroRolloutBuffer, DictRolloutBuffer):
+class MacroDictRolloutBuffer(MacroRolloutBuffer, DictRolloutBuffer):  # type: ignore[misc]
     """``MacroRolloutBuffer`` for ``Dict`` observations (stored per key, as in SB3's ``DictRolloutBuffer``)."""

@@ -1,11 +1,12 @@
 """Sub-policy collapse diagnostics: do the sub-policies act differently on the same states?"""
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch as th
 from stable_baselines3.common.distributions import kl_divergence
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import obs_as_tensor
 
 from sb3_mlsh.common.observations import apply, n_rows
@@ -27,7 +28,8 @@ def subpolicy_divergence(policy: "MLSHPolicy", observations: np.ndarray | dict[s
         return 0.0
     obs = obs_as_tensor(apply(np.asarray, observations), policy.device)
     with th.no_grad():
-        distributions = [subpolicy.get_distribution(obs) for subpolicy in policy.subpolicies]
+        subpolicies = cast(list[ActorCriticPolicy], list(policy.subpolicies))
+        distributions = [subpolicy.get_distribution(obs) for subpolicy in subpolicies]
         divergences = []
         for first, second in itertools.permutations(distributions, 2):
             kl = kl_divergence(first, second)

@@ -12,6 +12,7 @@ from stable_baselines3.common.distributions import (
     MultiCategoricalDistribution,
 )
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
+from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 
 _DISTRIBUTIONS = (DiagGaussianDistribution, CategoricalDistribution, MultiCategoricalDistribution, BernoulliDistribution)
@@ -46,7 +47,7 @@ class PolicyEnsemble:
         self.policies = policies
         self._branches: dict[str, list[tuple[th.Tensor, th.Tensor, list[nn.Module]]]] = {}
         self._log_std: th.Tensor | None = None
-        self._tied: list[nn.Parameter] = []
+        self._tied: list[th.Tensor] = []
         self._pointers: list[int] = []
         self._tie()
 
@@ -77,7 +78,7 @@ class PolicyEnsemble:
             type(policy) is type(first) and [tuple(p.shape) for p in policy.parameters()] == shapes for policy in policies
         )
 
-    def _stack(self, parameters: list[nn.Parameter]) -> th.Tensor:
+    def _stack(self, parameters: list[th.Tensor]) -> th.Tensor:
         """Stack ``parameters`` (one per policy) and make each a view of its slice."""
         stacked = th.stack([parameter.detach() for parameter in parameters]).contiguous()
         for k, parameter in enumerate(parameters):
@@ -100,7 +101,7 @@ class PolicyEnsemble:
                     for depth, (_, activations) in enumerate(per_policy[0])
                 ]
             if isinstance(self.policies[0].action_dist, DiagGaussianDistribution):
-                self._log_std = self._stack([policy.log_std for policy in self.policies])  # type: ignore[misc]
+                self._log_std = self._stack([policy.log_std for policy in self.policies])
         self._pointers = [parameter.data_ptr() for parameter in self._tied]
 
     def _check_tied(self) -> None:
@@ -130,9 +131,9 @@ class PolicyEnsemble:
                 hidden = activation(hidden)
         return hidden[index, rows]
 
-    def _features(self, obs: th.Tensor) -> th.Tensor:
+    def _features(self, obs: PyTorchObs) -> th.Tensor:
         # every policy's extractor is the same function without weights
-        return BaseModel.extract_features(self.policies[0], obs, self.policies[0].features_extractor)  # type: ignore[return-value]
+        return BaseModel.extract_features(self.policies[0], obs, self.policies[0].features_extractor)
 
     def _distribution(self, features: th.Tensor, rows: th.Tensor, index: th.Tensor) -> Distribution:
         dist = self.policies[0].action_dist
@@ -140,7 +141,7 @@ class PolicyEnsemble:
         if isinstance(dist, DiagGaussianDistribution):
             assert self._log_std is not None
             return dist.proba_distribution(params, self._log_std[index])
-        return dist.proba_distribution(params)  # type: ignore[call-arg]
+        return dist.proba_distribution(params)
 
     def _index(self, features: th.Tensor, policy_index: np.ndarray) -> tuple[th.Tensor, th.Tensor]:
         self._check_tied()
@@ -148,7 +149,7 @@ class PolicyEnsemble:
         return rows, th.as_tensor(policy_index, device=features.device)
 
     def forward(
-        self, obs: th.Tensor, policy_index: np.ndarray, deterministic: bool = False
+        self, obs: PyTorchObs, policy_index: np.ndarray, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """
         As ``ActorCriticPolicy.forward``, each row by policy ``policy_index[row]``.
@@ -166,12 +167,12 @@ class PolicyEnsemble:
         values = self._run("vf", features, rows, index)
         return actions.reshape((-1, *self.policies[0].action_space.shape)), values, log_prob  # type: ignore[misc]
 
-    def predict_values(self, obs: th.Tensor, policy_index: np.ndarray) -> th.Tensor:
+    def predict_values(self, obs: PyTorchObs, policy_index: np.ndarray) -> th.Tensor:
         """:return: The value of each row under its policy."""
         features = self._features(obs)
         return self._run("vf", features, *self._index(features, policy_index))
 
-    def act(self, obs: th.Tensor, policy_index: np.ndarray, deterministic: bool = False) -> th.Tensor:
+    def act(self, obs: PyTorchObs, policy_index: np.ndarray, deterministic: bool = False) -> th.Tensor:
         """:return: The action of each row under its policy (as ``ActorCriticPolicy._predict``)."""
         features = self._features(obs)
         return self._distribution(features, *self._index(features, policy_index)).get_actions(deterministic=deterministic)

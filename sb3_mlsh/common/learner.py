@@ -57,6 +57,8 @@ class PPOLearner(PPO):
     :param verbose: Verbosity level.
     """
 
+    rollout_buffer: BufferView  # type: ignore[assignment]  # what PPO.train reads of a RolloutBuffer
+
     def __init__(
         self,
         policy: ActorCriticPolicy,
@@ -93,7 +95,7 @@ class PPOLearner(PPO):
         self.observation_space = policy.observation_space
         self.action_space = policy.action_space
         self.policy = policy
-        self.rollout_buffer = rollout_buffer  # type: ignore[assignment]
+        self.rollout_buffer = rollout_buffer
         self._setup_lr_schedule()
         self.clip_range = FloatSchedule(self.clip_range)
         if self.clip_range_vf is not None:

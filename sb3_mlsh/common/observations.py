@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 Batch = TypeVar("Batch")
+# What a VecEnv returns for the spaces MLSH supports (VecEnvObs less tuples)
+Observations = np.ndarray | dict[str, np.ndarray]
 
 
 def apply(fn: Callable[[Any], Any], obs: Batch) -> Batch:

@@ -87,7 +87,8 @@ class AntTaskEnv(TaskSet, AntEnv):
         qpos[:2] = xy
         self.set_state(qpos, self.data.qvel.copy())
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    # gymnasium types MujocoEnv's info as dict[str, float64]; this env's also carries its task
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
         xy_before = self.xy
         self.do_simulation(action, self.frame_skip)
         reward, reward_info = self._task_reward(xy_before, action)

@@ -72,7 +72,8 @@ class HumanoidTaskEnv(TaskSet, HumanoidEnv):
         """``WALK`` or ``CRAWL``: which reward this step earns."""
         raise NotImplementedError
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    # gymnasium types MujocoEnv's info as dict[str, float64]; this env's also carries its task
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
         x_before = mass_center(self.model, self.data)[0]
         self.do_simulation(action, self.frame_skip)
         velocity = (mass_center(self.model, self.data)[0] - x_before) / self.dt

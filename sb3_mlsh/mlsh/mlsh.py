@@ -7,7 +7,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -30,11 +30,18 @@ from sb3_mlsh.common.buffers import (
 )
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
-from sb3_mlsh.common.observations import apply, n_rows, non_finite_rows, put, stack, take
+from sb3_mlsh.common.observations import Observations, apply, n_rows, non_finite_rows, put, stack, take
 from sb3_mlsh.common.tasks import SMALL_TASK_SET, finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
 from sb3_mlsh.common.user_warnings import warn_at_caller
 from sb3_mlsh.mlsh.parameters import RULES, check_parameters
-from sb3_mlsh.mlsh.policies import CnnPolicy, MlpPolicy, MLSHPolicy, MultiInputPolicy, rename_legacy_master_keys
+from sb3_mlsh.mlsh.policies import (
+    CnnPolicy,
+    MasterPolicy,
+    MlpPolicy,
+    MLSHPolicy,
+    MultiInputPolicy,
+    rename_legacy_master_keys,
+)
 from sb3_mlsh.mlsh.task_groups import PHASES, TaskGroup, TaskSchedule
 
 SelfMLSH = TypeVar("SelfMLSH", bound="MLSH")
@@ -48,7 +55,7 @@ _MIN_UPDATE_ROWS = 2
 class MacroState:
     """Per env: the macro step under way (decision observation, choice, value, log-probability) and its running reward."""
 
-    obs: np.ndarray | dict[str, np.ndarray]
+    obs: Observations
     active: np.ndarray
     steps_left: np.ndarray
     reward: np.ndarray
@@ -126,7 +133,7 @@ class MLSH(OnPolicyAlgorithm):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    policy: MLSHPolicy
+    policy: MLSHPolicy  # type: ignore[assignment]  # a hierarchy of ActorCriticPolicy, not one
     rollout_buffer: TaggedRolloutBuffer
 
     def __init__(
@@ -169,7 +176,7 @@ class MLSH(OnPolicyAlgorithm):
     ) -> None:
         check_parameters(locals())  # before SB3 uses any of them
         super().__init__(
-            policy,
+            policy,  # type: ignore[arg-type]  # an MLSHPolicy (see above)
             env,
             learning_rate=learning_rate,
             n_steps=n_steps,
@@ -258,9 +265,10 @@ class MLSH(OnPolicyAlgorithm):
 
         master_gamma = self.gamma if self.master_gamma is None else self.master_gamma
         dict_obs = isinstance(self.observation_space, spaces.Dict)
+        observation_space: Any = self.observation_space  # a Dict exactly where the Dict buffers are used
         self.rollout_buffer = (TaggedDictRolloutBuffer if dict_obs else TaggedRolloutBuffer)(
             self.n_steps,
-            self.observation_space,
+            observation_space,
             self.action_space,
             device=self.device,
             gamma=self.gamma,
@@ -269,7 +277,7 @@ class MLSH(OnPolicyAlgorithm):
         )
         self.master_rollout_buffer = (MacroDictRolloutBuffer if dict_obs else MacroRolloutBuffer)(
             self.n_steps,
-            self.observation_space,
+            observation_space,
             spaces.Discrete(self.n_subpolicies),
             device=self.device,
             gamma=master_gamma,
@@ -393,7 +401,7 @@ class MLSH(OnPolicyAlgorithm):
         if isinstance(load_path_or_dict, dict):
             params = dict(load_path_or_dict)
         else:
-            params = load_from_zip_file(load_path_or_dict, device=device, load_data=False)[1]  # type: ignore[assignment]
+            params = load_from_zip_file(load_path_or_dict, device=device, load_data=False)[1]
         if "policy.master.optimizer" in params:
             params["policy.masters.0.optimizer"] = params.pop("policy.master.optimizer")
         if "policy" in params:
@@ -403,9 +411,8 @@ class MLSH(OnPolicyAlgorithm):
                 policy = {k: v for k, v in policy.items() if not k.startswith("masters.")}
                 policy.update({k: v for k, v in self.policy.state_dict().items() if k.startswith("masters.")})
                 params = {k: v for k, v in params.items() if not k.startswith("policy.masters.")}
-                params.update(
-                    {f"policy.masters.{g}.optimizer": m.optimizer.state_dict() for g, m in enumerate(self.policy.masters)}
-                )
+                masters = cast(list[MasterPolicy], list(self.policy.masters))
+                params.update({f"policy.masters.{g}.optimizer": m.optimizer.state_dict() for g, m in enumerate(masters)})
             saved_masters = {k.split(".")[1] for k in policy if k.startswith("masters.")}
             if saved_masters and len(saved_masters) != self.n_task_groups:
                 # not a ValueError: BaseAlgorithm.load reads those as an old DQN file
@@ -442,7 +449,7 @@ class MLSH(OnPolicyAlgorithm):
         descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         try:
             with os.fdopen(descriptor, "wb") as file:
-                super().save(file, exclude, include)  # type: ignore[arg-type]
+                super().save(file, exclude, include)
                 file.flush()
                 os.fsync(file.fileno())
             os.chmod(temporary, 0o666 & ~_umask())  # the permissions a plain open() would give
@@ -537,7 +544,7 @@ class MLSH(OnPolicyAlgorithm):
 
     # ---------------------------------------------------------------- rollout
 
-    def _decide(self, obs: np.ndarray, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
+    def _decide(self, obs: Observations, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
         """For each env in ``env_indices``, its group's master chooses a sub-policy at observation ``obs[env_indices]``."""
         assert self.task_groups is not None
         with th.no_grad():
@@ -587,7 +594,7 @@ class MLSH(OnPolicyAlgorithm):
         for group in self.task_groups.starting():
             self._start_task(group)
         assert self._last_obs is not None, "No previous observation was provided"
-        last_obs = self._last_obs
+        last_obs = cast(Observations, self._last_obs)
         if self._macro_state is None:
             self._decide(last_obs, np.arange(env.num_envs), np.asarray(self._last_episode_starts, dtype=bool))
         state = self._macro_state
@@ -610,7 +617,8 @@ class MLSH(OnPolicyAlgorithm):
             if isinstance(self.action_space, spaces.Box):
                 clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
-            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            step_obs, rewards, dones, infos = env.step(clipped_actions)
+            new_obs = cast(Observations, step_obs)  # no Tuple spaces (checked at construction)
             self.num_timesteps += env.num_envs
             _check_finite(new_obs, rewards, self.num_timesteps)
 
@@ -663,7 +671,7 @@ class MLSH(OnPolicyAlgorithm):
                 self._decide(new_obs, ended, dones[ended])
 
             last_obs = new_obs
-            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_obs = new_obs
             self._last_episode_starts = dones
 
         with th.no_grad():
@@ -741,9 +749,9 @@ class MLSH(OnPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.task_groups.end_iteration()
 
-    def predict(  # type: ignore[override]
+    def predict(
         self,
-        observation: np.ndarray,
+        observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
@@ -754,7 +762,8 @@ class MLSH(OnPolicyAlgorithm):
         any other batch is decided by group 0's master.
         """
         masters = None
-        if self.n_task_groups > 1 and is_vectorized_observation(observation, self.observation_space):
+        # SB3's annotation says arrays, its code takes Dict observations too
+        if self.n_task_groups > 1 and is_vectorized_observation(observation, self.observation_space):  # type: ignore[arg-type]
             if len(observation) == self.n_envs:
                 assert self.task_groups is not None
                 masters = self.task_groups.group_of_env
@@ -779,7 +788,7 @@ class MLSH(OnPolicyAlgorithm):
         )
 
 
-def _check_finite(obs: np.ndarray | dict[str, np.ndarray], rewards: np.ndarray, num_timesteps: int) -> None:
+def _check_finite(obs: Observations, rewards: np.ndarray, num_timesteps: int) -> None:
     """Raise ``ValueError`` naming the env and ``VecCheckNan`` if a step returned NaN or inf (before it reaches a network)."""
     for what, rows in (("observation", non_finite_rows(obs)), ("reward", np.flatnonzero(~np.isfinite(rewards)))):
         if len(rows) > 0:

@@ -19,7 +19,7 @@ MLSH_POLICY_PARAMETERS = (
 
 
 def _integer(minimum: int) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+    return lambda value: isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= minimum)
 
 
 def _number(minimum: float, strict: bool = False, maximum: float = np.inf) -> Callable[[Any], bool]:
@@ -28,7 +28,8 @@ def _number(minimum: float, strict: bool = False, maximum: float = np.inf) -> Ca
     def check(value: Any) -> bool:
         if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
             return False
-        return (value > minimum if strict else value >= minimum) and value <= maximum
+        number = float(value)
+        return (number > minimum if strict else number >= minimum) and number <= maximum
 
     return check
 

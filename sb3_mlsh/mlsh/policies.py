@@ -1,7 +1,7 @@
 """The MLSH hierarchy as one SB3 policy: a master choosing among K sub-policies every N steps."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
@@ -138,7 +138,7 @@ class MLSHPolicy(BasePolicy):
         self.ortho_init = ortho_init
         self.log_std_init = log_std_init
         self.share_features_extractor = share_features_extractor
-        common = dict(
+        common: dict[str, Any] = dict(
             activation_fn=activation_fn,
             ortho_init=ortho_init,
             features_extractor_class=features_extractor_class,
@@ -148,7 +148,7 @@ class MLSHPolicy(BasePolicy):
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
         )
-        self._master_kwargs = dict(
+        self._master_kwargs: dict[str, Any] = dict(
             observation_space=observation_space,
             action_space=spaces.Discrete(n_subpolicies),
             lr_schedule=lr_schedule if master_lr_schedule is None else master_lr_schedule,
@@ -156,7 +156,7 @@ class MLSHPolicy(BasePolicy):
             net_arch=net_arch if master_net_arch is None else master_net_arch,
             **common,
         )
-        self.masters = nn.ModuleList(MasterPolicy(**self._master_kwargs) for _ in range(n_masters))  # type: ignore[arg-type]
+        self.masters = nn.ModuleList(MasterPolicy(**self._master_kwargs) for _ in range(n_masters))
         self.subpolicies = nn.ModuleList(
             ActorCriticPolicy(
                 observation_space, action_space, lr_schedule, net_arch=net_arch, log_std_init=log_std_init, **common
@@ -208,9 +208,10 @@ class MLSHPolicy(BasePolicy):
         :param index: The master (task group) to reset; ``None``: every master.
         """
         for g in range(self.n_masters) if index is None else [index]:
-            fresh = MasterPolicy(**self._master_kwargs)  # type: ignore[arg-type]
-            self.masters[g].load_state_dict(fresh.state_dict())
-            self.masters[g].optimizer.load_state_dict(fresh.optimizer.state_dict())
+            fresh = MasterPolicy(**self._master_kwargs)
+            master = cast(MasterPolicy, self.masters[g])
+            master.load_state_dict(fresh.state_dict())
+            master.optimizer.load_state_dict(fresh.optimizer.state_dict())
 
     def _per_policy(
         self, policies: nn.ModuleList, index: np.ndarray, fn: Callable[[ActorCriticPolicy, th.Tensor], tuple[th.Tensor, ...]]
@@ -222,15 +223,15 @@ class MLSHPolicy(BasePolicy):
         outputs: list[th.Tensor] = []
         for k in np.unique(index):
             rows = th.as_tensor(np.flatnonzero(index == k), device=self.device)
-            results = fn(policies[k], rows)  # type: ignore[arg-type]
+            results = fn(policies[k], rows)
             if not outputs:
                 outputs = [th.empty((len(index), *r.shape[1:]), dtype=r.dtype, device=r.device) for r in results]
             for output, result in zip(outputs, results, strict=True):
                 output[rows] = result
         return tuple(outputs)
 
-    def forward(  # type: ignore[override]
-        self, obs: th.Tensor, active: np.ndarray, deterministic: bool = False
+    def forward(
+        self, obs: PyTorchObs, active: np.ndarray, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """
         Act with the active sub-policy of each row.
@@ -248,7 +249,7 @@ class MLSHPolicy(BasePolicy):
         )
         return actions, values, log_probs
 
-    def predict_values(self, obs: th.Tensor, active: np.ndarray) -> th.Tensor:
+    def predict_values(self, obs: PyTorchObs, active: np.ndarray) -> th.Tensor:
         """
         :param obs: Observations.
         :param active: Index of the active sub-policy per row.
@@ -262,11 +263,11 @@ class MLSHPolicy(BasePolicy):
     def _act(self, obs: PyTorchObs, active: np.ndarray, deterministic: bool) -> th.Tensor:
         ensemble = self.subpolicy_ensemble
         if ensemble is not None:
-            return ensemble.act(obs, active, deterministic)  # type: ignore[arg-type]
+            return ensemble.act(obs, active, deterministic)
         return self._per_policy(self.subpolicies, active, lambda pi, rows: (pi._predict(take(obs, rows), deterministic),))[0]
 
     def decide(
-        self, obs: th.Tensor, masters: np.ndarray, deterministic: bool = False
+        self, obs: PyTorchObs, masters: np.ndarray, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """
         The masters' forward pass: choices, values and log-probabilities.
@@ -284,7 +285,7 @@ class MLSHPolicy(BasePolicy):
         )
         return choices, values, log_probs
 
-    def choose(self, obs: th.Tensor, masters: np.ndarray, deterministic: bool = False) -> np.ndarray:
+    def choose(self, obs: PyTorchObs, masters: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """
         :param obs: Observations at decisions.
         :param masters: Per row, the index of the master that decides.
@@ -302,9 +303,9 @@ class MLSHPolicy(BasePolicy):
         active = self.master._predict(observation, deterministic).cpu().numpy()
         return self._act(observation, active, deterministic)
 
-    def predict(  # type: ignore[override]
+    def predict(
         self,
-        observation: np.ndarray,
+        observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
@@ -347,7 +348,7 @@ class MLSHPolicy(BasePolicy):
                 steps_left[decide] = self.macro_duration
             actions = self._act(obs_tensor, active, deterministic).cpu().numpy()
         steps_left -= 1
-        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        actions = actions.reshape((-1, *(self.action_space.shape or ())))
         if isinstance(self.action_space, spaces.Box):
             actions = np.clip(actions, self.action_space.low, self.action_space.high)
         if not vectorized_env:
