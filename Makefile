@@ -1,5 +1,5 @@
-# The project's checks, as .ci/run runs them: make test lint type wheel floors
-.PHONY: test lint format type build wheel floors check
+# The project's checks, as .ci/run runs them: make test lint type doc wheel floors
+.PHONY: test lint format type doc build wheel floors check
 
 test:
 	pytest -q tests
@@ -15,6 +15,9 @@ format:
 type:
 	mypy sb3_mlsh
 
+doc:
+	python -m sphinx -W --keep-going -b html docs docs/_build/html
+
 build:
 	rm -rf dist
 	python -m build --outdir dist .
@@ -26,4 +29,4 @@ wheel: build
 floors:
 	bash .ci/floors
 
-check: test lint type wheel floors
+check: test lint type doc wheel floors

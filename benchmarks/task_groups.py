@@ -137,6 +137,8 @@ def render(rows: list[dict[str, Any]], output: pathlib.Path) -> None:
         f"{name}: {EXPERIMENTS[name].episode_steps} steps" for name in sorted({r["experiment"] for r in rows})
     )
     lines = [
+        "# Task groups: one group against four, bootstrap on and off",
+        "",
         f"Measured on {rows[-1]['date']}: {platform.machine()}, {multiprocessing.cpu_count()} cores, torch {th.__version__}, "
         f"one torch thread per run, two runs at a time; {minutes:.0f} CPU minutes in all. The runs are kept in "
         f"`{RUNS.relative_to(ROOT)}`; `--render` rewrites this page from them.",

@@ -40,8 +40,9 @@ def shared_policy_transfer(
     ``TaskPerEpisode`` envs) is fine-tuned on each task for ``adaptation_timesteps`` steps; a copy is
     fine-tuned each time, ``model`` is not changed.
 
+    Parameters not listed here are as in ``evaluate_adaptation``.
+
     :param model: The shared PPO policy.
-    Other parameters as in ``evaluate_adaptation``.
     """
     load_copy = copier(model)
 
@@ -63,8 +64,9 @@ def single_policy(
     """
     "Single policy": PPO from scratch on each task for ``adaptation_timesteps`` steps.
 
+    Parameters not listed here are as in ``evaluate_adaptation``.
+
     :param ppo_kwargs: PPO's parameters (``n_steps``, ``batch_size``, ...).
-    Other parameters as in ``evaluate_adaptation``.
     """
 
     def from_scratch(vec_env: VecEnv, learner_seed: int) -> PPO:
