@@ -129,6 +129,19 @@ def test_pep_829_start_file_names_the_hooks_installer():
         assert any((Path(path) / "sb3_mlsh_zoo.start").is_file() for path in site.getsitepackages())
 
 
+def test_adaptation_eval_callback_from_the_zoo_callback_key(tmp_path):
+    docs = (Path(__file__).parents[1] / "docs" / "zoo.md").read_text()
+    entry = yaml.safe_load(docs.split("```yaml\n")[2].split("```")[0])  # the page's second YAML block
+    entry[ENV].update(n_envs=2, n_steps=50, warmup_iterations=1, joint_iterations=1)  # a tiny budget
+    callback = entry[ENV]["callback"][0]["sb3_mlsh.AdaptationEvalCallback"]
+    callback.update(n_tasks=2, adaptation_timesteps=200, eval_freq=100)
+    (tmp_path / "mlsh_adapt.yml").write_text(yaml.safe_dump(entry))
+    output = run("-m", "sb3_mlsh.zoo", "train", "--algo", "mlsh", "--env", ENV, "-n", "400", "--conf-file", "mlsh_adapt.yml",
+                 cwd=tmp_path)  # fmt: skip
+    assert "Eval num_timesteps=200, adaptation_return=" in output and "adaptation_return   " in output  # logged
+    assert (tmp_path / "adaptation" / "best_model.zip").is_file()
+
+
 @needs_hook
 def test_hook_can_be_disabled(tmp_path):
     code = "import rl_zoo3; print(sorted(rl_zoo3.ALGOS))"
