@@ -28,7 +28,7 @@ def _register() -> None:
     except Exception as error:  # never break rl_zoo3 because of us
         warnings.warn(
             f"sb3-mlsh could not add `--algo mlsh` to rl_zoo3 ({error!r}); rl_zoo3 works as before. "
-            f"Set {DISABLE}=1 to turn this hook off, or use `python -m sb3_mlsh.zoo train|enjoy`.",
+            f"Set {DISABLE}=1 to turn this hook off, or use the `sb3-mlsh-zoo` command, which needs no hook.",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -6,9 +6,9 @@ rl-zoo3 has no plugin mechanism, so ``register()`` adds MLSH to its tables: ``AL
 ``mlsh`` entry wins), and makes this package's ``hyperparams/mlsh.yml`` the default config of
 ``--algo mlsh`` when no ``--conf-file`` is given. It also registers this package's environments.
 
-It runs by itself when rl_zoo3 is imported, through the ``_sb3_mlsh_zoo_hook`` that a
-(non-editable) install puts in site-packages; ``python -m sb3_mlsh.zoo train|enjoy ...`` calls it
-explicitly.
+The ``sb3-mlsh-zoo`` command (``python -m sb3_mlsh.zoo``) calls it before running an rl-zoo3 command;
+it also runs by itself when rl_zoo3 is imported, through the ``_sb3_mlsh_zoo_hook`` that a
+(non-editable) install puts in site-packages.
 """
 
 import functools
