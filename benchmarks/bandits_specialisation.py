@@ -1,76 +1,209 @@
 """
-Do MLSH's two sub-policies specialise, one per goal, on MovementBandits-v0? Measured during
-meta-training, as a function of the sub-policy learning rate and of the master's exploration.
+Do MLSH's two sub-policies specialise on MovementBandits-v0, one per goal, and which settings make them?
 
-    python benchmarks/bandits_specialisation.py [--learning-rates 3e-4 1e-3] [--master-explorations 0 0.1]
-                                                [--seeds 0 1] [--timesteps 1200000]
+    python benchmarks/bandits_specialisation.py [--seeds 0 1 2 3 4] [--set ent_coef=0,0.01 ...]
+                                                [--timesteps 1600000] [--chunk 400000] [--render]
 
-Runs every (learning rate, exploration, seed) in its own process (two at a time), with the demo's
-settings otherwise (the paper's K, N, W, U; 2000 steps per iteration). Every ``--chunk`` steps it measures each sub-policy
-acting alone, deterministically, on each task (mean episode reward over 16 episodes), and prints a
-markdown table. About 44 means "walks to that task's goal"; a sub-policy per goal is the aim.
+Every run meta-trains with the MovementBandits-v0 entry of ``hyperparams/mlsh.yml``, changed by ``--set
+KEY=V1,V2`` (repeatable; values read as YAML; every combination runs on every seed). Every ``--chunk``
+steps it measures each sub-policy acting alone, deterministically, on each task (mean episode reward
+over 16 episodes; about 44 means "walks to that task's goal") and the mean entropy of its action
+distribution on the states it visits. At the end it measures the paper's R: the reward a fresh master
+collects in its first T = 20k steps on each task, sub-policies frozen (``evaluate_adaptation``).
+
+A run has *specialised* when each task has its own sub-policy that alone earns >= 40 on it (the
+reproduction issue's bar). Every run is saved in docs/benchmarks/bandits_specialisation.json as it
+ends and is not run again; docs/benchmarks/bandits_specialisation.md is written from all saved runs.
+Runs go two at a time, one process and one torch thread each.
 """
 
 import argparse
+import datetime
+import itertools
+import json
 import multiprocessing
+import pathlib
 import platform
 import sys
 import time
+from typing import Any
 
-import torch as th
-from stable_baselines3.common.env_util import make_vec_env
+import numpy as np
+import yaml
+from experiments import EXPERIMENTS
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RUNS = ROOT / "docs" / "benchmarks" / "bandits_specialisation.json"
+PAGE = ROOT / "docs" / "benchmarks" / "bandits_specialisation.md"
+SPEC = EXPERIMENTS["movement_bandits"]
+ALONE_EPISODES = 16
+SPECIALISED = 40.0
 
 
-def run(config: tuple[float, float, int, int, int]) -> list[str]:
-    import sb3_mlsh  # noqa: F401  (registers the env in this process)
-    from sb3_mlsh import MLSH
-    from sb3_mlsh.demo import HYPERPARAMS, N_ENVS, subpolicy_returns
+def alone(model: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """
+    :return: ``returns[k, task]``, the mean episode reward of sub-policy ``k`` acting alone
+        (deterministic) on ``task``, and ``entropy[k]``, its mean action entropy on the states it visits.
+    """
+    import torch as th
+    from stable_baselines3.common.env_util import make_vec_env
 
-    learning_rate, exploration, seed, timesteps, chunk = config
-    th.set_num_threads(1)
-    env = make_vec_env("MovementBandits-v0", n_envs=N_ENVS, seed=seed)
-    model = MLSH(
-        "MlpPolicy", env, seed=seed, **{**HYPERPARAMS, "learning_rate": learning_rate, "master_exploration": exploration}
+    env = make_vec_env(SPEC.env_id, n_envs=ALONE_EPISODES, seed=seed)
+    returns = np.zeros((model.n_subpolicies, len(SPEC.tasks)))
+    entropy = np.zeros(model.n_subpolicies)
+    for k, subpolicy in enumerate(model.policy.subpolicies):
+        for j, task in enumerate(SPEC.tasks):
+            env.env_method("set_task", task)
+            obs = env.reset()
+            for _ in range(SPEC.episode_steps):
+                with th.no_grad():
+                    distribution = subpolicy.get_distribution(model.policy.obs_to_tensor(obs)[0])
+                entropy[k] += distribution.entropy().mean().item() / (SPEC.episode_steps * len(SPEC.tasks))
+                obs, rewards, _, _ = env.step(distribution.mode().numpy())
+                returns[k, j] += rewards.sum() / ALONE_EPISODES
+    env.close()
+    return returns, entropy
+
+
+def specialised(returns: np.ndarray) -> bool:
+    """:return: Whether each task has its own sub-policy earning >= ``SPECIALISED`` alone on it."""
+    n_subpolicies, n_tasks = returns.shape
+    return any(
+        all(returns[k, j] >= SPECIALISED for j, k in enumerate(assignment))
+        for assignment in itertools.permutations(range(n_subpolicies), n_tasks)
     )
-    rows, start = [], time.perf_counter()
+
+
+def run(config: tuple[dict[str, Any], int, int, int]) -> dict[str, Any]:
+    """One (settings, seed): meta-train, measuring the sub-policies alone every chunk; then the paper's R."""
+    import torch as th
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_mlsh import MLSH, evaluate_adaptation
+
+    settings, seed, timesteps, chunk = config
+    n_envs, hyperparams = SPEC.hyperparams()
+    th.set_num_threads(1)
+    start = time.process_time()
+    model = MLSH("MlpPolicy", make_vec_env(SPEC.env_id, n_envs=n_envs, seed=seed), seed=seed, **{**hyperparams, **settings})
+    chunks = []
     while model.num_timesteps < timesteps:
-        model.learn(chunk, reset_num_timesteps=False)
-        alone = subpolicy_returns(model, n_episodes=16, seed=seed + 1)
-        cells = " | ".join(f"{value:.1f}" for value in alone.ravel())
-        rows.append(
-            f"| {learning_rate:g} | {exploration:g} | {seed} | {model.num_timesteps} | {cells} "
-            f"| {time.perf_counter() - start:.0f} |"
+        model.learn(min(chunk, timesteps - model.num_timesteps), reset_num_timesteps=False)
+        returns, entropy = alone(model, seed + 1)
+        chunks.append(dict(steps=model.num_timesteps, alone=returns.tolist(), entropy=entropy.tolist()))
+    result = evaluate_adaptation(
+        model, make_vec_env(SPEC.env_id, n_envs=n_envs, seed=seed + 100), n_tasks=len(SPEC.tasks),
+        adaptation_timesteps=SPEC.adaptation_timesteps, seed=seed + 100, tasks=list(SPEC.tasks),
+    )  # fmt: skip
+    return dict(
+        settings=settings,
+        seed=seed,
+        timesteps=timesteps,
+        chunks=chunks,
+        r_per_episode=result.mean * SPEC.episode_steps / SPEC.adaptation_timesteps,
+        specialised=specialised(np.array(chunks[-1]["alone"])),
+        cpu_minutes=(time.process_time() - start) / 60,
+    )
+
+
+def label(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "mlsh.yml"
+
+
+def key(row: dict[str, Any]) -> tuple[str, int, int]:
+    return (label(row["settings"]), row["timesteps"], row["seed"])
+
+
+def render(rows: list[dict[str, Any]]) -> None:
+    """Write the page from every saved run: a summary per setting, then every run's measurements."""
+    import torch as th
+
+    _, base = SPEC.hyperparams()
+    lines = [
+        "# MovementBandits: do the sub-policies specialise?",
+        "",
+        f"Measured by `benchmarks/bandits_specialisation.py` ({platform.machine()}, {multiprocessing.cpu_count()} cores, "
+        f"torch {th.__version__}, one torch thread per run, two runs at a time; {sum(r['cpu_minutes'] for r in rows):.0f} "
+        f"CPU minutes in all; last run {rows[-1]['date']}). The runs are kept in `{RUNS.relative_to(ROOT)}`; "
+        "`--render` rewrites this page from them.",
+        "",
+        "```bash",
+        *sorted({row["command"] for row in rows}),
+        "```",
+        "",
+        f"Settings: hyperparams/mlsh.yml's MovementBandits-v0 entry (`{label(base)}`), changed as the first column says. "
+        f"*Specialised*: each task has its own sub-policy that alone earns >= {SPECIALISED:.0f} per episode on it "
+        "(a sub-policy that walks to the paying goal earns about 44). R: reward per episode of a fresh master over its "
+        f"first {SPEC.adaptation_timesteps:,} steps on each task, sub-policies frozen, mean of the two tasks "
+        "(the always-goal-0 scripted reference earns about 23).",
+        "",
+        "| settings | steps | seeds | specialised | mean R per episode | R per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    groups = sorted({key(row)[:2] for row in rows})
+    for name, steps in groups:
+        runs = [row for row in rows if key(row)[:2] == (name, steps)]
+        per_seed = ", ".join(f"{row['seed']}: {row['r_per_episode']:.1f}" for row in runs)
+        lines.append(
+            f"| {name} | {steps:,} | {len(runs)} | {sum(row['specialised'] for row in runs)} of {len(runs)} "
+            f"| {np.mean([row['r_per_episode'] for row in runs]):.2f} | {per_seed} |"
         )
-    return rows
+    lines += [
+        "",
+        "Each sub-policy alone during meta-training: mean episode reward on task 0 / task 1, and its action entropy "
+        "(the uniform distribution over the 5 actions has 1.61).",
+        "",
+        "| settings | seed | steps | sub 0 alone | sub 1 alone | entropy sub 0, sub 1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for chunk in row["chunks"]:
+            (a, b), (c, d) = chunk["alone"][:2]
+            lines.append(
+                f"| {label(row['settings'])} | {row['seed']} | {chunk['steps']:,} | {a:.1f} / {b:.1f} | {c:.1f} / {d:.1f} "
+                f"| {chunk['entropy'][0]:.2f}, {chunk['entropy'][1]:.2f} |"
+            )
+    PAGE.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[: 13 + len(groups)]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--learning-rates", type=float, nargs="+", default=[3e-4, 1e-3])
-    parser.add_argument("--master-explorations", type=float, nargs="+", default=[0.0, 0.1])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--timesteps", type=int, default=1_200_000)
-    parser.add_argument("--chunk", type=int, default=200_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="settings to try")
+    parser.add_argument("--timesteps", type=int, default=SPEC.meta_timesteps)
+    parser.add_argument("--chunk", type=int, default=400_000, help="steps between measurements of the sub-policies")
+    parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
     args = parser.parse_args()
-
-    configs = [
-        (lr, eps, seed, args.timesteps, args.chunk)
-        for lr in args.learning_rates
-        for eps in args.master_explorations
-        for seed in args.seeds
-    ]
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        results = pool.map(run, configs)
-
-    print(f"machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, torch {th.__version__}, 1 thread per run")
-    print(f"command: python benchmarks/bandits_specialisation.py {' '.join(sys.argv[1:])}")
-    print(
-        "| sub-policy lr | master exploration | seed | steps "
-        "| sub 0, task 0 | sub 0, task 1 | sub 1, task 0 | sub 1, task 1 | seconds |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for rows in results:
-        print("\n".join(rows))
+    rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
+    if not args.render:
+        axes = []
+        for item in args.set:
+            name, sep, values = item.partition("=")
+            if not sep or not values:
+                parser.error(f"--set {item}: use KEY=V1,V2, e.g. --set ent_coef=0,0.01")
+            axes.append([(name, yaml.safe_load(value)) for value in values.split(",")])
+        done = {key(row) for row in rows}
+        configs = [
+            (dict(combination), seed, args.timesteps, args.chunk)
+            for combination in itertools.product(*axes)
+            for seed in args.seeds
+            if (label(dict(combination)), args.timesteps, seed) not in done
+        ]
+        command = f"python benchmarks/bandits_specialisation.py {' '.join(sys.argv[1:])}"
+        with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
+            # each run is saved as soon as it ends, so that a stopped benchmark keeps what it measured
+            for row in pool.imap_unordered(run, configs):
+                rows.append({**row, "command": command, "date": str(datetime.date.today())})
+                RUNS.write_text(json.dumps(rows, indent=1))
+                alone_returns = np.round(row["chunks"][-1]["alone"], 1).tolist()
+                print(
+                    f"{label(row['settings'])}, seed {row['seed']}: R {row['r_per_episode']:.2f}, "
+                    f"specialised {row['specialised']}, alone {alone_returns}",
+                    flush=True,
+                )
+    if rows:
+        render(sorted(rows, key=key))
 
 
 if __name__ == "__main__":
