@@ -33,6 +33,7 @@ class Experiment:
     :param n_eval_episodes: Deterministic episodes per task after adaptation.
     :param ratio_aim: The issue's aim for MLSH's R over the normalising reference, if it sets one.
     :param note: A line for the results page (e.g. how the budget compares with the paper's).
+    :param report_at: Early T's at which the page also reports R (from the adaptation curves).
     """
 
     env_id: str
@@ -45,6 +46,7 @@ class Experiment:
     n_eval_episodes: int = 48
     ratio_aim: float | None = None
     note: str = ""
+    report_at: tuple[int, ...] = ()
 
     def hyperparams(self) -> tuple[int, dict[str, Any]]:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
@@ -73,8 +75,20 @@ EXPERIMENTS: dict[str, Experiment] = {
         3_000_000,
         100_000,
         100,
-        env_kwargs={"held_out_tasks": FOUR_ROOMS_HELD_OUT},
-        note="The 8 evaluation goals, two per room and each beside a wall, are never drawn during meta-training.",
+        tasks=((8, 7), (9, 9), (10, 8), (11, 11)),
+        report_at=(10_000, 20_000),
+        note="The original code's Four Rooms: start in the doorway between the two right-hand rooms, the goal one of "
+        "four cells of the bottom-right room.",
+    ),
+    "four_rooms_held_out": Experiment(
+        "FourRooms-v0",
+        "grid",
+        3_000_000,
+        100_000,
+        100,
+        env_kwargs={"goals": "all", "start": (3, 6), "held_out_tasks": FOUR_ROOMS_HELD_OUT},
+        note="The whole-grid variant: any free cell but the start can be the goal; the 8 evaluation goals, two per room "
+        "and each beside a wall, are never drawn during meta-training.",
     ),
     "ant_two_walk": Experiment(
         "AntTwoWalk-v0",
@@ -184,7 +198,8 @@ def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, 
         if hasattr(unwrapped, "_key"):
             marks.append(("key", tuple(map(float, unwrapped._key)), unwrapped.RADIUS))
     elif experiment.kind == "grid":
-        marks = [("held-out goal", (float(c), float(r)), 0.4) for r, c in experiment.evaluation_tasks()]
+        label = "goal" if experiment.tasks is not None else "held-out goal"
+        marks = [(label, (float(c), float(r)), 0.4) for r, c in experiment.evaluation_tasks()]
     else:
         marks = [(f"target {i}", tuple(map(float, target)), 0.5) for i, target in enumerate(unwrapped.TARGETS)]
     env.close()

@@ -115,6 +115,12 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
     )
 
 
+def early_r(item: Run, timesteps: int) -> float:
+    """R per episode over a run's first ``timesteps`` adaptation steps: the mean return of the episodes ended by then."""
+    returns = [r for steps, rets in item.curves for step, r in zip(steps, rets, strict=True) if step <= timesteps]
+    return float(np.mean(returns)) if returns else float("nan")
+
+
 def binned_curve(runs: list[Run], adaptation_timesteps: int, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean episode return per step bin over every task and seed, with a 95 % normal band over the seed-task runs."""
     edges = np.linspace(0, adaptation_timesteps, bins + 1)
@@ -155,6 +161,21 @@ def claims(
                 verdict = "yes" if mlsh > other else "**no**"
                 lines.append(
                     f"- MLSH's R is higher than {name}'s at the same T: {verdict} ({mlsh:.2f} vs {other:.2f} per episode)."
+                )
+        for timesteps in spec.report_at[:1]:
+            bars = (("single_policy", "PPO from scratch's", 2), ("shared_policy", "the shared policy's", 1))
+            for baseline, name, factor in bars:
+                if baseline not in methods:
+                    continue
+                seeds = sorted({r.seed for r in runs if r.method == "mlsh"} & {r.seed for r in runs if r.method == baseline})
+                wins = sum(
+                    np.mean([early_r(r, timesteps) for r in runs if (r.method, r.seed) == ("mlsh", seed)])
+                    > factor * np.mean([early_r(r, timesteps) for r in runs if (r.method, r.seed) == (baseline, seed)])
+                    for seed in seeds
+                )
+                times = f"{factor}x " if factor != 1 else ""
+                lines.append(
+                    f"- MLSH's R over the first {timesteps:,} steps is above {times}{name} in {wins} of {len(seeds)} seeds."
                 )
         if spec.kind == "grid" and normaliser is not None:
             half = refs[normaliser] / 2
@@ -277,8 +298,10 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         ]
 
     ratio_header = f" R / {normaliser} |" if normaliser else ""
+    shared_env = sum(other.env_id == spec.env_id for other in EXPERIMENTS.values()) > 1
+    early_header = "".join(f" R per episode, first {t:,} steps |" for t in spec.report_at)
     lines = [
-        f"## {spec.env_id}",
+        f"## {spec.env_id}" + (f" ({name})" if shared_env else ""),
         "",
         f"Command: `python benchmarks/reproduce.py {args.command}`  ",
         f"Machine: {args.machine}.  ",
@@ -293,21 +316,25 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f'shown per episode; "after" is the adapted learner\'s mean return in {spec.n_eval_episodes} deterministic episodes '
         "per task. Means over seeds and tasks, with the range over seeds in brackets.",
         "",
-        "| method | R per episode, first T steps | after adaptation |" + ratio_header,
-        "|---|---|---|" + ("---|" if normaliser else ""),
+        "| method |" + early_header + " R per episode, first T steps | after adaptation |" + ratio_header,
+        "|---|" + "---|" * len(spec.report_at) + "---|---|" + ("---|" if normaliser else ""),
     ]
     for method in methods:
         items = [r for r in runs if r.method == method]
         per_seed = np.array([np.mean(r.total_rewards) / episodes_in_t for r in items])
         after = np.array([np.mean(r.final_returns) for r in items])
         ratio = f" {per_seed.mean() / refs[normaliser]:.2f} |" if normaliser else ""
+        early = ""
+        for timesteps in spec.report_at:
+            values = np.array([early_r(r, timesteps) for r in items])
+            early += f" {values.mean():.2f} [{values.min():.2f}, {values.max():.2f}] |"
         lines.append(
-            f"| {LABELS[method]} | {per_seed.mean():.2f} [{per_seed.min():.2f}, {per_seed.max():.2f}] "
+            f"| {LABELS[method]} |{early} {per_seed.mean():.2f} [{per_seed.min():.2f}, {per_seed.max():.2f}] "
             f"| {after.mean():.2f} [{after.min():.2f}, {after.max():.2f}] |" + ratio
         )
     for label, value in refs.items():
         ratio = f" {value / refs[normaliser]:.2f} |" if normaliser else ""
-        lines.append(f"| {label} | {value:.2f} | |" + ratio)
+        lines.append(f"| {label} |" + f" {value:.2f} |" * (1 + len(spec.report_at)) + " |" + ratio)
     lines += [
         "",
         "Against the paper's claims (computed from the numbers above):",

@@ -2,7 +2,7 @@
 Task groups and the truncation bootstrap, measured: MLSH with G = 1 and G = 4 task groups, each with the
 time-limit bootstrap on and off, at the same number of environment steps and the same seeds.
 
-    python benchmarks/task_groups.py [--experiments movement_bandits:0,1 four_rooms:0] [--groups 1 4]
+    python benchmarks/task_groups.py [--experiments movement_bandits:0,1 four_rooms_held_out:0] [--groups 1 4]
                                      [--bootstrap on off] [--timesteps 1600000 2000000] [--render]
 
 ``--experiments`` takes ``name:seeds`` (comma-separated seeds) for each experiment. Every run is saved
@@ -160,7 +160,9 @@ def render(rows: list[dict[str, Any]], output: pathlib.Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiments", nargs="+", default=["movement_bandits:0,1", "four_rooms:0"], help="name:seeds")
+    parser.add_argument(
+        "--experiments", nargs="+", default=["movement_bandits:0,1", "four_rooms_held_out:0"], help="name:seeds"
+    )
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--bootstrap", nargs="+", default=["on", "off"], choices=["on", "off"])
     parser.add_argument(

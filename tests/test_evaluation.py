@@ -71,7 +71,7 @@ def test_model_and_random_state_are_left_untouched_and_results_repeat_under_a_se
 def test_held_out_tasks_are_the_ones_evaluated():
     held_out = [(1, 1), (11, 11), (10, 6)]
     model = MLSH("MlpPolicy", "FourRooms-v0", seed=0, **{**SMALL, "n_steps": 30})
-    env = make_vec_env("FourRooms-v0", n_envs=1, env_kwargs={"held_out_tasks": held_out})
+    env = make_vec_env("FourRooms-v0", n_envs=1, env_kwargs={"goals": "all", "held_out_tasks": held_out})
     result = evaluate_adaptation(model, env, n_tasks=3, adaptation_timesteps=30, seed=0)
     assert sorted(result.tasks) == sorted(held_out)
 

@@ -34,7 +34,8 @@ def test_seeded_episodes_are_deterministic(env_id):
 
 
 @pytest.mark.parametrize(
-    "env_id, bad_task", [("KeyDoor-v0", 2), ("FourRooms-v0", (0, 0)), ("FourRooms-v0", FourRoomsEnv.START)]
+    "env_id, bad_task",
+    [("KeyDoor-v0", 2), ("FourRooms-v0", (0, 0)), ("FourRooms-v0", FourRoomsEnv.START), ("FourRooms-v0", (1, 1))],
 )
 def test_unknown_task_raises(env_id, bad_task):
     with pytest.raises(ValueError, match="unknown task"):
@@ -79,13 +80,37 @@ def test_key_door_flag_turns_on_at_the_key():
     assert np.linalg.norm((obs[:2] - obs[6:8]) * 400) < 50
 
 
-def test_four_rooms_layout():
+def test_four_rooms_layout_is_the_original_codes():
     env = FourRoomsEnv()
-    assert env.observation_space == gym.spaces.Discrete(104) and len(env.tasks) == 103
-    assert FourRoomsEnv.START not in env.tasks
-    # one-hot friendly observation: the cell index
+    assert env.observation_space == gym.spaces.Discrete(104)
+    # the original numbers the free cells row by row: start state 62, goal states 68, 80, 90, 103
+    assert env.index[FourRoomsEnv.START] == 62
+    assert [env.index[goal] for goal in env.tasks] == [68, 80, 90, 103]
     obs, _ = env.reset(seed=0)
-    assert env.cells[obs] == FourRoomsEnv.START
+    assert env.cells[obs] == FourRoomsEnv.START == (7, 9)
+
+
+def test_four_rooms_whole_grid_variant():
+    env = gym.make("FourRooms-v0", goals="all", start=(3, 6)).unwrapped
+    assert len(env.tasks) == 103 and (3, 6) not in env.tasks
+    obs, _ = env.reset(seed=0)
+    assert env.cells[obs] == (3, 6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(goals="some"), "goals='some'; use 'all'"),
+        (dict(goals=[(0, 0)]), r"goals: \(0, 0\) is not a free cell"),
+        (dict(goals=[]), "at least one free cell"),
+        (dict(goals=[FourRoomsEnv.START]), "other than the start"),
+        (dict(start=(6, 0)), r"start: \(6, 0\) is not a free cell"),
+        (dict(start="a"), "start: 'a' is not a free cell"),
+    ],
+)
+def test_four_rooms_bad_goals_or_start(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FourRoomsEnv(**kwargs)
 
 
 def test_four_rooms_slips_about_a_third_of_the_time():
@@ -104,12 +129,12 @@ def test_four_rooms_slips_about_a_third_of_the_time():
 
 
 def test_four_rooms_reward_at_the_goal_and_tasks_vary():
-    env = FourRoomsEnv()
+    env = FourRoomsEnv(goals="all", start=(3, 6))
     env.reset(seed=0)
     env.set_task((3, 7))  # next to the start, east
     rewards = []
     for _ in range(200):
-        env._agent = FourRoomsEnv.START
+        env._agent = (3, 6)
         _, reward, *_ = env.step(3)
         rewards.append(reward)
     # reached unless it slipped away (1/3 of the time, to one of the goal's 4 neighbours... or back)
@@ -120,7 +145,7 @@ def test_four_rooms_reward_at_the_goal_and_tasks_vary():
 
 def test_four_rooms_held_out_goals_are_never_sampled():
     held_out = [(1, 1), (11, 11), (10, 6)]
-    env = gym.make("FourRooms-v0", held_out_tasks=held_out).unwrapped
+    env = gym.make("FourRooms-v0", goals="all", held_out_tasks=held_out).unwrapped
     env.reset(seed=0)
     assert set(env.held_out_tasks) == set(held_out) and len(env.train_tasks) == 100
     assert not set(held_out) & {env.sample_task() for _ in range(3000)}
@@ -129,7 +154,7 @@ def test_four_rooms_held_out_goals_are_never_sampled():
     env.set_task([3, 7])  # any sequence of (row, column)
     assert env.task == (3, 7)
     with pytest.raises(ValueError, match="unknown task"):
-        FourRoomsEnv(held_out_tasks=[(0, 0)])
+        FourRoomsEnv(held_out_tasks=[(1, 1)])  # not one of the default goals
 
 
 @pytest.mark.parametrize("env_id", ["KeyDoor-v0", "FourRooms-v0"])

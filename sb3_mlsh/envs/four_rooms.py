@@ -35,36 +35,70 @@ class FourRoomsEnv(TaskSet, gym.Env):
     - **Action**: ``Discrete(4)``: up, down, left, right. A move into a wall leaves the agent in place;
       after a successful move, with probability 1/3 the agent slips on to a random free neighbour
       (drawn from the env's seeded ``np_random``).
-    - **Start**: always the doorway between the two upper rooms (row 3, column 6).
+    - **Start**: ``start``; by default the original code's: the doorway between the two right-hand rooms
+      (row 7, column 9).
     - **Reward**: 1 on each step that ends in the goal cell, else 0; the episode goes on.
     - **Termination**: none; ``FourRooms-v0`` truncates episodes at 100 steps.
-    - **Task**: the goal cell, as ``(row, column)``; ``tasks`` lists every free cell but the start.
-      ``sample_task()`` draws uniformly from ``train_tasks``: all of them, unless ``held_out_tasks``
-      keeps some for evaluation.
+    - **Task**: the goal cell, as ``(row, column)``; ``tasks`` lists ``goals``: by default the original
+      code's four cells of the bottom-right room. ``sample_task()`` draws uniformly from ``train_tasks``: all
+      of them, unless ``held_out_tasks`` keeps some for evaluation.
 
+    ``goals="all", start=(3, 6)`` gives the whole-grid variant: any free cell but the start can be the goal,
+    the agent starting in the doorway between the two upper rooms (docs/envs.md says why sub-policies that do
+    not see the goal cannot serve most of those goals).
+
+    :param goals: The goal cells, ``(row, column)`` each, or ``"all"``: every free cell but the start.
+    :param start: The start cell ``(row, column)``, a free cell.
     :param held_out_tasks: Goal cells that ``sample_task()`` never draws (to evaluate on unseen goals).
     :param render_mode: ``"rgb_array"`` or ``None``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
     SLIP_PROBABILITY = 1 / 3
-    START = (3, 6)
+    START = (7, 9)  # the original code's state 62
+    GOALS = ((8, 7), (9, 9), (10, 8), (11, 11))  # the original code's states 68, 80, 90 and 103
     MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))
     CELL_PIXELS = 24
-    TASK_HELP = f"a task is a free cell (row, column) other than the start {START}, e.g. (1, 1); see env.tasks."
 
-    def __init__(self, held_out_tasks: Sequence[Sequence[int]] | None = None, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        goals: Sequence[Sequence[int]] | str = GOALS,
+        start: Sequence[int] = START,
+        held_out_tasks: Sequence[Sequence[int]] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"FourRoomsEnv: render_mode={render_mode!r}; use 'rgb_array' or None.")
         self.render_mode = render_mode
         self.walls = np.array([[char == "w" for char in row] for row in LAYOUT.splitlines()])
         self.cells: list[tuple[int, int]] = [(int(r), int(c)) for r, c in zip(*np.nonzero(~self.walls), strict=True)]
         self.index = {cell: i for i, cell in enumerate(self.cells)}
-        self.tasks: tuple[tuple[int, int], ...] = tuple(cell for cell in self.cells if cell != self.START)
+        self.start = self._free_cell(start, "start")
+        if isinstance(goals, str):
+            if goals != "all":
+                raise ValueError(f"FourRoomsEnv: goals={goals!r}; use 'all' or a list of (row, column) cells.")
+            self.tasks: tuple[tuple[int, int], ...] = tuple(cell for cell in self.cells if cell != self.start)
+        else:
+            self.tasks = tuple(dict.fromkeys(self._free_cell(goal, "goals") for goal in goals))
+            if not self.tasks or self.start in self.tasks:
+                raise ValueError(
+                    f"FourRoomsEnv: goals={goals!r}; give at least one free cell other than the start {self.start}."
+                )
+        self.TASK_HELP = f"a task is a goal cell (row, column) of env.tasks, e.g. {self.tasks[0]}."
         self._init_tasks(held_out_tasks)
         self.observation_space = spaces.Discrete(len(self.cells))
         self.action_space = spaces.Discrete(len(self.MOVES))
-        self._agent = self.START
+        self._agent = self.start
+
+    def _free_cell(self, cell: Any, name: str) -> tuple[int, int]:
+        """:return: ``cell`` as a ``(row, column)`` tuple; ``ValueError`` naming ``name`` unless it is a free cell."""
+        try:
+            row, column = (int(x) for x in cell)
+        except (TypeError, ValueError):
+            row = column = -1
+        if (row, column) not in self.index:
+            raise ValueError(f"FourRoomsEnv: {name}: {cell!r} is not a free cell (row, column); see env.cells.")
+        return (row, column)
 
     def _normalize_task(self, task: Sequence[int]) -> tuple[int, ...]:
         return tuple(int(x) for x in task)
@@ -74,7 +108,7 @@ class FourRoomsEnv(TaskSet, gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         super().reset(seed=seed)
-        self._agent = self.START
+        self._agent = self.start
         return self.index[self._agent], {"task": self._task}
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
