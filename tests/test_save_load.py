@@ -1,11 +1,13 @@
 """Saving and loading as SB3 users do it: whole models per policy alias, the policy alone, parameters, schedules."""
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 
 import gymnasium as gym
 import numpy as np
@@ -84,6 +86,30 @@ def test_model_and_policy_round_trips(tmp_path, name):
     policy = type(model.policy).load(tmp_path / "policy.pt")
     assert policy.features_extractor_class is model.policy.features_extractor_class
     assert policy.net_arch == model.policy.net_arch
+    same_actions(model.policy, policy, obs)
+
+
+@pytest.mark.skipif(th.cuda.is_available(), reason="simulates a machine without CUDA")
+def test_model_saved_on_cuda_loads_on_a_cpu_only_machine(tmp_path, monkeypatch):
+    """Every tensor in the files is tagged as a CUDA tensor, as a run with ``device="cuda"`` saves them."""
+    model = trained("mlp")
+    obs = model.get_env().reset()
+    with monkeypatch.context() as patch:
+        patch.setattr(th.serialization, "location_tag", lambda storage: "cuda:0")
+        model.save(tmp_path / "model.zip")
+        model.policy.save(tmp_path / "policy.pt")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive, pytest.raises(RuntimeError, match="CUDA"):
+        th.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)  # a CUDA file indeed
+
+    for device in ("auto", "cpu"):
+        loaded = MLSH.load(tmp_path / "model.zip", env=model.get_env(), device=device)
+        assert loaded.device.type == "cpu"
+        assert all(value.device.type == "cpu" for value in loaded.policy.state_dict().values())
+        for key, value in model.policy.state_dict().items():
+            assert th.equal(value, loaded.policy.state_dict()[key]), key
+        same_actions(model, loaded, obs)
+        loaded.learn(64, reset_num_timesteps=False)  # the optimizers' state came to the CPU as well
+    policy = type(model.policy).load(tmp_path / "policy.pt", device="auto")
     same_actions(model.policy, policy, obs)
 
 
