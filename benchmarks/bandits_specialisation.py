@@ -57,7 +57,9 @@ def alone(model: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
             obs = env.reset()
             for _ in range(SPEC.episode_steps):
                 with th.no_grad():
-                    distribution = subpolicy.get_distribution(model.policy.obs_to_tensor(obs)[0])
+                    distribution = subpolicy.get_distribution(
+                        model.policy.obs_to_tensor(model.policy.normalize_observation(obs))[0]
+                    )
                 entropy[k] += distribution.entropy().mean().item() / (SPEC.episode_steps * len(SPEC.tasks))
                 obs, rewards, _, _ = env.step(distribution.mode().numpy())
                 returns[k, j] += rewards.sum() / ALONE_EPISODES

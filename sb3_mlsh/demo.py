@@ -46,6 +46,7 @@ HYPERPARAMS = dict(
     n_steps=125,
     learning_rate=1e-3,
     master_exploration=0.1,
+    normalize_observations=False,  # the settings measured (the observations are already in [0, 1])
 )
 N_ENVS = 16
 

@@ -98,8 +98,9 @@ class MasterBufferAtRolloutEnd(BaseCallback):
 
 
 def test_macro_transitions_sum_rewards_and_end_with_the_episode():
-    # episodes of 7 steps, a decision every 3: macros of 3, 3 and 1 steps
-    model = MLSH("MlpPolicy", DummyVecEnv([lambda: CountingEnv(length=7)]), **{**SMALL, "n_steps": 14, "seed": 0})
+    # episodes of 7 steps, a decision every 3: macros of 3, 3 and 1 steps; raw observations (the step count)
+    env = DummyVecEnv([lambda: CountingEnv(length=7)])
+    model = MLSH("MlpPolicy", env, normalize_observations=False, **{**SMALL, "n_steps": 14, "seed": 0})
     seen = MasterBufferAtRolloutEnd()
     model.learn(14, callback=seen)
     scale = model.current_task  # the task is the reward per step

@@ -40,6 +40,8 @@ WRONG = {
     "master_exploration": ("0.1", 1.5),
     "train_subpolicies": (1, None),
     "bootstrap_truncation": ("False", None),
+    "normalize_observations": ("True", None),
+    "clip_obs": ("5", 0.0),
     "reset_master_on_load": (0, None),
     "stats_window_size": (100.0, 0),
     "tensorboard_log": (3, None),
@@ -76,6 +78,7 @@ def test_wrong_parameter_raises_before_any_step(name, kind):
         (dict(warmup_iterations=0, joint_iterations=0), "warmup_iterations \\+ joint_iterations is 0"),
         (dict(n_steps=2, macro_duration=3), "n_steps=2 is smaller than macro_duration=3"),
         (dict(policy_kwargs=dict(n_subpolicies=3)), "policy_kwargs sets \\['n_subpolicies'\\]"),
+        (dict(policy_kwargs=dict(clip_obs=3.0)), "policy_kwargs sets \\['clip_obs'\\]"),
         (dict(n_task_groups=3), "n_task_groups=3 does not divide the 1 envs"),
     ],
 )

@@ -21,7 +21,8 @@ def subpolicy_divergence(policy: "MLSHPolicy", observations: np.ndarray | dict[s
     averaged over ``observations``. Near 0 means the sub-policies act alike (collapse).
 
     :param policy: The hierarchy.
-    :param observations: A batch of observations (e.g. states visited during training), a dict of them for Dict spaces.
+    :param observations: A batch of the networks' inputs (e.g. states visited during training; with observation
+        normalisation, ``policy.normalize_observation(obs)``), a dict of them for Dict spaces.
     :return: The mean divergence (0 with a single sub-policy).
     """
     if policy.n_subpolicies < 2 or n_rows(observations) == 0:

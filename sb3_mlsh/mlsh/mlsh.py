@@ -1,9 +1,11 @@
 """Meta Learning Shared Hierarchies (Frans et al., ICLR 2018) as an SB3 algorithm."""
 
 import io
+import json
 import os
 import pathlib
 import tempfile
+import zipfile
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,7 +18,8 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.save_util import load_from_zip_file, open_path
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, is_vectorized_observation, obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
@@ -30,6 +33,7 @@ from sb3_mlsh.common.buffers import (
 )
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
+from sb3_mlsh.common.normalization import normalizable
 from sb3_mlsh.common.observations import Observations, apply, n_rows, non_finite_rows, put, stack, take
 from sb3_mlsh.common.tasks import SMALL_TASK_SET, finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
 from sb3_mlsh.common.user_warnings import warn_at_caller
@@ -116,6 +120,12 @@ class MLSH(OnPolicyAlgorithm):
         final observation to its last reward, at both levels. MLSH's value functions do not see the task,
         so that value carries earlier tasks' returns into the current one; the paper's tasks end at a
         fixed horizon that is part of the task, so they set ``False`` (``hyperparams/mlsh.yml``).
+    :param normalize_observations: Whether both levels see the observations normalised by a running mean and
+        variance, as the original code's networks did (a ``Box`` observation space that is not an image; other
+        spaces are left as they are). The statistics are updated from the training rollouts once per iteration,
+        after the update, so that each iteration collects and trains with the same ones; they are frozen when
+        ``train_subpolicies=False`` (adaptation, transfer) and saved with the model.
+    :param clip_obs: Bound of the normalised observations (the original code: 5).
     :param reset_master_on_load: Only as an argument of ``MLSH.load``: start every task group with a
         fresh master instead of the saved ones (the paper's transfer); the saved number of task groups
         may then differ from ``n_task_groups``. Never saved.
@@ -165,6 +175,8 @@ class MLSH(OnPolicyAlgorithm):
         master_exploration: float = 0.0,
         train_subpolicies: bool = True,
         bootstrap_truncation: bool = True,
+        normalize_observations: bool = True,
+        clip_obs: float = 5.0,
         reset_master_on_load: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -213,12 +225,15 @@ class MLSH(OnPolicyAlgorithm):
         self.train_subpolicies = train_subpolicies
         self.n_task_groups = n_task_groups
         self.bootstrap_truncation = bootstrap_truncation
+        self.normalize_observations = normalize_observations
+        self.clip_obs = clip_obs
         self.reset_master_on_load = reset_master_on_load
         # The task groups' tasks and positions in the schedule, and the task generator (saved with the model)
         self.task_groups: TaskSchedule | None = None
         self._macro_state: MacroState | None = None
         self._task_returns: dict[Any, deque[float]] = {}
         self._warned_single_task = False
+        self._new_obs_stats: RunningMeanStd | None = None  # this iteration's observations, for the normaliser
 
         if _init_setup_model:
             self._setup_model()
@@ -293,6 +308,8 @@ class MLSH(OnPolicyAlgorithm):
             macro_duration=self.macro_duration,
             master_exploration=self.master_exploration,
             n_masters=self.n_task_groups,
+            normalize_observations=self.normalize_observations and normalizable(self.observation_space),
+            clip_obs=self.clip_obs,
             **self.policy_kwargs,
         )
         self.policy = self.policy.to(self.device)
@@ -377,6 +394,7 @@ class MLSH(OnPolicyAlgorithm):
             "subpolicy_learners",
             "_env_has_tasks",
             "_per_task_returns",
+            "_new_obs_stats",
             "reset_master_on_load",
         ]
 
@@ -458,6 +476,26 @@ class MLSH(OnPolicyAlgorithm):
             os.unlink(temporary)
             raise
 
+    @classmethod
+    def load(
+        cls: type[SelfMLSH],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfMLSH:
+        """
+        As SB3's ``load``; a model saved before observation normalisation existed (sb3-mlsh 0.1.0) loads
+        with ``normalize_observations=False``, as it was trained.
+        """
+        saved = _saved_attributes(path)
+        if saved is not None and "normalize_observations" not in saved:
+            kwargs.setdefault("normalize_observations", False)
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
         if force_reset:
@@ -512,7 +550,8 @@ class MLSH(OnPolicyAlgorithm):
         envs = np.array(group.envs)
         if not self._env_has_tasks:
             if self._macro_state is not None:
-                self._decide(self._last_obs, envs, np.asarray(self._last_episode_starts)[envs])  # type: ignore[arg-type]
+                inputs = self.policy.normalize_observation(self._last_obs)  # type: ignore[arg-type]
+                self._decide(inputs, envs, np.asarray(self._last_episode_starts)[envs])
             return
         if len(envs) == self.env.num_envs:
             self._last_obs = self.env.reset()  # type: ignore[assignment]
@@ -523,7 +562,7 @@ class MLSH(OnPolicyAlgorithm):
         put(self._last_obs, envs, stack(reset_obs))
         self._last_episode_starts[envs] = True  # type: ignore[index]
         if self._macro_state is not None:
-            self._decide(self._last_obs, envs, np.ones(len(envs), dtype=bool))  # type: ignore[arg-type]
+            self._decide(self.policy.normalize_observation(self._last_obs), envs, np.ones(len(envs), dtype=bool))  # type: ignore[arg-type]
 
     def _setup_learn(
         self,
@@ -545,7 +584,10 @@ class MLSH(OnPolicyAlgorithm):
     # ---------------------------------------------------------------- rollout
 
     def _decide(self, obs: Observations, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
-        """For each env in ``env_indices``, its group's master chooses a sub-policy at observation ``obs[env_indices]``."""
+        """
+        For each env in ``env_indices``, its group's master chooses a sub-policy at ``obs[env_indices]``, the
+        networks' inputs (normalised observations with ``normalize_observations``).
+        """
         assert self.task_groups is not None
         with th.no_grad():
             chosen, value, log_prob = self.policy.decide(
@@ -594,7 +636,8 @@ class MLSH(OnPolicyAlgorithm):
         for group in self.task_groups.starting():
             self._start_task(group)
         assert self._last_obs is not None, "No previous observation was provided"
-        last_obs = cast(Observations, self._last_obs)
+        # the networks' inputs: the observations, normalised with statistics that stay fixed until train() ends
+        last_obs = cast(Observations, self.policy.normalize_observation(self._last_obs))
         if self._macro_state is None:
             self._decide(last_obs, np.arange(env.num_envs), np.asarray(self._last_episode_starts, dtype=bool))
         state = self._macro_state
@@ -606,6 +649,10 @@ class MLSH(OnPolicyAlgorithm):
         master_gamma = self.master_rollout_buffer.gamma
         group_of_env = self.task_groups.group_of_env
         bootstrapped, earned = 0.0, 0.0
+        normalizer = self.policy.obs_normalizer
+        self._new_obs_stats = None
+        if normalizer is not None and self.train_subpolicies:
+            self._new_obs_stats = RunningMeanStd(epsilon=0.0, shape=tuple(normalizer.mean.shape))
         callback.on_rollout_start()
 
         n_steps = 0
@@ -618,9 +665,11 @@ class MLSH(OnPolicyAlgorithm):
                 clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
             step_obs, rewards, dones, infos = env.step(clipped_actions)
-            new_obs = cast(Observations, step_obs)  # no Tuple spaces (checked at construction)
             self.num_timesteps += env.num_envs
-            _check_finite(new_obs, rewards, self.num_timesteps)
+            _check_finite(cast(Observations, step_obs), rewards, self.num_timesteps)  # no Tuple spaces (checked)
+            if self._new_obs_stats is not None:
+                self._new_obs_stats.update(np.asarray(step_obs, dtype=np.float64))
+            new_obs = cast(Observations, self.policy.normalize_observation(cast(Observations, step_obs)))
 
             callback.update_locals(locals())
             if not callback.on_step():
@@ -638,7 +687,9 @@ class MLSH(OnPolicyAlgorithm):
             # A time limit is not a termination: with bootstrap_truncation, bootstrap from the value, at each level
             for idx in np.flatnonzero(dones) if self.bootstrap_truncation else ():
                 if infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
-                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                    terminal_obs = self.policy.obs_to_tensor(
+                        self.policy.normalize_observation(infos[idx]["terminal_observation"])
+                    )[0]
                     with th.no_grad():
                         sub_value = self.policy.subpolicies[state.active[idx]].predict_values(terminal_obs)[0]
                         master_value = self.policy.masters[group_of_env[idx]].predict_values(terminal_obs)[0]
@@ -671,7 +722,7 @@ class MLSH(OnPolicyAlgorithm):
                 self._decide(new_obs, ended, dones[ended])
 
             last_obs = new_obs
-            self._last_obs = new_obs
+            self._last_obs = step_obs  # type: ignore[assignment]  # as the env gives it
             self._last_episode_starts = dones
 
         with th.no_grad():
@@ -745,6 +796,9 @@ class MLSH(OnPolicyAlgorithm):
                 learner.rollout_buffer.select(joint_steps & (self.rollout_buffer.subpolicies == k))
                 if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
                     learner.update(sub_logger, self._current_progress_remaining)
+        if self._new_obs_stats is not None and self.policy.obs_normalizer is not None:
+            self.policy.obs_normalizer.update(self._new_obs_stats)
+            self._new_obs_stats = None
         self._n_updates += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.task_groups.end_iteration()
@@ -797,6 +851,28 @@ def _check_finite(obs: Observations, rewards: np.ndarray, num_timesteps: int) ->
                 "fix the env, or wrap it in stable_baselines3.common.vec_env.VecCheckNan(env, raise_exception=True) "
                 "to find the action that led there."
             )
+
+
+def _saved_attributes(path: str | pathlib.Path | io.BufferedIOBase) -> set[str] | None:
+    """
+    :return: The names of the attributes saved in a model file's ``data`` entry (the file's position is kept),
+        or ``None`` if the file cannot be read so (``load`` then reports the problem as SB3 does).
+    """
+    try:
+        file = open_path(path, "r", verbose=0, suffix="zip")
+    except (OSError, ValueError):
+        return None
+    position = file.tell()
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return set(json.loads(archive.read("data").decode()))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    finally:
+        if isinstance(path, (str, os.PathLike)):
+            file.close()
+        else:
+            file.seek(position)
 
 
 def _umask() -> int:

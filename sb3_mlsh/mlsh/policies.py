@@ -13,6 +13,7 @@ from torch import nn
 
 from sb3_mlsh.common.distributions import EpsilonCategoricalDistribution
 from sb3_mlsh.common.ensemble import PolicyEnsemble
+from sb3_mlsh.common.normalization import ObservationNormalizer, normalizable
 from sb3_mlsh.common.observations import n_rows, take
 
 
@@ -94,6 +95,10 @@ class MLSHPolicy(BasePolicy):
     :param normalize_images: Whether to divide images by 255.
     :param optimizer_class: Optimizer of each level.
     :param optimizer_kwargs: Keyword arguments of the optimizer, besides the learning rate.
+    :param normalize_observations: Whether both levels see the observations normalised by running statistics
+        (``obs_normalizer``; a ``Box`` observation space that is not an image). ``MLSH`` sets it and updates the
+        statistics; ``predict`` normalises what it is given.
+    :param clip_obs: Bound of the normalised observations.
     """
 
     def __init__(
@@ -117,7 +122,14 @@ class MLSHPolicy(BasePolicy):
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
+        normalize_observations: bool = False,
+        clip_obs: float = 5.0,
     ) -> None:
+        if normalize_observations and not normalizable(observation_space):
+            raise ValueError(
+                f"MLSHPolicy: normalize_observations=True needs a Box observation space that is not an image, not "
+                f"{observation_space}; use normalize_observations=False."
+            )
         if optimizer_kwargs is None:
             # as ActorCriticPolicy: a small epsilon avoids NaN with Adam (fused Adam is opt-in: docs/mlsh.md, "Choices")
             optimizer_kwargs = {"eps": 1e-5} if optimizer_class == th.optim.Adam else {}
@@ -138,6 +150,12 @@ class MLSHPolicy(BasePolicy):
         self.ortho_init = ortho_init
         self.log_std_init = log_std_init
         self.share_features_extractor = share_features_extractor
+        self.normalize_observations = normalize_observations
+        self.clip_obs = clip_obs
+        # One set of statistics for both levels: they see the same observations, and a fresh master must see
+        # them as the frozen sub-policies do
+        shape = cast(tuple[int, ...], observation_space.shape)
+        self.obs_normalizer = ObservationNormalizer(shape, clip_obs) if normalize_observations else None
         common: dict[str, Any] = dict(
             activation_fn=activation_fn,
             ortho_init=ortho_init,
@@ -192,9 +210,21 @@ class MLSHPolicy(BasePolicy):
                 features_extractor_kwargs=self.features_extractor_kwargs,
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,
+                normalize_observations=self.normalize_observations,
+                clip_obs=self.clip_obs,
             )
         )
         return data
+
+    def normalize_observation(self, observation: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+        """
+        :param observation: Observations as the env gives them (one or a batch).
+        :return: The networks' inputs: normalised by the running statistics with ``normalize_observations``,
+            else ``observation`` itself.
+        """
+        if self.obs_normalizer is None:
+            return observation
+        return self.obs_normalizer.normalize(cast(np.ndarray, observation))
 
     @property
     def master(self) -> MasterPolicy:
@@ -329,7 +359,7 @@ class MLSHPolicy(BasePolicy):
                 "observation alone: obs, info = env.reset(); model.predict(obs). A VecEnv's reset() returns the "
                 "observation alone. See https://stable-baselines3.readthedocs.io/en/master/guide/vec_envs.html"
             )
-        obs_tensor, vectorized_env = self.obs_to_tensor(observation)
+        obs_tensor, vectorized_env = self.obs_to_tensor(self.normalize_observation(observation))
         rows_in_batch = n_rows(obs_tensor)
         if state is None:
             active = np.zeros(rows_in_batch, dtype=np.int64)
