@@ -56,6 +56,8 @@ class Experiment:
         n_envs = entry.pop("n_envs")
         for key in ("n_timesteps", "policy", "env_kwargs"):
             entry.pop(key, None)
+        if isinstance(entry.get("policy_kwargs"), str):  # the RL Zoo's form, evaluated as the zoo does
+            entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"dict": dict})
         return n_envs, entry
 
     def evaluation_tasks(self) -> list[Any]:

@@ -59,11 +59,37 @@ def test_two_walk_reward_rises_near_the_target_of_the_task():
     env.set_task(0)
     far, near, at = (reward_at(env, xy) for xy in [(-3.0, 0.0), (2.0, 0.0), (5.0, 0.0)])
     assert far < near < at <= 0.0
-    assert at > -0.1 / 3000
+    assert at > -0.3 / 3000  # the original code's -sqrt(distance) / 3000
+    assert far == pytest.approx(-np.sqrt(8.0) / 3000, rel=0.05)
+    linear = gym.make("AntTwoWalk-v0", reward="distance").unwrapped
+    linear.reset(seed=0)
+    assert reward_at(linear, (-3.0, 0.0)) == pytest.approx(-8.0 / 3000, rel=0.05)
     env.set_task(1)
     assert reward_at(env, (5.0, 0.0)) < reward_at(env, (0.0, 5.0))
     draws = {env.sample_task() for _ in range(50)}
     assert draws == {0, 1}
+
+
+def test_two_walk_redraws_the_joints_every_200_steps_keeping_x_y():
+    env = gym.make("AntTwoWalk-v0").unwrapped
+    env.reset(seed=0)
+    qpos = env.init_qpos.copy()
+    qpos[:2], qpos[3:7] = (1.5, -0.5), (0.0, 1.0, 0.0, 0.0)  # upside down
+    env.set_state(qpos, np.zeros_like(env.init_qvel))
+    env._steps = 199
+    env.step(np.zeros(8))
+    assert np.allclose(env.xy, (1.5, -0.5), atol=0.05)
+    assert np.allclose(env.data.qpos[3:7], env.init_qpos[3:7], atol=0.2)  # upright again
+    never = gym.make("AntTwoWalk-v0", redraw_every=None).unwrapped
+    never.reset(seed=0)
+    never.set_state(qpos, np.zeros_like(never.init_qvel))
+    never._steps = 199
+    never.step(np.zeros(8))
+    assert not np.allclose(never.data.qpos[3:7], never.init_qpos[3:7], atol=0.2)
+    with pytest.raises(ValueError, match="redraw_every=0"):
+        gym.make("AntTwoWalk-v0", redraw_every=0)
+    with pytest.raises(ValueError, match="reward='manhattan'"):
+        gym.make("AntTwoWalk-v0", reward="manhattan")
 
 
 EXPECTED_ROUTES = {

@@ -37,6 +37,7 @@ class AntTaskEnv(TaskSet, AntEnv):
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         self._steps = 0
+        self.redraw_every = self.REDRAW_EVERY
         super().__init__(
             xml_file=str(ANT_XML),
             exclude_current_positions_from_observation=False,
@@ -93,7 +94,7 @@ class AntTaskEnv(TaskSet, AntEnv):
         self.do_simulation(action, self.frame_skip)
         reward, reward_info = self._task_reward(xy_before, action)
         self._steps += 1
-        if self.REDRAW_EVERY is not None and self._steps % self.REDRAW_EVERY == 0:
+        if self.redraw_every is not None and self._steps % self.redraw_every == 0:
             self._redraw_joints()
         info = {"x_position": self.data.qpos[0], "y_position": self.data.qpos[1], "task": self.task, **reward_info}
         if self.render_mode == "human":
@@ -108,21 +109,35 @@ class AntTwoWalkEnv(AntTaskEnv):
     A target marker, non-colliding and not observed, sits at (5, 0) or (0, 5); the Ant starts at the origin.
 
     - **Observation**, **action**: as ``AntTaskEnv`` (29 numbers; 8 torques).
-    - **Reward**: ``-distance(torso x, y; target) / 3000`` on each step: it rises as the torso nears the target.
+    - **Reward**: ``-sqrt(distance(torso x, y; target)) / 3000`` on each step (the original code's; ``reward=
+      "distance"``: ``-distance / 3000``, this env's reward in sb3-mlsh 0.1.0): it rises as the torso nears the target.
+    - **Every 200 steps** (``redraw_every``) the joints and the torso's height and orientation are re-drawn as at a
+      reset, keeping x, y, so that an Ant on its back gets up (as in the paper's other Ant tasks).
     - **Termination**: none; ``AntTwoWalk-v0`` truncates episodes at 1000 steps.
     - **Task**: ``0`` (target at (5, 0)) or ``1`` (target at (0, 5)).
 
+    :param reward: ``"sqrt"`` (the original code's) or ``"distance"``.
+    :param redraw_every: Steps between re-draws of the joints; ``None``: never (sb3-mlsh 0.1.0).
     :param render_mode: As in Ant-v5.
     :param kwargs: Further Ant-v5 parameters.
     """
 
     TARGETS = ((5.0, 0.0), (0.0, 5.0))
+    REWARDS = ("sqrt", "distance")
     tasks = (0, 1)
     TASK_HELP = f"the tasks are 0 and 1, the index of the target in {TARGETS}."
 
-    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, reward: str = "sqrt", redraw_every: int | None = 200, render_mode: str | None = None, **kwargs: Any
+    ) -> None:
+        if reward not in self.REWARDS:
+            raise ValueError(f"AntTwoWalkEnv: reward={reward!r}; use one of {self.REWARDS}.")
+        if redraw_every is not None and (not isinstance(redraw_every, int) or redraw_every < 1):
+            raise ValueError(f"AntTwoWalkEnv: redraw_every={redraw_every!r}; use an integer >= 1 or None (never).")
+        self.reward = reward
         self._init_tasks()
         super().__init__(render_mode=render_mode, **kwargs)
+        self.redraw_every = redraw_every
         self._target_geom = self.model.geom("target").id
         self.set_task(self.task)
 
@@ -141,7 +156,8 @@ class AntTwoWalkEnv(AntTaskEnv):
 
     def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
         distance = float(np.linalg.norm(self.xy - np.asarray(self.TARGETS[self._task])))
-        return -distance / 3000.0, {"distance_to_target": distance}
+        scaled = np.sqrt(distance) if self.reward == "sqrt" else distance
+        return -float(scaled) / 3000.0, {"distance_to_target": distance}
 
 
 # layout: (goal, cells opened besides (8, 0)); see AntMazeEnv
