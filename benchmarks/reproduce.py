@@ -57,6 +57,15 @@ class Run:
     subpolicy_paths: dict[str, Any]
     seconds: float
     cpu_seconds: float | None = None
+    meta_curve: list[tuple[int, float]] | None = None  # MLSH: (meta-training steps, R per episode at CURVE_T)
+
+
+CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
+
+
+def curve_timesteps(spec: Experiment, adaptation_timesteps: int) -> int:
+    """The T of the meta-training curve: the experiment's first early T, else its T."""
+    return spec.report_at[0] if spec.report_at else adaptation_timesteps
 
 
 def run(config: tuple[str, str, int, int, int]) -> Run:
@@ -65,7 +74,7 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    from sb3_mlsh import MLSH, evaluate_adaptation
+    from sb3_mlsh import MLSH, AdaptationEvalCallback, evaluate_adaptation
     from sb3_mlsh.baselines import TaskPerEpisode, shared_policy_transfer, single_policy
 
     name, method, seed, meta_timesteps, adaptation_timesteps = config
@@ -85,10 +94,28 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
     )  # fmt: skip
     ppo = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98)
     paths: dict[str, Any] = {}
+    meta_curve = None
     if method.startswith("mlsh"):
         overrides = {"mlsh_no_warmup": {"warmup_iterations": 0}, "mlsh_n1": {"macro_duration": 1}}.get(method, {})
         model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
-        model.learn(meta_timesteps)
+        curve_t = curve_timesteps(spec, adaptation_timesteps)
+        meta_curve = []
+
+        class Curve(AdaptationEvalCallback):
+            """The paper's R per episode at ``curve_t``, a few times during meta-training."""
+
+            def _on_step(self) -> bool:
+                if self.n_calls % self.eval_freq == 0:
+                    super()._on_step()
+                    assert self.last_result is not None
+                    meta_curve.append((self.num_timesteps, self.last_result.mean * spec.episode_steps / curve_t))
+                return True
+
+        curve = Curve(
+            make_env(seed + 200), len(tasks), curve_t, eval_freq=max(meta_timesteps // (CURVE_POINTS * n_envs), 1),
+            seed=seed + 200, tasks=tasks, verbose=0,
+        )  # fmt: skip
+        model.learn(meta_timesteps, callback=curve)
         result = evaluate_adaptation(model, eval_env, **common)
         paths = subpolicy_paths(model, spec, seed)
     elif method == "shared_policy":
@@ -112,6 +139,7 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
         paths,
         time.perf_counter() - start,
         time.process_time() - cpu_start,
+        meta_curve,
     )
 
 
@@ -128,14 +156,18 @@ def iqm(items: list[Run], episodes_in_t: float) -> tuple[float, float, float]:
 
     :return: The IQM and the interval's ends.
     """
+    import warnings
+
     from rliable import library, metrics
 
     tasks = sorted({str(task) for task in items[0].tasks})
     scores = np.array([[dict(zip(map(str, r.tasks), r.total_rewards, strict=True))[t] for t in tasks] for r in items])
-    point, interval = library.get_interval_estimates(
-        {"method": scores / episodes_in_t}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000,
-        random_state=np.random.RandomState(0),
-    )  # fmt: skip
+    with warnings.catch_warnings():  # arch's notice that random_state will give way to a numpy Generator
+        warnings.simplefilter("ignore", FutureWarning)
+        point, interval = library.get_interval_estimates(
+            {"method": scores / episodes_in_t}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000,
+            random_state=np.random.RandomState(0),
+        )  # fmt: skip
     return float(point["method"][0]), float(interval["method"][0, 0]), float(interval["method"][1, 0])
 
 
@@ -282,6 +314,21 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
 
     mlsh_runs = [r for r in runs if r.method == "mlsh"]
     pictures = []
+    curves = [r for r in runs if r.meta_curve]
+    if curves:
+        figure, axis = plt.subplots(figsize=(7, 4.5))
+        for item in curves:
+            steps, values = zip(*item.meta_curve, strict=True)  # type: ignore[arg-type]
+            axis.plot(steps, values, marker="o", label=f"{LABELS[item.method]}, seed {item.seed}")
+        for (label, value), style in zip(refs.items(), ("--", ":"), strict=False):
+            axis.axhline(value, color="grey", linestyle=style, label=label)
+        axis.set_xlabel("meta-training steps")
+        axis.set_ylabel(f"R per episode over the first {curve_timesteps(spec, args.adaptation_timesteps):,} steps")
+        axis.set_title(f"{spec.env_id}: a fresh master's R during meta-training")
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(out / f"{name}_meta_training.png", dpi=110)
+        pictures += [f"![meta-training curve]({name}_meta_training.png)", ""]
     if mlsh_runs:
         figure, axes = plt.subplots(1, len(mlsh_runs), figsize=(4 * len(mlsh_runs), 4), squeeze=False)
         for axis, item in zip(axes[0], mlsh_runs, strict=True):
