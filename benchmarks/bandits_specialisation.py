@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from experiments import EXPERIMENTS
+from experiments import EXPERIMENTS, adaptation_r
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "bandits_specialisation.json"
@@ -81,7 +81,7 @@ def run(config: tuple[dict[str, Any], int, int, int]) -> dict[str, Any]:
     import torch as th
     from stable_baselines3.common.env_util import make_vec_env
 
-    from sb3_mlsh import MLSH, evaluate_adaptation
+    from sb3_mlsh import MLSH
 
     settings, seed, timesteps, chunk = config
     n_envs, hyperparams = SPEC.hyperparams()
@@ -93,16 +93,13 @@ def run(config: tuple[dict[str, Any], int, int, int]) -> dict[str, Any]:
         model.learn(min(chunk, timesteps - model.num_timesteps), reset_num_timesteps=False)
         returns, entropy = alone(model, seed + 1)
         chunks.append(dict(steps=model.num_timesteps, alone=returns.tolist(), entropy=entropy.tolist()))
-    result = evaluate_adaptation(
-        model, make_vec_env(SPEC.env_id, n_envs=n_envs, seed=seed + 100), n_tasks=len(SPEC.tasks),
-        adaptation_timesteps=SPEC.adaptation_timesteps, seed=seed + 100, tasks=list(SPEC.tasks),
-    )  # fmt: skip
+    _, r_per_episode = adaptation_r(model, SPEC, n_envs, seed)
     return dict(
         settings=settings,
         seed=seed,
         timesteps=timesteps,
         chunks=chunks,
-        r_per_episode=result.mean * SPEC.episode_steps / SPEC.adaptation_timesteps,
+        r_per_episode=r_per_episode,
         specialised=specialised(np.array(chunks[-1]["alone"])),
         cpu_minutes=(time.process_time() - start) / 60,
     )

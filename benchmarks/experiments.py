@@ -171,6 +171,24 @@ def references(experiment: Experiment, seed: int = 10) -> dict[str, float]:
     return {"zero torques (the Ant stays at the start)": scripted_return(experiment, lambda env, obs, task: zero, 2, seed)}
 
 
+def adaptation_r(model: Any, experiment: Experiment, n_envs: int, seed: int) -> tuple[Any, float]:
+    """
+    The paper's figure of merit for a meta-trained ``model``: a fresh master learns each evaluation task for T
+    steps, sub-policies frozen (``evaluate_adaptation``, envs and masters seeded with ``seed + 100``).
+
+    :return: The ``AdaptationResult`` and R per episode (mean over the tasks).
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_mlsh import evaluate_adaptation
+
+    env = make_vec_env(experiment.env_id, n_envs=n_envs, seed=seed + 100, env_kwargs=experiment.env_kwargs)
+    tasks = experiment.evaluation_tasks()
+    T = experiment.adaptation_timesteps
+    result = evaluate_adaptation(model, env, n_tasks=len(tasks), adaptation_timesteps=T, seed=seed + 100, tasks=tasks)
+    return result, result.mean * experiment.episode_steps / T
+
+
 NORMALISER = {"plane": "scripted: always goal 0", "grid": "scripted: shortest path to the goal"}
 
 

@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 import numpy as np
-from experiments import EXPERIMENTS, references, subpolicies_separate, subpolicy_paths
+from experiments import EXPERIMENTS, adaptation_r, references, subpolicies_separate, subpolicy_paths
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "task_groups.json"
@@ -42,7 +42,7 @@ def run(config: tuple[str, int, bool, int, int]) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from sb3_mlsh import MLSH, evaluate_adaptation
+    from sb3_mlsh import MLSH
 
     name, n_groups, bootstrap, seed, timesteps = config
     spec = EXPERIMENTS[name]
@@ -72,18 +72,14 @@ def run(config: tuple[str, int, bool, int, int]) -> dict[str, Any]:
     model = MLSH("MlpPolicy", make_env(seed), seed=seed, **hyperparams)
     diagnostics = Diagnostics()
     model.learn(timesteps, callback=diagnostics)
-    tasks = spec.evaluation_tasks()
-    result = evaluate_adaptation(
-        model, make_env(seed + 100), n_tasks=len(tasks), adaptation_timesteps=spec.adaptation_timesteps, seed=seed + 100,
-        tasks=tasks,
-    )  # fmt: skip
+    result, r_per_episode = adaptation_r(model, spec, n_envs, seed)
     return dict(
         experiment=name,
         groups=n_groups,
         bootstrap=bootstrap,
         seed=seed,
         timesteps=model.num_timesteps,
-        r_per_episode=result.mean * spec.episode_steps / spec.adaptation_timesteps,
+        r_per_episode=r_per_episode,
         divergence=result.divergence,
         separate=subpolicies_separate(spec, subpolicy_paths(model, spec, seed)),
         bootstrap_fraction=float(np.mean(diagnostics.bootstrap)),
