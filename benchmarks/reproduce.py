@@ -61,6 +61,12 @@ class Run:
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
+CHUNKS = 20  # MLSH's meta-training is checkpointed this many times (every CHUNKS // CURVE_POINTS: a curve point)
+
+
+def checkpoint_path(out: str, name: str, method: str, seed: int) -> pathlib.Path:
+    """Where a run's meta-training is checkpointed (the model; a ``.json`` beside it: the curve and CPU time so far)."""
+    return pathlib.Path(out) / "checkpoints" / f"{name}_{method}_seed{seed}.zip"
 
 
 def curve_timesteps(spec: Experiment, adaptation_timesteps: int) -> int:
@@ -68,16 +74,20 @@ def curve_timesteps(spec: Experiment, adaptation_timesteps: int) -> int:
     return spec.report_at[0] if spec.report_at else adaptation_timesteps
 
 
-def run(config: tuple[str, str, int, int, int]) -> Run:
-    """One (method, seed): meta-train if the method needs it, then adapt to every evaluation task."""
+def run(config: tuple[str, str, int, int, int, str]) -> Run:
+    """
+    One (method, seed): meta-train if the method needs it, then adapt to every evaluation task. MLSH's
+    meta-training goes in ``CHUNKS`` chunks, each followed by a checkpoint (model, curve, CPU time), and starts
+    from the run's checkpoint if there is one; the checkpoint is removed once the run is complete.
+    """
     import torch as th
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
-    from sb3_mlsh import MLSH, AdaptationEvalCallback, evaluate_adaptation
+    from sb3_mlsh import MLSH, evaluate_adaptation
     from sb3_mlsh.baselines import TaskPerEpisode, shared_policy_transfer, single_policy
 
-    name, method, seed, meta_timesteps, adaptation_timesteps = config
+    name, method, seed, meta_timesteps, adaptation_timesteps, out = config
     spec = EXPERIMENTS[name]
     n_envs, hyperparams = spec.hyperparams()
     tasks = spec.evaluation_tasks()
@@ -95,27 +105,34 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
     ppo = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98)
     paths: dict[str, Any] = {}
     meta_curve = None
+    cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
+    checkpoint = checkpoint_path(out, name, method, seed)
+    progress = checkpoint.with_suffix(".json")
     if method.startswith("mlsh"):
         overrides = {"mlsh_no_warmup": {"warmup_iterations": 0}, "mlsh_n1": {"macro_duration": 1}}.get(method, {})
-        model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
+        if checkpoint.is_file() and progress.is_file():
+            model = MLSH.load(checkpoint, env=make_env(seed))
+            saved = json.loads(progress.read_text())
+            meta_curve, cpu_before = [tuple(point) for point in saved["meta_curve"]], saved["cpu_seconds"]
+        else:
+            model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
+            meta_curve = []
         curve_t = curve_timesteps(spec, adaptation_timesteps)
-        meta_curve = []
-
-        class Curve(AdaptationEvalCallback):
-            """The paper's R per episode at ``curve_t``, a few times during meta-training."""
-
-            def _on_step(self) -> bool:
-                if self.n_calls % self.eval_freq == 0:
-                    super()._on_step()
-                    assert self.last_result is not None
-                    meta_curve.append((self.num_timesteps, self.last_result.mean * spec.episode_steps / curve_t))
-                return True
-
-        curve = Curve(
-            make_env(seed + 200), len(tasks), curve_t, eval_freq=max(meta_timesteps // (CURVE_POINTS * n_envs), 1),
-            seed=seed + 200, tasks=tasks, verbose=0,
-        )  # fmt: skip
-        model.learn(meta_timesteps, callback=curve)
+        chunk = max(meta_timesteps // CHUNKS, 1)
+        while model.num_timesteps < meta_timesteps:
+            model.learn(min(chunk, meta_timesteps - model.num_timesteps), reset_num_timesteps=False)
+            done = round(model.num_timesteps / chunk)
+            if done % (CHUNKS // CURVE_POINTS) == 0 or model.num_timesteps >= meta_timesteps:
+                # the paper's R at curve_t: when the hierarchy became useful (the model is not changed)
+                point = evaluate_adaptation(
+                    model, make_env(seed + 200), n_tasks=len(tasks), adaptation_timesteps=curve_t, seed=seed + 200,
+                    tasks=tasks,
+                )  # fmt: skip
+                meta_curve.append((model.num_timesteps, point.mean * spec.episode_steps / curve_t))
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            model.save(checkpoint)
+            cpu_seconds = cpu_before + time.process_time() - cpu_start
+            progress.write_text(json.dumps({"meta_curve": meta_curve, "cpu_seconds": cpu_seconds}))
         result = evaluate_adaptation(model, eval_env, **common)
         paths = subpolicy_paths(model, spec, seed)
     elif method == "shared_policy":
@@ -127,6 +144,9 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
     else:
         result = single_policy(eval_env, **common, **ppo)
     assert result.final_returns is not None
+    cpu_seconds = cpu_before + time.process_time() - cpu_start
+    checkpoint.unlink(missing_ok=True)
+    progress.unlink(missing_ok=True)
     return Run(
         method,
         seed,
@@ -138,7 +158,7 @@ def run(config: tuple[str, str, int, int, int]) -> Run:
         result.divergence,
         paths,
         time.perf_counter() - start,
-        time.process_time() - cpu_start,
+        cpu_seconds,
         meta_curve,
     )
 
@@ -474,10 +494,17 @@ def main() -> None:
             f"{saved} holds earlier runs; add --resume to keep them and run only the missing (method, seed) pairs, "
             "or move that file away (or use another --out) to start afresh."
         )
+    folder = checkpoint_path(args.out, args.experiment, "mlsh", 0).parent
+    started = sorted(path for method in METHODS for path in folder.glob(f"{args.experiment}_{method}_seed*.zip"))
+    if started and not args.resume:
+        raise SystemExit(
+            f"{started[0].parent} holds checkpoints of unfinished runs ({', '.join(p.name for p in started)}); add "
+            "--resume to go on from them, or move them away to start afresh."
+        )
     runs, seconds = resumed_runs(args) if args.resume else ([], 0.0)
     done = {(item.method, item.seed) for item in runs}
     configs = [
-        (args.experiment, method, seed, args.meta_timesteps, args.adaptation_timesteps)
+        (args.experiment, method, seed, args.meta_timesteps, args.adaptation_timesteps, args.out)
         for method in args.methods
         for seed in args.seeds
         if (method, seed) not in done
