@@ -371,7 +371,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         axis.legend(fontsize=7)
         figure.tight_layout()
         figure.savefig(out / f"{name}_usage.png", dpi=110)
-        pictures = [
+        pictures += [
             f"![where each sub-policy goes]({name}_subpolicies.png)",
             "",
             f"![sub-policy usage]({name}_usage.png)",
