@@ -64,8 +64,11 @@ CURVE_POINTS = 4  # adaptation measured this many times during meta-training, ev
 CHUNKS = 20  # MLSH's meta-training is checkpointed this many times (every CHUNKS // CURVE_POINTS: a curve point)
 
 
-def checkpoint_path(out: str, name: str, method: str, seed: int) -> pathlib.Path:
-    """Where a run's meta-training is checkpointed (the model; a ``.json`` beside it: the curve and CPU time so far)."""
+def checkpoint_path(out: str, name: str, method: str, seed: int | str) -> pathlib.Path:
+    """
+    Where a run's meta-training is checkpointed (the model; a ``.json`` beside it: the curve and CPU time so far).
+    ``seed="*"`` gives the pattern of every seed's checkpoint.
+    """
     return pathlib.Path(out) / "checkpoints" / f"{name}_{method}_seed{seed}.zip"
 
 
@@ -494,8 +497,8 @@ def main() -> None:
             f"{saved} holds earlier runs; add --resume to keep them and run only the missing (method, seed) pairs, "
             "or move that file away (or use another --out) to start afresh."
         )
-    folder = checkpoint_path(args.out, args.experiment, "mlsh", 0).parent
-    started = sorted(path for method in METHODS for path in folder.glob(f"{args.experiment}_{method}_seed*.zip"))
+    patterns = [checkpoint_path(args.out, args.experiment, method, "*") for method in METHODS]
+    started = sorted(path for pattern in patterns for path in pattern.parent.glob(pattern.name))
     if started and not args.resume:
         raise SystemExit(
             f"{started[0].parent} holds checkpoints of unfinished runs ({', '.join(p.name for p in started)}); add "
