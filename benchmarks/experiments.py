@@ -14,7 +14,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import yaml
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
 
@@ -50,14 +49,12 @@ class Experiment:
 
     def hyperparams(self) -> tuple[int, dict[str, Any]]:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
-        from sb3_mlsh.zoo import hyperparams_path
+        from sb3_mlsh.zoo import packaged_hyperparameters
 
-        entry = dict(yaml.safe_load(hyperparams_path().read_text())[self.env_id])
+        entry = packaged_hyperparameters(self.env_id)
         n_envs = entry.pop("n_envs")
         for key in ("n_timesteps", "policy", "env_kwargs"):
             entry.pop(key, None)
-        if isinstance(entry.get("policy_kwargs"), str):  # the RL Zoo's form, evaluated as the zoo does
-            entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"dict": dict})
         return n_envs, entry
 
     def evaluation_tasks(self) -> list[Any]:

@@ -787,21 +787,33 @@ class MLSH(OnPolicyAlgorithm):
             learner.rollout_buffer.select(groups == group.index)
             if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
                 learner.update(master_logger, self._current_progress_remaining)
-        joint_envs = self.task_groups.joint_envs()
-        if joint_envs.any():
-            self.rollout_buffer.flatten()
-            joint_steps = joint_envs[self.rollout_buffer.env_indices]
-            sub_logger = LevelLogger(self.logger, "sub", average=True)
-            for k, learner in enumerate(self.subpolicy_learners):
-                learner.rollout_buffer.select(joint_steps & (self.rollout_buffer.subpolicies == k))
-                if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
-                    learner.update(sub_logger, self._current_progress_remaining)
+        self._train_subpolicies(self.task_groups.joint_envs())
         if self._new_obs_stats is not None and self.policy.obs_normalizer is not None:
-            self.policy.obs_normalizer.update(self._new_obs_stats)
+            self.policy.obs_normalizer.update(self._pooled_obs_stats(self._new_obs_stats))
             self._new_obs_stats = None
         self._n_updates += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.task_groups.end_iteration()
+
+    def _train_subpolicies(self, joint_envs: np.ndarray) -> None:
+        """
+        Update each sub-policy once, on the steps it took in the envs of the groups in their joint phase.
+
+        :param joint_envs: Boolean mask over the envs: those whose steps train the sub-policies.
+        """
+        if not joint_envs.any():
+            return
+        self.rollout_buffer.flatten()
+        joint_steps = joint_envs[self.rollout_buffer.env_indices]
+        sub_logger = LevelLogger(self.logger, "sub", average=True)
+        for k, learner in enumerate(self.subpolicy_learners):
+            learner.rollout_buffer.select(joint_steps & (self.rollout_buffer.subpolicies == k))
+            if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
+                learner.update(sub_logger, self._current_progress_remaining)
+
+    def _pooled_obs_stats(self, stats: RunningMeanStd) -> RunningMeanStd:
+        """:return: The statistics of the observations that update the normaliser: this process's, ``stats``."""
+        return stats
 
     def predict(
         self,

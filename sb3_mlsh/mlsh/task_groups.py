@@ -51,18 +51,31 @@ class TaskSchedule:
     task lasts W + U iterations, so the groups' phases stay staggered by ``offset_g`` iterations.
     Groups are started and advanced by ``MLSH``; ``configure`` applies its current settings.
 
-    :param n_groups: Number of groups G.
+    When the groups of one run are spread over several processes, each process's schedule holds a
+    contiguous slice of them: g then counts from ``first_group`` and G is ``total_groups``.
+
+    :param n_groups: Number of groups in this schedule.
     :param seed: Seed of the task generator.
+    :param first_group: Index, among all the run's groups, of this schedule's first group.
+    :param total_groups: Number of groups G of the whole run (``None``: ``n_groups``).
     """
 
-    def __init__(self, n_groups: int, seed: int | None) -> None:
+    def __init__(self, n_groups: int, seed: int | None, first_group: int = 0, total_groups: int | None = None) -> None:
         self.groups = [TaskGroup(index=g, offset=0) for g in range(n_groups)]
+        self.first_group = first_group
+        self.total_groups = n_groups if total_groups is None else total_groups
         self.rng = np.random.default_rng(seed)
         self.warmup_iterations = 0
         self.joint_iterations = 0
         self.train_subpolicies = True
         # The group index of each env, set by ``configure``
         self.group_of_env = np.zeros(0, dtype=np.int64)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Files saved before a run's groups could be spread over processes hold all of them
+        state.setdefault("first_group", 0)
+        state.setdefault("total_groups", len(state["groups"]))
+        self.__dict__.update(state)
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -91,7 +104,7 @@ class TaskSchedule:
         stagger = warmup_iterations > 0 and joint_iterations > 0
         for group in self.groups:
             group.envs = range(group.index * size, (group.index + 1) * size)
-            group.offset = group.index * period // len(self.groups) if stagger else 0
+            group.offset = (self.first_group + group.index) * period // self.total_groups if stagger else 0
             group.phase = self._phase(group)
         self.group_of_env = np.repeat(np.arange(len(self.groups)), size)
 

@@ -27,6 +27,23 @@ def hyperparams_path() -> Path:
     return Path(__file__).resolve().parents[2] / "hyperparams" / "mlsh.yml"
 
 
+def packaged_hyperparameters(env_id: str) -> dict[str, Any]:
+    """
+    :param env_id: An env with an entry in the packaged ``mlsh.yml``.
+    :return: Its entry, with ``policy_kwargs`` given as a string evaluated (as the RL Zoo does).
+    :raises KeyError: naming the envs that have an entry, if ``env_id`` has none.
+    """
+    import yaml
+
+    entries = yaml.safe_load(hyperparams_path().read_text())
+    if env_id not in entries:
+        raise KeyError(f"{env_id} has no entry in {hyperparams_path()}; entries: {', '.join(entries)}")
+    entry = dict(entries[env_id])
+    if isinstance(entry.get("policy_kwargs"), str):
+        entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"dict": dict})
+    return entry
+
+
 def register() -> None:
     """Add MLSH to rl_zoo3's tables (idempotent)."""
     import rl_zoo3.exp_manager

@@ -1,0 +1,233 @@
+"""MLSH whose task groups are spread over the processes of a ``torch.distributed`` process group."""
+
+import copy
+import json
+import os
+import pathlib
+import shutil
+from typing import Any, cast
+
+import numpy as np
+import torch as th
+import torch.distributed as dist
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from torch.nn.utils import parameters_to_vector
+
+from sb3_mlsh.common.buffers import BufferView, TaggedRolloutBuffer
+from sb3_mlsh.common.learner import LevelLogger
+from sb3_mlsh.common.observations import apply
+from sb3_mlsh.mlsh.mlsh import _MIN_UPDATE_ROWS, MLSH
+
+# The rows of the sub-policy buffer an update reads, besides the observations
+_ROW_FIELDS = ("actions", "values", "log_probs", "advantages", "returns")
+LATEST = "latest.json"
+
+
+class CollectiveError(RuntimeError):
+    """A collective operation failed: another process of the run stopped (or cannot be reached)."""
+
+
+class DistributedMLSH(MLSH):
+    """
+    MLSH with the task groups of one run spread over the processes of the default ``torch.distributed``
+    process group (one per CPU core, GPU or machine), as the paper's 10 task groups were over 120 MPI workers.
+
+    Each process owns ``n_task_groups`` task groups, its env (``n_envs``, a multiple of ``n_task_groups``)
+    and its groups' masters; the run has ``n_task_groups * world_size`` groups, their warm-ups staggered over
+    all of them. Only the sub-policies (and the observation statistics) are shared. Every iteration, each
+    sub-policy ``k`` is updated by one process, ``k % world_size``, with SB3's PPO update on the steps it took
+    in every process's groups in their joint phase (gathered there), and its parameters are then broadcast:
+    the update is the one a single process holding all groups would make, every process ends the iteration
+    with bit-identical sub-policies, and the number of collective operations per iteration does not depend
+    on the data (so ``target_kl`` and the data-dependent number of minibatches cannot make them deadlock).
+    A process whose groups are all warming up contributes no steps and waits for nobody.
+
+    Every process must call ``learn`` with the same ``total_timesteps`` (and ``save_checkpoint`` at the same
+    iterations); a callback that stops training must stop it in every process. Each process is seeded with
+    ``seed + rank``; the sub-policies start from process 0's. A collective that fails (another process died,
+    or ``timeout`` of the process group passed) raises ``CollectiveError`` in every surviving process.
+
+    Parameters as ``MLSH``'s; ``n_task_groups`` and ``n_envs`` are this process's.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(
+                "DistributedMLSH: torch.distributed has no process group; launch with torchrun and call "
+                "torch.distributed.init_process_group() first, or use `torchrun ... -m sb3_mlsh.distributed`."
+            )
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        # numpy rows travel as pickled objects, which gloo carries on the CPU whatever the default backend
+        self._cpu_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        if kwargs.get("seed") is not None:
+            kwargs["seed"] += self.rank
+        # The steps of a run that learn() goes through in several calls (between checkpoints): the schedules follow it
+        self.run_timesteps: int | None = None
+        super().__init__(*args, **kwargs)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "rank", "world_size", "_cpu_group", "run_timesteps"]
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        super()._update_current_progress_remaining(num_timesteps, self.run_timesteps or total_timesteps)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._broadcast_subpolicies(owners=[0] * self.n_subpolicies)
+        if self.policy.obs_normalizer is not None:
+            for buffer in self.policy.obs_normalizer.buffers():
+                self._collective(dist.broadcast, buffer, src=0)
+
+    def _setup_task_groups(self) -> None:
+        super()._setup_task_groups()
+        assert self.task_groups is not None
+        self.task_groups.first_group = self.rank * self.n_task_groups
+        self.task_groups.total_groups = self.world_size * self.n_task_groups
+        self.task_groups.configure(self.n_envs, self.warmup_iterations, self.joint_iterations, self.train_subpolicies)
+
+    # ------------------------------------------------------------------ collectives
+
+    def _collective(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one ``torch.distributed`` operation; its failure becomes a ``CollectiveError`` that says what to do."""
+        try:
+            return operation(*args, **kwargs)
+        except (RuntimeError, ValueError) as error:  # gloo's errors (DistBackendError is a RuntimeError)
+            raise CollectiveError(
+                f"DistributedMLSH (rank {self.rank} of {self.world_size}): {operation.__name__} failed, so another "
+                "process of the run stopped or cannot be reached; stopping this one too. The last complete "
+                f"checkpoint is intact: run the same command with --resume to continue from it. ({error})"
+            ) from error
+
+    def owner(self, k: int) -> int:
+        """:return: The rank of the process that updates sub-policy ``k``."""
+        return k % self.world_size
+
+    def _broadcast_subpolicies(self, owners: list[int]) -> None:
+        """Give every process sub-policy ``k``'s parameters from process ``owners[k]``."""
+        for k, subpolicy in enumerate(self.policy.subpolicies):
+            parameters = list(subpolicy.parameters())
+            vector = parameters_to_vector(parameters).detach()
+            self._collective(dist.broadcast, vector, src=owners[k])
+            with th.no_grad():
+                for parameter, values in zip(parameters, vector.split([p.numel() for p in parameters]), strict=True):
+                    parameter.copy_(values.view_as(parameter))
+
+    def _train_subpolicies(self, joint_envs: np.ndarray) -> None:
+        """
+        Gather each sub-policy's joint-phase steps from every process at its owner, which updates it
+        (all owners at once), then broadcast each sub-policy from its owner.
+        """
+        self.rollout_buffer.flatten()
+        joint_steps = joint_envs[self.rollout_buffer.env_indices]
+        owners = [self.owner(k) for k in range(self.n_subpolicies)]
+        pooled: dict[int, TaggedRolloutBuffer] = {}
+        for k in range(self.n_subpolicies):
+            rows = self._rows(joint_steps & (self.rollout_buffer.subpolicies == k))
+            gathered: list[Any] | None = [None] * self.world_size if owners[k] == self.rank else None
+            self._collective(dist.gather_object, rows, gathered, dst=owners[k], group=self._cpu_group)
+            if gathered is not None:
+                pooled[k] = self._pool(gathered)
+        sub_logger = LevelLogger(self.logger, "sub", average=True)
+        for k, buffer in pooled.items():
+            learner = self.subpolicy_learners[k]
+            view, learner.rollout_buffer = learner.rollout_buffer, BufferView(buffer)
+            learner.rollout_buffer.select(np.ones(len(buffer.values), dtype=bool))
+            if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
+                learner.update(sub_logger, self._current_progress_remaining)
+            learner.rollout_buffer = view
+        self._broadcast_subpolicies(owners)
+
+    def _rows(self, mask: np.ndarray) -> dict[str, Any]:
+        """:return: The rows of the flattened sub-policy buffer in ``mask``: what an update reads."""
+        buffer = self.rollout_buffer
+        rows = {name: getattr(buffer, name)[mask] for name in _ROW_FIELDS}
+        rows["observations"] = apply(lambda values: values[mask], buffer.observations)
+        return rows
+
+    def _pool(self, gathered: list[dict[str, Any]]) -> TaggedRolloutBuffer:
+        """:return: A buffer holding the rows of every process, in rank order (as one process's envs would be)."""
+        pooled = copy.copy(self.rollout_buffer)
+        for name in _ROW_FIELDS:
+            setattr(pooled, name, np.concatenate([rows[name] for rows in gathered]))
+        observations: Any = self.rollout_buffer.observations  # a dict of arrays in the Dict buffers
+        if isinstance(observations, dict):
+            pooled.observations = {  # type: ignore[assignment]
+                key: np.concatenate([rows["observations"][key] for rows in gathered]) for key in observations
+            }
+        else:
+            pooled.observations = np.concatenate([rows["observations"] for rows in gathered])
+        return pooled
+
+    def _pooled_obs_stats(self, stats: RunningMeanStd) -> RunningMeanStd:
+        """:return: The statistics of every process's observations of this iteration, combined in rank order."""
+        gathered: list[Any] = [None] * self.world_size
+        self._collective(dist.all_gather_object, gathered, (stats.mean, stats.var, stats.count), group=self._cpu_group)
+        pooled = RunningMeanStd(epsilon=0.0, shape=stats.mean.shape)
+        for mean, var, count in gathered:
+            part = RunningMeanStd(epsilon=0.0, shape=stats.mean.shape)
+            part.mean, part.var, part.count = mean, var, count
+            pooled.combine(part)
+        return pooled
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _optimizer(self, k: int) -> th.optim.Optimizer:
+        return cast(ActorCriticPolicy, self.policy.subpolicies[k]).optimizer
+
+    def _gather_subpolicy_optimizers(self) -> None:
+        """Give process 0 the optimizer state of every sub-policy (each is stepped by its owner only)."""
+        owned = {k: self._optimizer(k).state_dict() for k in range(self.n_subpolicies) if self.owner(k) == self.rank}
+        gathered: list[Any] | None = [None] * self.world_size if self.rank == 0 else None
+        self._collective(dist.gather_object, owned, gathered, dst=0, group=self._cpu_group)
+        for states in gathered or []:
+            for k, state in states.items():
+                self._optimizer(k).load_state_dict(state)
+
+    def save_checkpoint(self, save_path: str | pathlib.Path) -> None:
+        """
+        Save the run (a collective: every process calls it at the same iteration). Each process saves its own
+        model (its groups, masters and task draws) in ``checkpoints/<steps>/rank_<r>.zip``; then process 0 saves
+        ``model.zip``, an ordinary ``MLSH`` file (the shared sub-policies, its own groups' masters) that
+        ``MLSH.load`` reads, and points ``checkpoints/latest.json`` at the new checkpoint, which makes it the
+        one to resume from. Only then is the previous checkpoint deleted, so a run stopped at any moment
+        leaves one complete checkpoint.
+
+        :param save_path: The run's folder.
+        """
+        self._gather_subpolicy_optimizers()
+        root = pathlib.Path(save_path)
+        steps = self.num_timesteps * self.world_size
+        folder = root / "checkpoints" / f"{steps:012d}"
+        self.save(folder / f"rank_{self.rank}.zip")
+        self._collective(dist.barrier, group=self._cpu_group)
+        if self.rank != 0:
+            return
+        self.save(root / "model.zip")
+        previous = latest_checkpoint(root)
+        _write_json(
+            root / "checkpoints" / LATEST, {"folder": folder.name, "num_timesteps": steps, "world_size": self.world_size}
+        )
+        if previous is not None and previous["folder"] != folder.name:
+            shutil.rmtree(root / "checkpoints" / previous["folder"], ignore_errors=True)
+
+
+def latest_checkpoint(save_path: str | pathlib.Path) -> dict[str, Any] | None:
+    """
+    :param save_path: A run's folder.
+    :return: Its last complete checkpoint (``folder``, ``num_timesteps`` of all processes, ``world_size``), or ``None``.
+    """
+    path = pathlib.Path(save_path) / "checkpoints" / LATEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def checkpoint_file(save_path: str | pathlib.Path, checkpoint: dict[str, Any], rank: int) -> pathlib.Path:
+    """:return: Process ``rank``'s model file in ``checkpoint`` (as ``latest_checkpoint`` returns it)."""
+    return pathlib.Path(save_path) / "checkpoints" / checkpoint["folder"] / f"rank_{rank}.zip"
+
+
+def _write_json(path: pathlib.Path, content: dict[str, Any]) -> None:
+    """Write ``content`` to ``path`` atomically (a temporary file that then takes its name)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    temporary.write_text(json.dumps(content, indent=1) + "\n")
+    os.replace(temporary, path)
