@@ -8,10 +8,12 @@ Meta-trains one seed with the MovementBandits-v0 entry of ``hyperparams/mlsh.yml
 steps (the model is kept in ``--model`` and reused), checks that its sub-policies have specialised, then
 goes on meta-training copies of it for ``--extra`` steps, one per setting of the ``--set`` grid (applied
 with ``MLSH.load(..., **settings)``), measuring every ``--chunk`` steps each sub-policy acting alone
-(as ``benchmarks/bandits_specialisation.py`` does). Prints a markdown table.
+(as ``benchmarks/bandits_specialisation.py`` does). Prints a markdown table and adds it to
+docs/benchmarks/bandits_stability.md.
 """
 
 import argparse
+import datetime
 import itertools
 import multiprocessing
 import pathlib
@@ -22,6 +24,15 @@ from typing import Any
 import numpy as np
 import yaml
 from bandits_specialisation import SPEC, alone, label, specialised
+
+PAGE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "bandits_stability.md"
+HEADER = """# MovementBandits: do specialised sub-policies stay specialised?
+
+Each section is one invocation of `benchmarks/bandits_stability.py` (it adds its section here): a model
+meta-trained with the `MovementBandits-v0` entry of `hyperparams/mlsh.yml` until its sub-policies
+specialised, then meta-trained further under each setting, measuring every 200k steps what each
+sub-policy earns alone on each task (the bar: both tasks >= 40 by different sub-policies).
+"""
 
 
 def meta_train(path: pathlib.Path, seed: int, timesteps: int) -> None:
@@ -76,14 +87,22 @@ def main() -> None:
     configs = [(path, dict(combination), args.seed, args.extra, args.chunk) for combination in itertools.product(*axes)]
     with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
         results = pool.map(go_on, configs)
-    print(f"machine: {platform.machine()}, {multiprocessing.cpu_count()} cores; 1 torch thread per run")
-    print(f"command: python benchmarks/bandits_stability.py {' '.join(sys.argv[1:])}")
-    first = alone_of(path, args.seed)
-    print(f"seed {args.seed} after {args.timesteps:,} steps, sub-policies alone (task 0 / task 1): {first}")
-    print("| settings from here on | steps | sub 0 alone | sub 1 alone | entropy | specialised |")
-    print("|---|---|---|---|---|---|")
-    for rows in results:
-        print("\n".join(rows))
+    lines = [
+        f"## `python benchmarks/bandits_stability.py {' '.join(sys.argv[1:])}`",
+        "",
+        f"{platform.machine()}, {multiprocessing.cpu_count()} cores, 1 torch thread per run, {datetime.date.today()}. "
+        f"Seed {args.seed} after {args.timesteps:,} steps, sub-policies alone (task 0 / task 1): "
+        f"{alone_of(path, args.seed)}.",
+        "",
+        "| settings from here on | steps | sub 0 alone | sub 1 alone | entropy | specialised |",
+        "|---|---|---|---|---|---|",
+        *(row for rows in results for row in rows),
+    ]
+    print("\n".join(lines))
+    if not PAGE.exists():
+        PAGE.write_text(HEADER)
+    with PAGE.open("a") as page:
+        page.write("\n" + "\n".join(lines) + "\n")
 
 
 def alone_of(path: pathlib.Path, seed: int) -> str:

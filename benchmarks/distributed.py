@@ -2,7 +2,7 @@
 MLSH over several processes (``torchrun``, gloo) against one process holding the same envs and task groups.
 
     python benchmarks/distributed.py speed [--env AntTwoWalk-v0] [--groups 4] [--envs 4] [--iterations 10] [--rounds 3]
-    python benchmarks/distributed.py learning [--seeds 0 1 2] [--timesteps 1600000]
+    python benchmarks/distributed.py learning [--seeds 0 1 2] [--timesteps 1600000] [--layouts "1 x 4" "2 x 2"]
     python benchmarks/distributed.py render
 
 ``speed``: steps per second (wall clock) of plain ``MLSH`` in one process with ``--envs`` envs in ``--groups``
@@ -22,6 +22,7 @@ not run again) and docs/benchmarks/distributed.md is written from all of them.
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import pathlib
@@ -36,7 +37,10 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "distributed.json"
 PAGE = ROOT / "docs" / "benchmarks" / "distributed.md"
-SCHEDULES = {"joint": dict(warmup_iterations=0, joint_iterations=1), "warmup": dict(warmup_iterations=10**6, joint_iterations=1)}
+SCHEDULES = {
+    "joint": dict(warmup_iterations=0, joint_iterations=1),
+    "warmup": dict(warmup_iterations=10**6, joint_iterations=1),
+}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
 
 
@@ -45,9 +49,12 @@ def load() -> dict[str, Any]:
 
 
 def keep(kind: str, record: dict[str, Any]) -> None:
-    runs = load()
-    runs[kind].append(record)
-    RUNS.write_text(json.dumps(runs, indent=1) + "\n")
+    """Add ``record`` to the saved runs (under a lock: several invocations may run at once)."""
+    with open(RUNS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runs = load()
+        runs[kind].append(record)
+        RUNS.write_text(json.dumps(runs, indent=1) + "\n")
 
 
 # ------------------------------------------------------------------ speed
@@ -92,24 +99,41 @@ def time_worker(args: argparse.Namespace) -> None:
         dist.destroy_process_group()
 
 
-def measure(args: argparse.Namespace, schedule: str, processes: int) -> float:
-    """:return: Steps per second of one timed run."""
-    worker = [__file__, "time-worker", "--env", args.env, "--groups", str(args.groups), "--envs", str(args.envs)]
-    worker += ["--iterations", str(args.iterations), "--schedule", schedule]
-    command = [*TORCHRUN, *worker] if processes == 2 else [sys.executable, *worker]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    line = [line for line in output.stdout.splitlines() if line.startswith("{")][-1]
-    result = json.loads(line)
-    return result["steps"] / result["seconds"]
+# How the envs and groups run: one process; two processes of one run; two independent runs with half of them each
+LAYOUTS = ("1", "2", "2 apart")
+
+
+def measure(args: argparse.Namespace, schedule: str, layout: str) -> float:
+    """:return: Steps per second of one timed run (``"2 apart"``: the sum of two runs at once, each with half the envs)."""
+    worker = [__file__, "time-worker", "--env", args.env, "--iterations", str(args.iterations), "--schedule", schedule]
+    halves = ["--groups", str(args.groups // 2), "--envs", str(args.envs // 2)]
+    commands = {
+        "1": [[sys.executable, *worker, "--groups", str(args.groups), "--envs", str(args.envs)]],
+        "2": [[*TORCHRUN, *worker, "--groups", str(args.groups), "--envs", str(args.envs)]],
+        "2 apart": [[sys.executable, *worker, *halves]] * 2,
+    }[layout]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    running = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment)
+        for command in commands
+    ]
+    rate = 0.0
+    for process in running:
+        stdout, _ = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"the timed run failed: {process.args}")
+        result = json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
+        rate += result["steps"] / result["seconds"]
+    return rate
 
 
 def speed(args: argparse.Namespace) -> None:
     for schedule in SCHEDULES:
-        rates: dict[int, list[float]] = {1: [], 2: []}
+        rates: dict[str, list[float]] = {layout: [] for layout in LAYOUTS}
         for _ in range(args.rounds):
-            for processes in (1, 2):
-                rates[processes].append(measure(args, schedule, processes))
-                print(f"{schedule}, {processes} process(es): {rates[processes][-1]:.0f} steps/s", flush=True)
+            for layout in LAYOUTS:
+                rates[layout].append(measure(args, schedule, layout))
+                print(f"{schedule}, {layout}: {rates[layout][-1]:.0f} steps/s", flush=True)
         keep(
             "speed",
             {
@@ -118,7 +142,7 @@ def speed(args: argparse.Namespace) -> None:
                 "envs": args.envs,
                 "iterations": args.iterations,
                 "schedule": schedule,
-                "steps_per_second": {str(p): r for p, r in rates.items()},
+                "steps_per_second": rates,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "date": datetime.date.today().isoformat(),
             },
@@ -138,7 +162,7 @@ def learning(args: argparse.Namespace) -> None:
     experiment = EXPERIMENTS["movement_bandits"]
     done = {(run["layout"], run["seed"]) for run in load()["learning"] if run["timesteps"] == args.timesteps}
     for seed in args.seeds:
-        for layout in ("1 x 4", "2 x 2"):
+        for layout in args.layouts:
             if (layout, seed) in done:
                 continue
             start = time.time()
@@ -151,7 +175,10 @@ def learning(args: argparse.Namespace) -> None:
                     command += ["-n", str(args.timesteps), "--seed", str(seed), "--save-path", str(path), "-v", "0"]
                     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
                 _, r = adaptation_r(MLSH.load(path / "model.zip"), experiment, n_envs=16, seed=seed)
-            keep("learning", {"layout": layout, "seed": seed, "timesteps": args.timesteps, "R": r, "wall_s": time.time() - start})
+            keep(
+                "learning",
+                {"layout": layout, "seed": seed, "timesteps": args.timesteps, "R": r, "wall_s": time.time() - start},
+            )
             print(f"{layout}, seed {seed}: R {r:.1f}", flush=True)
     render()
 
@@ -169,7 +196,9 @@ def meta_train_alone(seed: int, timesteps: int, path: pathlib.Path) -> None:
     n_envs = entry.pop("n_envs")
     for key in ("n_timesteps", "policy", "env_kwargs"):
         entry.pop(key, None)
-    model = MLSH("MlpPolicy", make_vec_env("MovementBandits-v0", n_envs=n_envs, seed=seed), seed=seed, n_task_groups=4, **entry)
+    model = MLSH(
+        "MlpPolicy", make_vec_env("MovementBandits-v0", n_envs=n_envs, seed=seed), seed=seed, n_task_groups=4, **entry
+    )
     model.learn(timesteps)
     model.save(path / "model.zip")
 
@@ -186,19 +215,25 @@ def render() -> None:
         "",
         "## Speed: `torchrun --nproc-per-node=2` against one process, the same envs and task groups",
         "",
-        "| env | envs | task groups | sub-policy updates | 1 process, steps/s | 2 processes, steps/s | ratio | machine | date |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| env | envs | task groups | sub-policy updates | 1 process | 2 processes | ratio | 2 runs apart (ceiling) "
+        "| ratio | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = {"joint": "every iteration (W = 0)", "warmup": "none (warm-up)"}
     for run in runs["speed"]:
-        one, two = (statistics.median(run["steps_per_second"][p]) for p in ("1", "2"))
+        rates = run["steps_per_second"]
+        if "2 apart" not in rates:
+            continue  # measured before the ceiling was
+        one, two, apart = (statistics.median(rates[layout]) for layout in LAYOUTS)
         lines.append(
             f"| {run['env']} | {run['envs']} | {run['groups']} | {names[run['schedule']]} | {one:.0f} | {two:.0f} "
-            f"| {two / one:.2f}x | {run['machine']} | {run['date']} |"
+            f"| {two / one:.2f}x | {apart:.0f} | {apart / one:.2f}x | {run['machine']} | {run['date']} |"
         )
     lines += [
         "",
-        "Medians of the rounds; each run timed over its iterations after an untimed one, one torch thread per process.",
+        "Steps per second, medians of the rounds; each run timed over its iterations after an untimed one, one torch "
+        "thread per process. *2 runs apart*: two independent one-process runs at once, each with half the envs and "
+        "groups and no communication: what any split of this work over two processes can reach on this machine.",
         "",
         "## Learning: 2 processes x 2 task groups against 1 process x 4 task groups (MovementBandits-v0)",
         "",
@@ -226,6 +261,7 @@ def main() -> None:
     parser.add_argument("--schedule", choices=list(SCHEDULES), default="joint")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=1_600_000)
+    parser.add_argument("--layouts", nargs="+", choices=["1 x 4", "2 x 2"], default=["1 x 4", "2 x 2"])
     args = parser.parse_args()
     {"speed": speed, "learning": learning, "render": lambda _: render(), "time-worker": time_worker}[args.part](args)
 
