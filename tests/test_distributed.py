@@ -19,7 +19,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from torch.nn.utils import parameters_to_vector
 
 from sb3_mlsh import MLSH
-from sb3_mlsh.distributed import CollectiveError, DistributedMLSH
+from sb3_mlsh.distributed import CollectiveError, DistributedMLSH, meta_train
 from sb3_mlsh.mlsh.task_groups import TaskSchedule
 
 ITERATIONS = 4
@@ -153,3 +153,33 @@ def test_command_checkpoints_refuses_to_overwrite_and_resumes(tmp_path: pathlib.
     observations = make_vec_env("MovementBandits-v0", n_envs=2, seed=0).reset()
     actions, _ = model.predict(observations)
     assert np.shape(actions) == (2,)
+
+
+@pytest.fixture
+def process_group_of_one(tmp_path: pathlib.Path):
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_settings_are_checked_before_anything_runs(tmp_path: pathlib.Path, process_group_of_one: None) -> None:
+    with pytest.raises(ValueError, match="--n-envs that is a multiple of --n-task-groups"):
+        meta_train("MovementBandits-v0", 1000, tmp_path / "a", n_task_groups=3, n_envs=4)
+    with pytest.raises(KeyError, match="no entry"):
+        meta_train("CartPole-v1", 1000, tmp_path / "b")
+    saved = tmp_path / "c"
+    saved.mkdir()
+    (saved / "model.zip").write_bytes(b"a user's model")
+    with pytest.raises(FileExistsError, match="add --resume"):
+        meta_train("MovementBandits-v0", 1000, saved)
+    assert (saved / "model.zip").read_bytes() == b"a user's model"
+    (saved / "checkpoints").mkdir()
+    (saved / "checkpoints" / "latest.json").write_text(json.dumps({"folder": "x", "num_timesteps": 8, "world_size": 2}))
+    with pytest.raises(ValueError, match="written by 2 processes"):
+        meta_train("MovementBandits-v0", 1000, saved, resume=True)
+
+
+def test_distributed_mlsh_needs_a_process_group() -> None:
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        DistributedMLSH("MlpPolicy", "MovementBandits-v0")
