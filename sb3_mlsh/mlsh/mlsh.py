@@ -651,8 +651,8 @@ class MLSH(OnPolicyAlgorithm):
         bootstrapped, earned = 0.0, 0.0
         normalizer = self.policy.obs_normalizer
         self._new_obs_stats = None
-        if normalizer is not None and self.train_subpolicies:
-            self._new_obs_stats = RunningMeanStd(epsilon=0.0, shape=tuple(normalizer.mean.shape))
+        # this iteration's observations, for the normaliser's statistics (computed once, when all are in)
+        new_observations: list[np.ndarray] | None = [] if normalizer is not None and self.train_subpolicies else None
         callback.on_rollout_start()
 
         n_steps = 0
@@ -667,8 +667,8 @@ class MLSH(OnPolicyAlgorithm):
             step_obs, rewards, dones, infos = env.step(clipped_actions)
             self.num_timesteps += env.num_envs
             _check_finite(cast(Observations, step_obs), rewards, self.num_timesteps)  # no Tuple spaces (checked)
-            if self._new_obs_stats is not None:
-                self._new_obs_stats.update(np.asarray(step_obs, dtype=np.float64))
+            if new_observations is not None:
+                new_observations.append(np.array(step_obs, dtype=np.float64))  # a copy: a VecEnv may reuse its array
             new_obs = cast(Observations, self.policy.normalize_observation(cast(Observations, step_obs)))
 
             callback.update_locals(locals())
@@ -732,6 +732,9 @@ class MLSH(OnPolicyAlgorithm):
             last_values=th.as_tensor(state.value), dones=state.episode_start
         )
 
+        if new_observations is not None and normalizer is not None:
+            self._new_obs_stats = RunningMeanStd(epsilon=0.0, shape=tuple(normalizer.mean.shape))
+            self._new_obs_stats.update(np.concatenate(new_observations))
         self._record_schedule(np.bincount(rollout_buffer.subpolicies.ravel(), minlength=self.n_subpolicies))
         self.logger.record("rollout/bootstrap_fraction", bootstrapped / max(bootstrapped + earned, 1e-8))
         self.logger.record("rollout/subpolicy_divergence", self._rollout_divergence(rollout_buffer))
