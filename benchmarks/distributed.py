@@ -237,11 +237,11 @@ def render() -> None:
         "",
         "## Learning: 2 processes x 2 task groups against 1 process x 4 task groups (MovementBandits-v0)",
         "",
-        "| layout | seed | steps | R per episode | wall clock (s) |",
-        "|---|---|---|---|---|",
+        "| layout | seed | steps | R per episode |",
+        "|---|---|---|---|",
     ]
     for run in sorted(runs["learning"], key=lambda run: (run["layout"], run["seed"])):
-        lines.append(f"| {run['layout']} | {run['seed']} | {run['timesteps']:,} | {run['R']:.1f} | {run['wall_s']:.0f} |")
+        lines.append(f"| {run['layout']} | {run['seed']} | {run['timesteps']:,} | {run['R']:.1f} |")
     for layout in ("1 x 4", "2 x 2"):
         values = [run["R"] for run in runs["learning"] if run["layout"] == layout]
         if values:
