@@ -67,6 +67,17 @@ def alone(model: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return returns, entropy
 
 
+def setting(text: str) -> Any:
+    """:return: A ``--set`` value as YAML reads it, and ``3e-4`` as a number (YAML 1.1 wants ``3.0e-4``)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def specialised(returns: np.ndarray) -> bool:
     """:return: Whether each task has its own sub-policy earning >= ``SPECIALISED`` alone on it."""
     n_subpolicies, n_tasks = returns.shape
@@ -181,7 +192,7 @@ def main() -> None:
             name, sep, values = item.partition("=")
             if not sep or not values:
                 parser.error(f"--set {item}: use KEY=V1,V2, e.g. --set ent_coef=0,0.01")
-            axes.append([(name, yaml.safe_load(value)) for value in values.split(",")])
+            axes.append([(name, setting(value)) for value in values.split(",")])
         done = {key(row) for row in rows}
         configs = [
             (dict(combination), seed, args.timesteps, args.chunk)

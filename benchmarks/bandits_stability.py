@@ -22,8 +22,7 @@ import sys
 from typing import Any
 
 import numpy as np
-import yaml
-from bandits_specialisation import SPEC, alone, label, specialised
+from bandits_specialisation import SPEC, alone, label, setting, specialised
 
 PAGE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "bandits_stability.md"
 HEADER = """# MovementBandits: do specialised sub-policies stay specialised?
@@ -80,7 +79,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="settings to go on with")
     parser.add_argument("--model", default=None, help="where the meta-trained model is kept (default: /tmp)")
     args = parser.parse_args()
-    axes = [[(name, yaml.safe_load(v)) for v in values.split(",")] for name, _, values in (s.partition("=") for s in args.set)]
+    axes = [[(name, setting(v)) for v in values.split(",")] for name, _, values in (s.partition("=") for s in args.set)]
     path = pathlib.Path(args.model or f"/tmp/bandits_seed{args.seed}_{args.timesteps}.zip")
     if not path.is_file():
         meta_train(path, args.seed, args.timesteps)
