@@ -186,19 +186,15 @@ def learning(args: argparse.Namespace) -> None:
 def meta_train_alone(seed: int, timesteps: int, path: pathlib.Path) -> None:
     """Plain MLSH in this process: the MovementBandits-v0 entry with its 16 envs in 4 task groups."""
     import torch as th
+    from experiments import EXPERIMENTS
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_mlsh import MLSH
-    from sb3_mlsh.zoo import packaged_hyperparameters
 
     th.set_num_threads(1)
-    entry = packaged_hyperparameters("MovementBandits-v0")
-    n_envs = entry.pop("n_envs")
-    for key in ("n_timesteps", "policy", "env_kwargs"):
-        entry.pop(key, None)
-    model = MLSH(
-        "MlpPolicy", make_vec_env("MovementBandits-v0", n_envs=n_envs, seed=seed), seed=seed, n_task_groups=4, **entry
-    )
+    n_envs, entry = EXPERIMENTS["movement_bandits"].hyperparams()
+    env = make_vec_env("MovementBandits-v0", n_envs=n_envs, seed=seed)
+    model = MLSH("MlpPolicy", env, seed=seed, n_task_groups=4, **entry)
     model.learn(timesteps)
     model.save(path / "model.zip")
 
