@@ -14,11 +14,12 @@ collects in its first T = 20k steps on each task, sub-policies frozen (``evaluat
 A run has *specialised* when each task has its own sub-policy that alone earns >= 40 on it (the
 reproduction issue's bar). Every run is saved in docs/benchmarks/bandits_specialisation.json as it
 ends and is not run again; docs/benchmarks/bandits_specialisation.md is written from all saved runs.
-Runs go two at a time, one process and one torch thread each.
+Runs go ``--jobs`` at a time (default 2), one process and one torch thread each.
 """
 
 import argparse
 import datetime
+import fcntl
 import itertools
 import json
 import multiprocessing
@@ -68,7 +69,10 @@ def alone(model: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def setting(text: str) -> Any:
-    """:return: A ``--set`` value as YAML reads it, and ``3e-4`` as a number (YAML 1.1 wants ``3.0e-4``)."""
+    """
+    :return: A ``--set`` value as YAML reads it, and ``3e-4`` as a number (YAML 1.1 wants ``3.0e-4``); a schedule
+        string (``lin_1e-3``) stays a string, made a schedule when the model is built.
+    """
     value = yaml.safe_load(text)
     if isinstance(value, str):
         try:
@@ -93,12 +97,15 @@ def run(config: tuple[dict[str, Any], int, int, int]) -> dict[str, Any]:
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_mlsh import MLSH
+    from sb3_mlsh.zoo import with_schedules
 
     settings, seed, timesteps, chunk = config
     n_envs, hyperparams = SPEC.hyperparams()
     th.set_num_threads(1)
     start = time.process_time()
-    model = MLSH("MlpPolicy", make_vec_env(SPEC.env_id, n_envs=n_envs, seed=seed), seed=seed, **{**hyperparams, **settings})
+    env = make_vec_env(SPEC.env_id, n_envs=n_envs, seed=seed)
+    model = MLSH("MlpPolicy", env, seed=seed, **with_schedules({**hyperparams, **settings}))
+    model.schedule_timesteps = timesteps  # schedules span the chunks
     chunks = []
     while model.num_timesteps < timesteps:
         model.learn(min(chunk, timesteps - model.num_timesteps), reset_num_timesteps=False)
@@ -177,12 +184,23 @@ def render(rows: list[dict[str, Any]]) -> None:
     print("\n".join(lines[: 13 + len(groups)]))
 
 
+def save(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add ``row`` to the saved runs (locked: several invocations may run at once); :return: all saved runs."""
+    with open(RUNS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
+        rows.append(row)
+        RUNS.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="settings to try")
     parser.add_argument("--timesteps", type=int, default=SPEC.meta_timesteps)
     parser.add_argument("--chunk", type=int, default=400_000, help="steps between measurements of the sub-policies")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
     args = parser.parse_args()
     rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
@@ -201,11 +219,10 @@ def main() -> None:
             if (label(dict(combination)), args.timesteps, seed) not in done
         ]
         command = f"python benchmarks/bandits_specialisation.py {' '.join(sys.argv[1:])}"
-        with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
+        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             # each run is saved as soon as it ends, so that a stopped benchmark keeps what it measured
             for row in pool.imap_unordered(run, configs):
-                rows.append({**row, "command": command, "date": str(datetime.date.today())})
-                RUNS.write_text(json.dumps(rows, indent=1))
+                rows = save({**row, "command": command, "date": str(datetime.date.today())})
                 alone_returns = np.round(row["chunks"][-1]["alone"], 1).tolist()
                 print(
                     f"{label(row['settings'])}, seed {row['seed']}: R {row['r_per_episode']:.2f}, "

@@ -120,6 +120,7 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
         else:
             model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
             meta_curve = []
+        model.schedule_timesteps = meta_timesteps  # schedules span the chunks
         curve_t = curve_timesteps(spec, adaptation_timesteps)
         chunk = max(meta_timesteps // CHUNKS, 1)
         while model.num_timesteps < meta_timesteps:

@@ -319,6 +319,18 @@ def test_schedules_for_learning_rates():
     assert rates.seen[1] == pytest.approx((1e-2 * 0.5, 1e-3 * 0.5))
 
 
+def test_schedule_timesteps_makes_schedules_span_chunked_learn_calls():
+    model = small_model(learning_rate=lambda p: 1e-3 * p, warmup_iterations=0, joint_iterations=2)
+    model.schedule_timesteps = 120
+    rates = []
+    for _ in range(4):
+        model.learn(30, reset_num_timesteps=False)
+        rates.append(model.policy.subpolicies[0].optimizer.param_groups[0]["lr"])
+    # one run of 120 steps: the rate falls over the whole run, not again within each call as SB3's chunks do
+    assert rates == pytest.approx([1e-3 * (1 - steps / 120) for steps in (30, 60, 90, 120)], abs=1e-4)
+    assert "schedule_timesteps" in model._excluded_save_params()
+
+
 def test_unsupported_observation_space_raises():
     class TupleObs(gym.Env):
         observation_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))

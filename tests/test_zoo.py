@@ -14,7 +14,7 @@ import yaml
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_mlsh import MLSH
-from sb3_mlsh.zoo import hyperparams_path, register
+from sb3_mlsh.zoo import hyperparams_path, register, with_schedules
 from sb3_mlsh.zoo.hyperparams_opt import sample_mlsh_params
 
 HOOK_INSTALLED = any((Path(path) / "sb3_mlsh_zoo.pth").is_file() for path in site.getsitepackages())
@@ -178,6 +178,14 @@ def test_packaged_hyperparams_have_every_registered_env():
         entry = config[env_id]
         for key in ("n_subpolicies", "macro_duration", "warmup_iterations", "joint_iterations", "n_timesteps"):
             assert key in entry, (env_id, key)
+
+
+def test_schedule_strings_read_as_the_zoo_reads_them():
+    rate = with_schedules({"learning_rate": "lin_1e-3", "n_steps": 125})["learning_rate"]
+    assert (rate(1.0), rate(0.25), rate(0.0)) == pytest.approx((1e-3, 2.5e-4, 0.0))
+    assert with_schedules({"master_learning_rate": 0.01}) == {"master_learning_rate": 0.01}
+    with pytest.raises(ValueError, match="lin_<initial value>"):
+        with_schedules({"clip_range": "cos_0.2"})
 
 
 def test_optuna_sampler_gives_valid_models():

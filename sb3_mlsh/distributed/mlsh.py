@@ -62,15 +62,10 @@ class DistributedMLSH(MLSH):
         self._cpu_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
         if kwargs.get("seed") is not None:
             kwargs["seed"] += self.rank
-        # The steps of a run that learn() goes through in several calls (between checkpoints): the schedules follow it
-        self.run_timesteps: int | None = None
         super().__init__(*args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "rank", "world_size", "_cpu_group", "run_timesteps"]
-
-    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
-        super()._update_current_progress_remaining(num_timesteps, self.run_timesteps or total_timesteps)
+        return [*super()._excluded_save_params(), "rank", "world_size", "_cpu_group"]
 
     def _setup_model(self) -> None:
         super()._setup_model()

@@ -96,7 +96,7 @@ def meta_train(
         model = DistributedMLSH(policy, env, n_task_groups=local_groups, seed=seed, device=device, **quiet, **entry)
     iteration = local_envs * model.n_steps
     per_process = math.ceil(total_timesteps / world_size)
-    model.run_timesteps = per_process
+    model.schedule_timesteps = per_process
     interval = checkpoint_interval or math.ceil(total_timesteps / _CHECKPOINTS)
     chunk = max(1, math.ceil(interval / world_size / iteration)) * iteration
     while model.num_timesteps < per_process:

@@ -234,6 +234,9 @@ class MLSH(OnPolicyAlgorithm):
         self._task_returns: dict[Any, deque[float]] = {}
         self._warned_single_task = False
         self._new_obs_stats: RunningMeanStd | None = None  # this iteration's observations, for the normaliser
+        # The steps of a run that goes through several learn(..., reset_num_timesteps=False) calls (checkpoints between
+        # them): when set, the schedules' progress is num_timesteps / schedule_timesteps instead of each call's own
+        self.schedule_timesteps: int | None = None
 
         if _init_setup_model:
             self._setup_model()
@@ -396,6 +399,7 @@ class MLSH(OnPolicyAlgorithm):
             "_per_task_returns",
             "_new_obs_stats",
             "reset_master_on_load",
+            "schedule_timesteps",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
@@ -563,6 +567,9 @@ class MLSH(OnPolicyAlgorithm):
         self._last_episode_starts[envs] = True  # type: ignore[index]
         if self._macro_state is not None:
             self._decide(self.policy.normalize_observation(self._last_obs), envs, np.ones(len(envs), dtype=bool))  # type: ignore[arg-type]
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        super()._update_current_progress_remaining(num_timesteps, self.schedule_timesteps or total_timesteps)
 
     def _setup_learn(
         self,

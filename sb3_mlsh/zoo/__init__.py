@@ -30,7 +30,8 @@ def hyperparams_path() -> Path:
 def packaged_hyperparameters(env_id: str) -> dict[str, Any]:
     """
     :param env_id: An env with an entry in the packaged ``mlsh.yml``.
-    :return: Its entry, with ``policy_kwargs`` given as a string evaluated (as the RL Zoo does).
+    :return: Its entry, with ``policy_kwargs`` given as a string evaluated and ``lin_<v>`` schedules made
+        schedules (as the RL Zoo does).
     :raises KeyError: naming the envs that have an entry, if ``env_id`` has none.
     """
     import yaml
@@ -41,7 +42,33 @@ def packaged_hyperparameters(env_id: str) -> dict[str, Any]:
     entry = dict(entries[env_id])
     if isinstance(entry.get("policy_kwargs"), str):
         entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"dict": dict})
-    return entry
+    return with_schedules(entry)
+
+
+def with_schedules(settings: dict[str, Any]) -> dict[str, Any]:
+    """:return: ``settings``, with each schedule string of MLSH's schedulable settings made a ``schedule``."""
+    scheduled = ("learning_rate", "master_learning_rate", "clip_range", "clip_range_vf")
+    return {key: schedule(value) if key in scheduled else value for key, value in settings.items()}
+
+
+def schedule(value: Any) -> Any:
+    """
+    :param value: A setting of ``mlsh.yml``.
+    :return: ``value``, but the RL Zoo's ``"lin_<v>"`` as SB3's ``LinearSchedule`` from ``v`` (progress remaining 1)
+        to 0 (progress remaining 0), the schedule the zoo makes of it.
+    :raises ValueError: for another string, naming the accepted form.
+    """
+    if not isinstance(value, str):
+        return value
+    from stable_baselines3.common.utils import LinearSchedule
+
+    kind, _, start = value.partition("_")
+    try:
+        if kind == "lin":
+            return LinearSchedule(float(start), 0.0, 1.0)
+    except ValueError:
+        pass
+    raise ValueError(f"schedule {value!r}: write a number, or lin_<initial value> (e.g. lin_1e-3) for a linear decay to 0")
 
 
 def register() -> None:
