@@ -64,19 +64,17 @@ def time_worker(args: argparse.Namespace) -> None:
     """One process of a speed measurement (alone: plain MLSH; under torchrun: DistributedMLSH)."""
     import torch as th
     import torch.distributed as dist
+    from experiments import mlsh_settings
     from stable_baselines3.common.env_util import make_vec_env
 
     import sb3_mlsh  # noqa: F401
     from sb3_mlsh import MLSH
     from sb3_mlsh.distributed import DistributedMLSH
-    from sb3_mlsh.zoo import packaged_hyperparameters
 
     th.set_num_threads(1)
     distributed = "RANK" in os.environ
     world_size = int(os.environ.get("WORLD_SIZE", 1))
-    entry = packaged_hyperparameters(args.env)
-    for key in ("n_envs", "n_timesteps", "policy", "env_kwargs"):
-        entry.pop(key, None)
+    _, entry = mlsh_settings(args.env)
     entry.update(SCHEDULES[args.schedule], n_task_groups=args.groups // world_size)
     env = make_vec_env(args.env, n_envs=args.envs // world_size, seed=0)
     if distributed:

@@ -49,18 +49,23 @@ class Experiment:
 
     def hyperparams(self) -> tuple[int, dict[str, Any]]:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
-        from sb3_mlsh.zoo import packaged_hyperparameters
-
-        entry = packaged_hyperparameters(self.env_id)
-        n_envs = entry.pop("n_envs")
-        for key in ("n_timesteps", "policy", "env_kwargs"):
-            entry.pop(key, None)
-        return n_envs, entry
+        return mlsh_settings(self.env_id)
 
     def evaluation_tasks(self) -> list[Any]:
         if self.tasks is not None:
             return list(self.tasks)
         return list(gym.make(self.env_id, **self.env_kwargs).unwrapped.held_out_tasks)  # type: ignore[attr-defined]
+
+
+def mlsh_settings(env_id: str) -> tuple[int, dict[str, Any]]:
+    """:return: ``n_envs`` and MLSH's keyword arguments, from ``env_id``'s entry of the packaged ``mlsh.yml``."""
+    from sb3_mlsh.zoo import packaged_hyperparameters
+
+    entry = packaged_hyperparameters(env_id)
+    n_envs = entry.pop("n_envs")
+    for key in ("n_timesteps", "policy", "env_kwargs"):
+        entry.pop(key, None)
+    return n_envs, entry
 
 
 FOUR_ROOMS_HELD_OUT = ((1, 1), (2, 11), (5, 4), (9, 1), (11, 5), (8, 8), (11, 11), (4, 7))

@@ -74,12 +74,8 @@ class DistributedMLSH(MLSH):
             for buffer in self.policy.obs_normalizer.buffers():
                 self._collective(dist.broadcast, buffer, src=0)
 
-    def _setup_task_groups(self) -> None:
-        super()._setup_task_groups()
-        assert self.task_groups is not None
-        self.task_groups.first_group = self.rank * self.n_task_groups
-        self.task_groups.total_groups = self.world_size * self.n_task_groups
-        self.task_groups.configure(self.n_envs, self.warmup_iterations, self.joint_iterations, self.train_subpolicies)
+    def _group_placement(self) -> tuple[int, int]:
+        return self.rank * self.n_task_groups, self.world_size * self.n_task_groups
 
     # ------------------------------------------------------------------ collectives
 

@@ -369,7 +369,12 @@ class MLSH(OnPolicyAlgorithm):
                 legacy["tasks_sampled"],
                 legacy["iteration_in_task"],
             )
+        self.task_groups.first_group, self.task_groups.total_groups = self._group_placement()
         self.task_groups.configure(self.n_envs, self.warmup_iterations, self.joint_iterations, self.train_subpolicies)
+
+    def _group_placement(self) -> tuple[int, int]:
+        """:return: The index of this model's first task group among the run's groups, and the run's number of groups."""
+        return 0, self.n_task_groups
 
     def _check_task_protocol(self) -> None:
         self._env_has_tasks = self.env is not None and has_task_protocol(self.env)
