@@ -16,8 +16,9 @@ distribution for the same budget, then fine-tuned on each task); single policy (
 on each task). Runs go ``--jobs`` at a time (default 2), one process and one torch thread each.
 
 Every run is added to ``<out>/<experiment>_runs.json`` as soon as it ends. ``--resume`` keeps the runs
-already there that match this command's budgets and runs only the missing (method, seed) pairs, so
-an experiment longer than a sitting goes on where it stopped.
+already there that match this command's budgets and runs only the missing (method, seed) pairs, and a
+run that was stopped during meta-training continues from its last checkpoint, so an experiment longer than a
+sitting goes on where it stopped.
 """
 
 import argparse
@@ -28,11 +29,13 @@ import pathlib
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from experiments import EXPERIMENTS, NORMALISER, Experiment, draw_paths, references, subpolicies_separate, subpolicy_paths
+from stable_baselines3.common.callbacks import BaseCallback
 
 METHODS = ("mlsh", "mlsh_no_warmup", "mlsh_n1", "shared_policy", "single_policy")
 LABELS = {
@@ -61,7 +64,7 @@ class Run:
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
-CHUNKS = 20  # MLSH's meta-training is checkpointed this many times (every CHUNKS // CURVE_POINTS: a curve point)
+CHUNKS = 20  # meta-training (MLSH, shared policy) is checkpointed this many times; MLSH: a curve point every CHUNKS // CURVE_POINTS
 
 
 def checkpoint_path(out: str, name: str, method: str, seed: int | str) -> pathlib.Path:
@@ -77,11 +80,51 @@ def curve_timesteps(spec: Experiment, adaptation_timesteps: int) -> int:
     return spec.report_at[0] if spec.report_at else adaptation_timesteps
 
 
+class Checkpoints(BaseCallback):
+    """
+    Checkpoints a meta-training run every ``every`` steps, at the first iteration boundary after them (the update
+    done), and at the end: ``save(model, curve)``. With ``curve_point``, every ``CHUNKS // CURVE_POINTS``
+    checkpoints and at the end it first adds ``curve_point(model)`` to ``curve``.
+    """
+
+    def __init__(
+        self,
+        every: int,
+        curve: list[tuple[int, float]],
+        save: Callable[[Any, list[tuple[int, float]]], None],
+        curve_point: Callable[[Any], tuple[int, float]] | None,
+    ) -> None:
+        super().__init__()
+        self.every, self.curve, self.save, self.curve_point = every, curve, save, curve_point
+
+    def _on_training_start(self) -> None:
+        self.next = (self.model.num_timesteps // self.every + 1) * self.every
+
+    def _on_rollout_start(self) -> None:
+        if self.model.num_timesteps >= self.next:
+            done = self.model.num_timesteps // self.every
+            self.next = (done + 1) * self.every
+            self._checkpoint(measure=done % (CHUNKS // CURVE_POINTS) == 0)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def finish(self) -> None:
+        """The last checkpoint, once ``learn`` has returned (its curve point unless one was taken at these steps)."""
+        measured = bool(self.curve) and self.curve[-1][0] == self.model.num_timesteps
+        self._checkpoint(measure=not measured)
+
+    def _checkpoint(self, measure: bool) -> None:
+        if measure and self.curve_point is not None:
+            self.curve.append(self.curve_point(self.model))
+        self.save(self.model, self.curve)
+
+
 def run(config: tuple[str, str, int, int, int, str]) -> Run:
     """
-    One (method, seed): meta-train if the method needs it, then adapt to every evaluation task. MLSH's
-    meta-training goes in ``CHUNKS`` chunks, each followed by a checkpoint (model, curve, CPU time), and starts
-    from the run's checkpoint if there is one; the checkpoint is removed once the run is complete.
+    One (method, seed): meta-train if the method needs it, then adapt to every evaluation task. Meta-training
+    (MLSH's, the shared policy's) is one ``learn`` call checkpointed ``CHUNKS`` times (model, curve, CPU time),
+    and starts from the run's checkpoint if there is one; the checkpoint is removed once the run is complete.
     """
     import torch as th
     from stable_baselines3 import PPO
@@ -107,46 +150,55 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
     )  # fmt: skip
     ppo = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98)
     paths: dict[str, Any] = {}
-    meta_curve = None
+    meta_curve: list[tuple[int, float]] | None = None
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
     checkpoint = checkpoint_path(out, name, method, seed)
     progress = checkpoint.with_suffix(".json")
-    if method.startswith("mlsh"):
-        overrides = {"mlsh_no_warmup": {"warmup_iterations": 0}, "mlsh_n1": {"macro_duration": 1}}.get(method, {})
-        if checkpoint.is_file() and progress.is_file():
-            model = MLSH.load(checkpoint, env=make_env(seed))
-            saved = json.loads(progress.read_text())
-            meta_curve, cpu_before = [tuple(point) for point in saved["meta_curve"]], saved["cpu_seconds"]
-        else:
-            model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
-            meta_curve = []
-        model.schedule_timesteps = meta_timesteps  # schedules span the chunks
-        curve_t = curve_timesteps(spec, adaptation_timesteps)
-        chunk = max(meta_timesteps // CHUNKS, 1)
-        while model.num_timesteps < meta_timesteps:
-            model.learn(min(chunk, meta_timesteps - model.num_timesteps), reset_num_timesteps=False)
-            done = round(model.num_timesteps / chunk)
-            if done % (CHUNKS // CURVE_POINTS) == 0 or model.num_timesteps >= meta_timesteps:
-                # the paper's R at curve_t: when the hierarchy became useful (the model is not changed)
-                point = evaluate_adaptation(
-                    model, make_env(seed + 200), n_tasks=len(tasks), adaptation_timesteps=curve_t, seed=seed + 200,
-                    tasks=tasks,
-                )  # fmt: skip
-                meta_curve.append((model.num_timesteps, point.mean * spec.episode_steps / curve_t))
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            model.save(checkpoint)
-            cpu_seconds = cpu_before + time.process_time() - cpu_start
-            progress.write_text(json.dumps({"meta_curve": meta_curve, "cpu_seconds": cpu_seconds}))
-        result = evaluate_adaptation(model, eval_env, **common)
-        paths = subpolicy_paths(model, spec, seed)
-    elif method == "shared_policy":
-        shared = PPO(
-            "MlpPolicy", make_env(seed, wrapper_class=TaskPerEpisode), seed=seed,
-            learning_rate=hyperparams.get("learning_rate", 3e-4), **ppo,
-        )  # fmt: skip
-        result = shared_policy_transfer(shared.learn(meta_timesteps), eval_env, **common)
-    else:
+    if method == "single_policy":
         result = single_policy(eval_env, **common, **ppo)
+    else:
+        algorithm = PPO if method == "shared_policy" else MLSH
+        if checkpoint.is_file() and progress.is_file():
+            model = algorithm.load(checkpoint, env=make_env(seed, wrapper_class=TaskPerEpisode if algorithm is PPO else None))
+            saved = json.loads(progress.read_text())
+            meta_curve, cpu_before = [tuple(point) for point in saved["meta_curve"]] or None, saved["cpu_seconds"]
+        elif algorithm is PPO:
+            model = PPO(
+                "MlpPolicy", make_env(seed, wrapper_class=TaskPerEpisode), seed=seed,
+                learning_rate=hyperparams.get("learning_rate", 3e-4), **ppo,
+            )  # fmt: skip
+        else:
+            overrides = {"mlsh_no_warmup": {"warmup_iterations": 0}, "mlsh_n1": {"macro_duration": 1}}.get(method, {})
+            model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
+        curve_t = curve_timesteps(spec, adaptation_timesteps)
+
+        def curve_point(mlsh: Any) -> tuple[int, float]:
+            """The paper's R at curve_t now: when the hierarchy became useful (the model is not changed)."""
+            point = evaluate_adaptation(
+                mlsh, make_env(seed + 200), n_tasks=len(tasks), adaptation_timesteps=curve_t, seed=seed + 200,
+                tasks=tasks,
+            )  # fmt: skip
+            return mlsh.num_timesteps, point.mean * spec.episode_steps / curve_t
+
+        def save(trained: Any, curve: list[tuple[int, float]]) -> None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            trained.save(checkpoint)
+            cpu_seconds = cpu_before + time.process_time() - cpu_start
+            progress.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds}))
+
+        checkpoints = Checkpoints(
+            every=max(meta_timesteps // CHUNKS, 1), curve=list(meta_curve or []), save=save,
+            curve_point=curve_point if algorithm is MLSH else None,
+        )  # fmt: skip
+        # one learn call: the schedules (learning rates, clip ranges) run over the whole budget, across resumptions
+        model.learn(max(meta_timesteps - model.num_timesteps, 0), reset_num_timesteps=False, callback=checkpoints)
+        checkpoints.finish()
+        if algorithm is MLSH:
+            meta_curve = checkpoints.curve
+            result = evaluate_adaptation(model, eval_env, **common)
+            paths = subpolicy_paths(model, spec, seed)
+        else:
+            result = shared_policy_transfer(model, eval_env, **common)
     assert result.final_returns is not None
     cpu_seconds = cpu_before + time.process_time() - cpu_start
     checkpoint.unlink(missing_ok=True)
