@@ -2,7 +2,7 @@
 Do MLSH's two sub-policies specialise on MovementBandits-v0, one per goal, and which settings make them?
 
     python benchmarks/bandits_specialisation.py [--seeds 0 1 2 3 4] [--set ent_coef=0,0.01 ...]
-                                                [--timesteps 1600000] [--chunk 400000] [--render]
+                                                [--timesteps 3200000] [--chunk 400000] [--render]
 
 Every run meta-trains with the MovementBandits-v0 entry of ``hyperparams/mlsh.yml``, changed by ``--set
 KEY=V1,V2`` (repeatable; values read as YAML; every combination runs on every seed). Every ``--chunk``
@@ -114,6 +114,7 @@ def run(config: tuple[dict[str, Any], int, int, int]) -> dict[str, Any]:
     _, r_per_episode = adaptation_r(model, SPEC, n_envs, seed)
     return dict(
         settings=settings,
+        base=yml_entry(),
         seed=seed,
         timesteps=timesteps,
         chunks=chunks,
@@ -123,19 +124,31 @@ def run(config: tuple[dict[str, Any], int, int, int]) -> dict[str, Any]:
     )
 
 
-def label(settings: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "mlsh.yml"
+def yml_entry() -> dict[str, Any]:
+    """:return: MLSH's settings in the MovementBandits-v0 entry of ``mlsh.yml``, as written there (``lin_2e-3``)."""
+    from sb3_mlsh.zoo import hyperparams_path
+
+    entry = yaml.safe_load(hyperparams_path().read_text())[SPEC.env_id]
+    return {k: v for k, v in entry.items() if k not in ("n_envs", "n_timesteps", "policy")}
+
+
+def label(settings: dict[str, Any], base: dict[str, Any] | None = None) -> str:
+    """:return: What ``settings`` over ``base`` (default: today's entry) change from today's entry."""
+    today = yml_entry()
+    effective = {**(today if base is None else base), **settings}
+    return ", ".join(f"{k}={v}" for k, v in sorted(effective.items()) if today.get(k) != v) or "mlsh.yml"
 
 
 def key(row: dict[str, Any]) -> tuple[str, int, int]:
-    return (label(row["settings"]), row["timesteps"], row["seed"])
+    return (label(row["settings"], row["base"]), row["timesteps"], row["seed"])
 
 
 def render(rows: list[dict[str, Any]]) -> None:
     """Write the page from every saved run: a summary per setting, then every run's measurements."""
     import torch as th
 
-    _, base = SPEC.hyperparams()
+    entry = yml_entry()
+    written = ", ".join(f"{k}={v}" for k, v in sorted(entry.items()))
     lines = [
         "# MovementBandits: do the sub-policies specialise?",
         "",
@@ -148,7 +161,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         *sorted({row["command"] for row in rows}),
         "```",
         "",
-        f"Settings: hyperparams/mlsh.yml's MovementBandits-v0 entry (`{label(base)}`), changed as the first column says. "
+        f"Settings: hyperparams/mlsh.yml's MovementBandits-v0 entry today (`{written}`), changed as the first "
+        "column says (runs of an earlier entry show how it differed from today's). "
         f"*Specialised*: each task has its own sub-policy that alone earns >= {SPECIALISED:.0f} per episode on it "
         "(a sub-policy that walks to the paying goal earns about 44). R: reward per episode of a fresh master over its "
         f"first {SPEC.adaptation_timesteps:,} steps on each task, sub-policies frozen, mean of the two tasks "
@@ -177,7 +191,7 @@ def render(rows: list[dict[str, Any]]) -> None:
         for chunk in row["chunks"]:
             (a, b), (c, d) = chunk["alone"][:2]
             lines.append(
-                f"| {label(row['settings'])} | {row['seed']} | {chunk['steps']:,} | {a:.1f} / {b:.1f} | {c:.1f} / {d:.1f} "
+                f"| {key(row)[0]} | {row['seed']} | {chunk['steps']:,} | {a:.1f} / {b:.1f} | {c:.1f} / {d:.1f} "
                 f"| {chunk['entropy'][0]:.2f}, {chunk['entropy'][1]:.2f} |"
             )
     PAGE.write_text("\n".join(lines) + "\n")
@@ -225,7 +239,7 @@ def main() -> None:
                 rows = save({**row, "command": command, "date": str(datetime.date.today())})
                 alone_returns = np.round(row["chunks"][-1]["alone"], 1).tolist()
                 print(
-                    f"{label(row['settings'])}, seed {row['seed']}: R {row['r_per_episode']:.2f}, "
+                    f"{key(row)[0]}, seed {row['seed']}: R {row['r_per_episode']:.2f}, "
                     f"specialised {row['specialised']}, alone {alone_returns}",
                     flush=True,
                 )

@@ -71,7 +71,7 @@ def mlsh_settings(env_id: str) -> tuple[int, dict[str, Any]]:
 FOUR_ROOMS_HELD_OUT = ((1, 1), (2, 11), (5, 4), (9, 1), (11, 5), (8, 8), (11, 11), (4, 7))
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "movement_bandits": Experiment("MovementBandits-v0", "plane", 1_600_000, 20_000, 50, tasks=(0, 1), ratio_aim=1.8),
+    "movement_bandits": Experiment("MovementBandits-v0", "plane", 3_200_000, 20_000, 50, tasks=(0, 1), ratio_aim=1.8),
     "key_door": Experiment("KeyDoor-v0", "plane", 3_000_000, 40_000, 100, tasks=(0, 1)),
     "four_rooms": Experiment(
         "FourRooms-v0",

@@ -64,7 +64,8 @@ class Run:
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
-CHUNKS = 20  # meta-training (MLSH, shared policy) is checkpointed this many times; MLSH: a curve point every CHUNKS // CURVE_POINTS
+# meta-training (MLSH, shared policy) is checkpointed this many times; MLSH: a curve point every CHUNKS // CURVE_POINTS
+CHUNKS = 20
 
 
 def checkpoint_path(out: str, name: str, method: str, seed: int | str) -> pathlib.Path:
