@@ -153,8 +153,9 @@ def render(rows: list[dict[str, Any]]) -> None:
         "# MovementBandits: do the sub-policies specialise?",
         "",
         f"Measured by `benchmarks/bandits_specialisation.py` ({platform.machine()}, {multiprocessing.cpu_count()} cores, "
-        f"torch {th.__version__}, one torch thread per run, two runs at a time; {sum(r['cpu_minutes'] for r in rows):.0f} "
-        f"CPU minutes in all; last run {rows[-1]['date']}). The runs are kept in `{RUNS.relative_to(ROOT)}`; "
+        f"torch {th.__version__}, one torch thread per run, up to two runs at a time; "
+        f"{sum(r['cpu_minutes'] for r in rows):.0f} CPU minutes in all; last run {rows[-1]['date']}). "
+        f"The runs are kept in `{RUNS.relative_to(ROOT)}`; "
         "`--render` rewrites this page from them.",
         "",
         "```bash",
