@@ -151,7 +151,8 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
     )  # fmt: skip
     ppo = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98)
     paths: dict[str, Any] = {}
-    meta_curve: list[tuple[int, float]] | None = None
+    meta_curve: list[tuple[int, float]] | None = None  # MLSH's
+    curve: list[tuple[int, float]] = []  # the curve so far, from the checkpoint
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
     checkpoint = checkpoint_path(out, name, method, seed)
     progress = checkpoint.with_suffix(".json")
@@ -162,7 +163,7 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
         if checkpoint.is_file() and progress.is_file():
             model = algorithm.load(checkpoint, env=make_env(seed, wrapper_class=TaskPerEpisode if algorithm is PPO else None))
             saved = json.loads(progress.read_text())
-            meta_curve, cpu_before = [tuple(point) for point in saved["meta_curve"]] or None, saved["cpu_seconds"]
+            curve, cpu_before = [tuple(point) for point in saved["meta_curve"]], saved["cpu_seconds"]
         elif algorithm is PPO:
             model = PPO(
                 "MlpPolicy", make_env(seed, wrapper_class=TaskPerEpisode), seed=seed,
@@ -188,7 +189,7 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
             progress.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds}))
 
         checkpoints = Checkpoints(
-            every=max(meta_timesteps // CHUNKS, 1), curve=list(meta_curve or []), save=save,
+            every=max(meta_timesteps // CHUNKS, 1), curve=curve, save=save,
             curve_point=curve_point if algorithm is MLSH else None,
         )  # fmt: skip
         # one learn call: the schedules (learning rates, clip ranges) run over the whole budget, across resumptions
