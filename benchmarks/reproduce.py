@@ -183,10 +183,15 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
             return mlsh.num_timesteps, point.mean * spec.episode_steps / curve_t
 
         def save(trained: Any, curve: list[tuple[int, float]]) -> None:
+            # each file is written beside and renamed over the last: a run killed while saving keeps a checkpoint
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            trained.save(checkpoint)
+            partial = checkpoint.with_name(f".{checkpoint.stem}.part.zip")
+            trained.save(partial)
+            partial.replace(checkpoint)
             cpu_seconds = cpu_before + time.process_time() - cpu_start
-            progress.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds}))
+            partial = progress.with_name(f".{progress.name}.part")
+            partial.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds}))
+            partial.replace(progress)
 
         checkpoints = Checkpoints(
             every=max(meta_timesteps // CHUNKS, 1), curve=curve, save=save,
