@@ -19,7 +19,7 @@ Runs go ``--jobs`` at a time (default 2), one process and one torch thread each.
 
 import argparse
 import datetime
-import fcntl
+import functools
 import itertools
 import json
 import multiprocessing
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from experiments import EXPERIMENTS, adaptation_r
+from experiments import EXPERIMENTS, adaptation_r, update_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "bandits_specialisation.json"
@@ -124,6 +124,7 @@ def run(config: tuple[dict[str, Any], int, int, int]) -> dict[str, Any]:
     )
 
 
+@functools.cache
 def yml_entry() -> dict[str, Any]:
     """:return: MLSH's settings in the MovementBandits-v0 entry of ``mlsh.yml``, as written there (``lin_2e-3``)."""
     from sb3_mlsh.zoo import hyperparams_path
@@ -199,16 +200,6 @@ def render(rows: list[dict[str, Any]]) -> None:
     print("\n".join(lines[: 13 + len(groups)]))
 
 
-def save(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Add ``row`` to the saved runs (locked: several invocations may run at once); :return: all saved runs."""
-    with open(RUNS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
-        rows.append(row)
-        RUNS.write_text(json.dumps(rows, indent=1))
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -237,7 +228,8 @@ def main() -> None:
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             # each run is saved as soon as it ends, so that a stopped benchmark keeps what it measured
             for row in pool.imap_unordered(run, configs):
-                rows = save({**row, "command": command, "date": str(datetime.date.today())})
+                saved = {**row, "command": command, "date": str(datetime.date.today())}
+                rows = update_json(RUNS, [], lambda runs, saved=saved: runs.append(saved))
                 alone_returns = np.round(row["chunks"][-1]["alone"], 1).tolist()
                 print(
                     f"{key(row)[0]}, seed {row['seed']}: R {row['r_per_episode']:.2f}, "

@@ -22,7 +22,6 @@ not run again) and docs/benchmarks/distributed.md is written from all of them.
 
 import argparse
 import datetime
-import fcntl
 import json
 import os
 import pathlib
@@ -50,11 +49,9 @@ def load() -> dict[str, Any]:
 
 def keep(kind: str, record: dict[str, Any]) -> None:
     """Add ``record`` to the saved runs (under a lock: several invocations may run at once)."""
-    with open(RUNS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        runs = load()
-        runs[kind].append(record)
-        RUNS.write_text(json.dumps(runs, indent=1) + "\n")
+    from experiments import update_json
+
+    update_json(RUNS, {"speed": [], "learning": []}, lambda runs: runs[kind].append(record))
 
 
 # ------------------------------------------------------------------ speed

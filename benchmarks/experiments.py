@@ -7,6 +7,9 @@ packaged ``hyperparams/mlsh.yml`` (the RL Zoo's config), so that the reproductio
 ``python -m rl_zoo3.train --algo mlsh`` train the same thing.
 """
 
+import fcntl
+import json
+import pathlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +58,19 @@ class Experiment:
         if self.tasks is not None:
             return list(self.tasks)
         return list(gym.make(self.env_id, **self.env_kwargs).unwrapped.held_out_tasks)  # type: ignore[attr-defined]
+
+
+def update_json(path: pathlib.Path, default: Any, change: Callable[[Any], None]) -> Any:
+    """
+    Read ``path`` (``default`` if absent), ``change`` it in place and write it back, under a lock beside it so that
+    several invocations of a benchmark can save at once. :return: The changed content.
+    """
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        content = json.loads(path.read_text()) if path.is_file() else default
+        change(content)
+        path.write_text(json.dumps(content, indent=1) + "\n")
+    return content
 
 
 def mlsh_settings(env_id: str) -> tuple[int, dict[str, Any]]:
