@@ -61,7 +61,7 @@ def go_on(config: tuple[pathlib.Path, dict[str, Any], int, int, int]) -> list[st
     start, rows = model.num_timesteps, []
     while model.num_timesteps < start + extra:
         model.learn(chunk, reset_num_timesteps=False)
-        returns, entropy = alone(model, seed + 1)
+        returns, entropy, _ = alone(model, seed + 1)
         cells = " | ".join(" / ".join(f"{value:.1f}" for value in row) for row in returns)
         rows.append(
             f"| {label(settings)} | {model.num_timesteps:,} | {cells} | {', '.join(f'{e:.2f}' for e in entropy)} "
@@ -107,7 +107,7 @@ def main() -> None:
 def alone_of(path: pathlib.Path, seed: int) -> str:
     from sb3_mlsh import MLSH
 
-    returns, _ = alone(MLSH.load(path), seed + 1)
+    returns, _, _ = alone(MLSH.load(path), seed + 1)
     return "; ".join(" / ".join(f"{value:.1f}" for value in row) for row in np.asarray(returns))
 
 
