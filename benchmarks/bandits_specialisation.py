@@ -256,9 +256,10 @@ def render(study: Study, rows: list[dict[str, Any]]) -> None:
         "",
         "Each sub-policy alone during meta-training: mean episode reward on each task (separated by /)"
         + (", the share of its episodes that reached the key" if keys else "")
-        + f" and its action entropy (the uniform distribution over the 5 actions has 1.61).",
+        + " and its action entropy (the uniform distribution over the 5 actions has 1.61).",
         "",
-        "| settings | seed | steps | alone, per sub-policy |" + (" key reached, per sub-policy |" if keys else "")
+        "| settings | seed | steps | alone, per sub-policy |"
+        + (" key reached, per sub-policy |" if keys else "")
         + " entropy, per sub-policy |",
         "|---|---|---|---|---|" + ("---|" if keys else ""),
     ]
