@@ -37,11 +37,17 @@ from typing import Any
 
 import numpy as np
 import yaml
-from experiments import EXPERIMENTS, Experiment, adaptation_r, update_json
+from experiments import (
+    EXPERIMENTS,
+    SPECIALISED,
+    Experiment,
+    adaptation_r,
+    specialised,
+    subpolicies_alone,
+    update_json,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-ALONE_EPISODES = 16
-SPECIALISED = 40.0
 
 
 @dataclass(frozen=True)
@@ -53,15 +59,12 @@ class Study:
     :param stem: The runs are kept in ``docs/benchmarks/<stem>.json``, the page is ``<stem>.md``.
     :param title: The page's title.
     :param scale: What a sub-policy alone and R per episode compare with, for the page.
-    :param key_index: Where the observation holds a has-key flag (KeyDoor): the page then says how often each
-        sub-policy alone reaches the key.
     """
 
     experiment: str
     stem: str
     title: str
     scale: str
-    key_index: int | None = None
 
     @property
     def spec(self) -> Experiment:
@@ -90,42 +93,9 @@ STUDIES = {
         "KeyDoor: do the sub-policies fetch the key and specialise?",
         "the scripted policy that fetches the key and walks to the paying goal earns about 84 per episode, "
         "always goal 0 about 44 (docs/results/key_door.md)",
-        key_index=8,
     ),
 }
 SPEC = STUDIES["movement_bandits"].spec
-
-
-def alone(model: Any, seed: int, study: Study = STUDIES["movement_bandits"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """
-    :return: ``returns[k, task]``, the mean episode reward of sub-policy ``k`` acting alone
-        (deterministic) on ``task``; ``entropy[k]``, its mean action entropy on the states it visits;
-        ``keys[k, task]``, the share of those episodes that reached the key (zeros without ``study.key_index``).
-    """
-    import torch as th
-    from stable_baselines3.common.env_util import make_vec_env
-
-    spec = study.spec
-    env = make_vec_env(spec.env_id, n_envs=ALONE_EPISODES, seed=seed)
-    returns = np.zeros((model.n_subpolicies, len(spec.tasks)))
-    keys = np.zeros_like(returns)
-    entropy = np.zeros(model.n_subpolicies)
-    for k, subpolicy in enumerate(model.policy.subpolicies):
-        for j, task in enumerate(spec.tasks):
-            env.env_method("set_task", task)
-            obs = env.reset()
-            for _ in range(spec.episode_steps):
-                with th.no_grad():
-                    distribution = subpolicy.get_distribution(
-                        model.policy.obs_to_tensor(model.policy.normalize_observation(obs))[0]
-                    )
-                entropy[k] += distribution.entropy().mean().item() / (spec.episode_steps * len(spec.tasks))
-                obs, rewards, _, infos = env.step(distribution.mode().numpy())
-                returns[k, j] += rewards.sum() / ALONE_EPISODES
-            if study.key_index is not None:  # the episodes ended at this step: their last observation is in infos
-                keys[k, j] = np.mean([info["terminal_observation"][study.key_index] > 0.5 for info in infos])
-    env.close()
-    return returns, entropy, keys
 
 
 def setting(text: str) -> Any:
@@ -140,15 +110,6 @@ def setting(text: str) -> Any:
         except ValueError:
             pass
     return value
-
-
-def specialised(returns: np.ndarray) -> bool:
-    """:return: Whether each task has its own sub-policy earning >= ``SPECIALISED`` alone on it."""
-    n_subpolicies, n_tasks = returns.shape
-    return any(
-        all(returns[k, j] >= SPECIALISED for j, k in enumerate(assignment))
-        for assignment in itertools.permutations(range(n_subpolicies), n_tasks)
-    )
 
 
 def run(config: tuple[Study, dict[str, Any], int, int, int]) -> dict[str, Any]:
@@ -170,9 +131,9 @@ def run(config: tuple[Study, dict[str, Any], int, int, int]) -> dict[str, Any]:
     chunks = []
     while model.num_timesteps < timesteps:
         model.learn(min(chunk, timesteps - model.num_timesteps), reset_num_timesteps=False)
-        returns, entropy, keys = alone(model, seed + 1, study)
+        returns, entropy, keys = subpolicies_alone(model, spec, seed + 1)
         chunk_row = dict(steps=model.num_timesteps, alone=returns.tolist(), entropy=entropy.tolist())
-        if study.key_index is not None:
+        if spec.key_index is not None:
             chunk_row["keys"] = keys.tolist()
         chunks.append(chunk_row)
     _, r_per_episode = adaptation_r(model, spec, n_envs, seed)
@@ -251,7 +212,7 @@ def render(study: Study, rows: list[dict[str, Any]]) -> None:
             f"| {name} | {steps:,} | {len(runs)} | {sum(row['specialised'] for row in runs)} of {len(runs)} "
             f"| {np.mean([row['r_per_episode'] for row in runs]):.2f} | {per_seed} |"
         )
-    keys = study.key_index is not None
+    keys = spec.key_index is not None
     lines += [
         "",
         "Each sub-policy alone during meta-training: mean episode reward on each task (separated by /)"

@@ -22,7 +22,8 @@ import sys
 from typing import Any
 
 import numpy as np
-from bandits_specialisation import SPEC, alone, label, setting, specialised
+from bandits_specialisation import SPEC, label, setting
+from experiments import specialised, subpolicies_alone
 
 PAGE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "bandits_stability.md"
 HEADER = """# MovementBandits: do specialised sub-policies stay specialised?
@@ -61,7 +62,7 @@ def go_on(config: tuple[pathlib.Path, dict[str, Any], int, int, int]) -> list[st
     start, rows = model.num_timesteps, []
     while model.num_timesteps < start + extra:
         model.learn(chunk, reset_num_timesteps=False)
-        returns, entropy, _ = alone(model, seed + 1)
+        returns, entropy, _ = subpolicies_alone(model, SPEC, seed + 1)
         cells = " | ".join(" / ".join(f"{value:.1f}" for value in row) for row in returns)
         rows.append(
             f"| {label(settings)} | {model.num_timesteps:,} | {cells} | {', '.join(f'{e:.2f}' for e in entropy)} "
@@ -107,7 +108,7 @@ def main() -> None:
 def alone_of(path: pathlib.Path, seed: int) -> str:
     from sb3_mlsh import MLSH
 
-    returns, _, _ = alone(MLSH.load(path), seed + 1)
+    returns, _, _ = subpolicies_alone(MLSH.load(path), SPEC, seed + 1)
     return "; ".join(" / ".join(f"{value:.1f}" for value in row) for row in np.asarray(returns))
 
 

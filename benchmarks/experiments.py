@@ -8,6 +8,7 @@ packaged ``hyperparams/mlsh.yml`` (the RL Zoo's config), so that the reproductio
 """
 
 import fcntl
+import itertools
 import json
 import pathlib
 from collections import deque
@@ -36,6 +37,12 @@ class Experiment:
     :param ratio_aim: The issue's aim for MLSH's R over the normalising reference, if it sets one.
     :param note: A line for the results page (e.g. how the budget compares with the paper's).
     :param report_at: Early T's at which the page also reports R (from the adaptation curves).
+    :param seed_bars: ``(baseline method, factor)``: the page counts the seeds in which MLSH's R (at the first
+        ``report_at``, else at T) is above ``factor`` times the baseline's.
+    :param mean_bars: ``(baseline method, factor)``: the page checks that MLSH's R, averaged over seeds and tasks,
+        is at least ``factor`` times the baseline's.
+    :param key_index: Where the observation holds a has-key flag (KeyDoor): sub-policies alone are also measured
+        by how often they reach the key.
     """
 
     env_id: str
@@ -49,6 +56,9 @@ class Experiment:
     ratio_aim: float | None = None
     note: str = ""
     report_at: tuple[int, ...] = ()
+    seed_bars: tuple[tuple[str, float], ...] = (("single_policy", 1.0), ("shared_policy", 1.0))
+    mean_bars: tuple[tuple[str, float], ...] = ()
+    key_index: int | None = None
 
     def hyperparams(self) -> tuple[int, dict[str, Any]]:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
@@ -87,8 +97,17 @@ def mlsh_settings(env_id: str) -> tuple[int, dict[str, Any]]:
 FOUR_ROOMS_HELD_OUT = ((1, 1), (2, 11), (5, 4), (9, 1), (11, 5), (8, 8), (11, 11), (4, 7))
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "movement_bandits": Experiment("MovementBandits-v0", "plane", 3_200_000, 20_000, 50, tasks=(0, 1), ratio_aim=1.8),
-    "key_door": Experiment("KeyDoor-v0", "plane", 3_000_000, 40_000, 100, tasks=(0, 1)),
+    "movement_bandits": Experiment(
+        "MovementBandits-v0",
+        "plane",
+        3_200_000,
+        20_000,
+        50,
+        tasks=(0, 1),
+        ratio_aim=1.8,
+        mean_bars=(("shared_policy", 1.3), ("single_policy", 5.0)),
+    ),
+    "key_door": Experiment("KeyDoor-v0", "plane", 3_000_000, 40_000, 100, tasks=(0, 1), key_index=8),
     "four_rooms": Experiment(
         "FourRooms-v0",
         "grid",
@@ -97,6 +116,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         100,
         tasks=((8, 7), (9, 9), (10, 8), (11, 11)),
         report_at=(10_000, 20_000),
+        seed_bars=(("single_policy", 2.0), ("shared_policy", 1.0)),
         note="The original code's Four Rooms: start in the doorway between the two right-hand rooms, the goal one of "
         "four cells of the bottom-right room.",
     ),
@@ -294,3 +314,50 @@ def subpolicies_separate(experiment: Experiment, paths: dict[str, Any]) -> bool 
             return False
         ends.append(nearest)
     return len(set(ends)) == len(ends)
+
+
+ALONE_EPISODES = 16
+SPECIALISED = 40.0  # the reproduction issue's bar on MovementBandits: a sub-policy alone earns >= 40 on its task
+
+
+def subpolicies_alone(model: Any, experiment: Experiment, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Each sub-policy of a plane experiment acting alone, deterministically, for ``ALONE_EPISODES`` episodes per task.
+
+    :return: ``returns[k, task]``, sub-policy ``k``'s mean episode reward on ``task``; ``entropy[k]``, its mean
+        action entropy on the states it visits; ``keys[k, task]``, the share of its episodes that reached the key
+        (zeros without ``experiment.key_index``).
+    """
+    import torch as th
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(experiment.env_id, n_envs=ALONE_EPISODES, seed=seed, env_kwargs=experiment.env_kwargs)
+    tasks = experiment.evaluation_tasks()
+    returns = np.zeros((model.n_subpolicies, len(tasks)))
+    keys = np.zeros_like(returns)
+    entropy = np.zeros(model.n_subpolicies)
+    for k, subpolicy in enumerate(model.policy.subpolicies):
+        for j, task in enumerate(tasks):
+            env.env_method("set_task", task)
+            obs = env.reset()
+            for _ in range(experiment.episode_steps):
+                with th.no_grad():
+                    distribution = subpolicy.get_distribution(
+                        model.policy.obs_to_tensor(model.policy.normalize_observation(obs))[0]
+                    )
+                entropy[k] += distribution.entropy().mean().item() / (experiment.episode_steps * len(tasks))
+                obs, rewards, _, infos = env.step(distribution.mode().numpy())
+                returns[k, j] += rewards.sum() / ALONE_EPISODES
+            if experiment.key_index is not None:  # the episodes ended at this step: their last observation is in infos
+                keys[k, j] = np.mean([info["terminal_observation"][experiment.key_index] > 0.5 for info in infos])
+    env.close()
+    return returns, entropy, keys
+
+
+def specialised(returns: np.ndarray) -> bool:
+    """:return: Whether each task has its own sub-policy earning >= ``SPECIALISED`` alone on it (``returns[k, task]``)."""
+    n_subpolicies, n_tasks = returns.shape
+    return any(
+        all(returns[k, j] >= SPECIALISED for j, k in enumerate(assignment))
+        for assignment in itertools.permutations(range(n_subpolicies), n_tasks)
+    )
