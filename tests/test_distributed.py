@@ -5,7 +5,6 @@ import json
 import multiprocessing
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 from typing import Any
@@ -20,17 +19,12 @@ from torch.nn.utils import parameters_to_vector
 
 from sb3_mlsh import MLSH
 from sb3_mlsh.distributed import CollectiveError, DistributedMLSH, meta_train
+from sb3_mlsh.distributed.run import free_port
 from sb3_mlsh.mlsh.task_groups import TaskSchedule
 
 ITERATIONS = 4
 # Per process: 4 envs in 2 groups, 50 steps each per iteration; W = U = 1, so groups change phase every iteration
 SETTINGS = dict(n_task_groups=2, n_steps=50, warmup_iterations=1, joint_iterations=1, batch_size=50, n_epochs=2, seed=0)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _vectors(model: MLSH) -> list[th.Tensor]:
@@ -83,7 +77,7 @@ def _worker(rank: int, port: int, folder: str, die: bool) -> None:
 
 def _run_two(folder: pathlib.Path, die: bool = False) -> list[dict[str, Any]]:
     context = multiprocessing.get_context("spawn")
-    port = _free_port()
+    port = free_port()
     processes = [context.Process(target=_worker, args=(rank, port, str(folder), die)) for rank in range(2)]
     for process in processes:
         process.start()

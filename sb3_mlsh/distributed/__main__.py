@@ -8,7 +8,6 @@ machine; run alone, it is one process. See docs/distributed.md.
 import argparse
 import datetime
 import os
-import socket
 import sys
 
 import torch as th
@@ -16,14 +15,8 @@ import torch.distributed as dist
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
 from sb3_mlsh.distributed.mlsh import CollectiveError
-from sb3_mlsh.distributed.run import meta_train
+from sb3_mlsh.distributed.run import free_port, meta_train
 from sb3_mlsh.zoo import packaged_hyperparameters
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     th.set_num_threads(args.threads)
     if "RANK" not in os.environ:  # not launched by torchrun: a run of one process
-        os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+        os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     backend = "nccl" if args.device.startswith("cuda") else "gloo"
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.timeout))
     try:

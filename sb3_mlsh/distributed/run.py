@@ -2,6 +2,7 @@
 
 import math
 import pathlib
+import socket
 from typing import Any
 
 import torch.distributed as dist
@@ -12,6 +13,13 @@ from sb3_mlsh.zoo import packaged_hyperparameters
 
 # Checkpoints per run when no interval is given
 _CHECKPOINTS = 20
+
+
+def free_port() -> int:
+    """:return: A TCP port free on this machine now, for a rendezvous of processes on one machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def split(total: int, world_size: int, what: str, option: str) -> int:
