@@ -74,11 +74,25 @@ class Run:
     meta_curve: list[tuple[int, float]] | None = None  # MLSH: (meta-training steps, R per episode at CURVE_T)
     alone: list[list[float]] | None = None  # MLSH on a plane: [k][task], sub-policy k's mean episode reward alone
     alone_keys: list[list[float]] | None = None  # MLSH on KeyDoor: [k][task], the share of those episodes with the key
+    commit: str | None = None  # the code that ran it (``git describe --always --dirty``), if it ran from a checkout
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
 # meta-training (MLSH, shared policy) is checkpointed this many times; MLSH: a curve point every CHUNKS // CURVE_POINTS
 CHUNKS = 20
+
+
+def code_version() -> str | None:
+    """:return: This checkout's commit (``-dirty`` with uncommitted changes), or ``None`` outside a git checkout."""
+    import subprocess
+
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=pathlib.Path(__file__).parent, capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return described.stdout.strip() if described.returncode == 0 else None
 
 
 def checkpoint_path(out: str, name: str, method: str, seed: int | str) -> pathlib.Path:
@@ -241,6 +255,7 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
         cpu_seconds,
         meta_curve,
         **alone,
+        commit=code_version(),
     )
 
 
@@ -286,6 +301,16 @@ def binned_curve(runs: list[Run], adaptation_timesteps: int, bins: int = 10) -> 
     mean = np.nanmean(values, axis=0)
     half = 1.96 * np.nanstd(values, axis=0) / np.sqrt(max(len(values), 1))
     return centres, mean, half
+
+
+def code_versions(runs: list[Run]) -> str:
+    """:return: The commits the runs were made with, for the page."""
+    commits = sorted({r.commit for r in runs if r.commit is not None})
+    unrecorded = sum(r.commit is None for r in runs)
+    parts = [f"commit {', '.join(commits)}"] if commits else []
+    if unrecorded:
+        parts.append(f"{unrecorded} run{'s' if unrecorded > 1 else ''} made before the commit was recorded")
+    return "; ".join(parts)
 
 
 def claims(
@@ -492,6 +517,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         "",
         f"Command: `python benchmarks/reproduce.py {args.command}`  ",
         f"Machine: {args.machine}.  ",
+        f"Code: {code_versions(runs)}.  ",
         f"Seeds: {', '.join(map(str, args.seeds))}. Meta-training / shared-policy budget: {args.meta_timesteps} steps "
         f"(MLSH's settings: the env's entry of `hyperparams/mlsh.yml`). "
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
