@@ -15,7 +15,8 @@ master acting every step (N = 1); shared policy (one PPO policy trained on the w
 distribution for the same budget, then fine-tuned on each task); single policy (PPO from scratch
 on each task). Runs go ``--jobs`` at a time (default 2), one process and one torch thread each.
 
-Every run is added to ``<out>/<experiment>_runs.json`` as soon as it ends. ``--resume`` keeps the runs
+Every run is added to ``<out>/<experiment>_runs.json`` as soon as it ends; the meta-trained models (MLSH's, the
+shared policy's) are kept in ``<out>/models/``. ``--resume`` keeps the runs
 already there that match this command's budgets and runs only the missing (method, seed) pairs, and a
 run that was stopped during meta-training continues from its last checkpoint, so an experiment longer than a
 sitting goes on where it stopped.
@@ -93,6 +94,11 @@ def code_version() -> str | None:
     except OSError:
         return None
     return described.stdout.strip() if described.returncode == 0 else None
+
+
+def model_path(out: str, name: str, method: str, seed: int) -> pathlib.Path:
+    """Where a run's meta-trained model (MLSH's, the shared policy's) is kept once meta-training has ended."""
+    return pathlib.Path(out) / "models" / f"{name}_{method}_seed{seed}.zip"
 
 
 def checkpoint_path(out: str, name: str, method: str, seed: int | str) -> pathlib.Path:
@@ -228,6 +234,7 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
         # one learn call: the schedules (learning rates, clip ranges) run over the whole budget, across resumptions
         model.learn(max(meta_timesteps - model.num_timesteps, 0), reset_num_timesteps=False, callback=checkpoints)
         checkpoints.finish()
+        model.save(model_path(out, name, method, seed))  # kept for analyses after the run (not in git: *.zip)
         if algorithm is MLSH:
             meta_curve = checkpoints.curve
             result = evaluate_adaptation(model, eval_env, **common)
