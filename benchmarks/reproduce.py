@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from experiments import (
+    ALONE_EPISODES,
     EXPERIMENTS,
     NORMALISER,
     SPECIALISED,
@@ -383,7 +384,7 @@ def claims(
             count = sum(specialised(np.array(r.alone)) for r in measured)
             lines.append(
                 f"- Each task has its own sub-policy that alone earns >= {SPECIALISED:.0f} per episode on it in {count} "
-                f"of {len(measured)} seeds (16 deterministic episodes per task)."
+                f"of {len(measured)} seeds ({ALONE_EPISODES} deterministic episodes per task)."
             )
         with_keys = [r for r in runs if r.method == "mlsh" and r.alone_keys is not None]
         if with_keys:
