@@ -2,19 +2,23 @@
 MLSH over several processes (``torchrun``, gloo) against one process holding the same envs and task groups.
 
     python benchmarks/distributed.py speed [--env AntTwoWalk-v0] [--groups 4] [--envs 4] [--iterations 10] [--rounds 3]
-    python benchmarks/distributed.py learning [--seeds 0 1 2] [--timesteps 1600000] [--layouts "1 x 4" "2 x 2"]
+        [--sync gather]
+    python benchmarks/distributed.py learning [--seeds 0 1 2] [--timesteps 1600000]
+        [--layouts "1 x 4" "2 x 2" "2 x 2 averaged"]
     python benchmarks/distributed.py render
 
 ``speed``: steps per second (wall clock) of plain ``MLSH`` in one process with ``--envs`` envs in ``--groups``
-task groups, and of ``torchrun --nproc-per-node=2`` with half of them in each process (``DistributedMLSH``),
-one torch thread per process, each timed over ``--iterations`` iterations after one untimed iteration, the two
-taking turns ``--rounds`` times. Two schedules: every iteration updates the sub-policies (W = 0, U = 1: the
-most work, as in the joint phase) and none does (the warm-up phase); a run of the paper's schedule lies between.
+task groups, and of ``torchrun --nproc-per-node=2`` with half of them in each process (``DistributedMLSH``
+with ``subpolicy_sync=--sync``), one torch thread per process, each timed over ``--iterations`` iterations
+after one untimed iteration, the two taking turns ``--rounds`` times. Two schedules: every iteration updates
+the sub-policies (W = 0, U = 1: the most work, as in the joint phase) and none does (the warm-up phase); a run
+of the paper's schedule lies between.
 
 ``learning``: the paper's R on MovementBandits-v0 (its ``hyperparams/mlsh.yml`` entry, 16 envs in 4 task
 groups) after ``--timesteps`` steps, for 1 process x 4 groups (plain ``MLSH``) and 2 processes x 2 groups
-(``python -m sb3_mlsh.distributed`` under torchrun), per seed. R is measured as ``benchmarks/reproduce.py``
-does (``evaluate_adaptation``, a fresh master per task, sub-policies frozen).
+(``python -m sb3_mlsh.distributed`` under torchrun; *averaged*: with ``--subpolicy-sync average``), per seed.
+R is measured as ``benchmarks/reproduce.py`` does (``evaluate_adaptation``, a fresh master per task,
+sub-policies frozen).
 
 Every measurement is kept in docs/benchmarks/distributed.json as soon as it is made (runs already there are
 not run again) and docs/benchmarks/distributed.md is written from all of them.
@@ -76,7 +80,7 @@ def time_worker(args: argparse.Namespace) -> None:
     env = make_vec_env(args.env, n_envs=args.envs // world_size, seed=0)
     if distributed:
         dist.init_process_group("gloo")
-        model: MLSH = DistributedMLSH("MlpPolicy", env, seed=0, **entry)
+        model: MLSH = DistributedMLSH("MlpPolicy", env, seed=0, subpolicy_sync=args.sync, **entry)
     else:
         model = MLSH("MlpPolicy", env, seed=0, **entry)
     iteration = env.num_envs * model.n_steps
@@ -96,11 +100,14 @@ def time_worker(args: argparse.Namespace) -> None:
 
 # How the envs and groups run: one process; two processes of one run; two independent runs with half of them each
 LAYOUTS = ("1", "2", "2 apart")
+# How the learning comparison's 4 groups run: one process; two, gathering; two, averaging the sub-policy updates
+LEARNING_LAYOUTS = ("1 x 4", "2 x 2", "2 x 2 averaged")
 
 
 def measure(args: argparse.Namespace, schedule: str, layout: str) -> float:
     """:return: Steps per second of one timed run (``"2 apart"``: the sum of two runs at once, each with half the envs)."""
     worker = [__file__, "time-worker", "--env", args.env, "--iterations", str(args.iterations), "--schedule", schedule]
+    worker += ["--sync", args.sync]
     halves = ["--groups", str(args.groups // 2), "--envs", str(args.envs // 2)]
     commands = {
         "1": [[sys.executable, *worker, "--groups", str(args.groups), "--envs", str(args.envs)]],
@@ -137,6 +144,7 @@ def speed(args: argparse.Namespace) -> None:
                 "envs": args.envs,
                 "iterations": args.iterations,
                 "schedule": schedule,
+                "sync": args.sync,
                 "steps_per_second": rates,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "date": datetime.date.today().isoformat(),
@@ -168,6 +176,7 @@ def learning(args: argparse.Namespace) -> None:
                 else:
                     command = [*TORCHRUN, "-m", "sb3_mlsh.distributed", "--env", experiment.env_id, "--n-task-groups", "4"]
                     command += ["-n", str(args.timesteps), "--seed", str(seed), "--save-path", str(path), "-v", "0"]
+                    command += ["--subpolicy-sync", "average" if layout.endswith("averaged") else "gather"]
                     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
                 _, r = adaptation_r(MLSH.load(path / "model.zip"), experiment, n_envs=16, seed=seed)
             keep(
@@ -206,9 +215,9 @@ def render() -> None:
         "",
         "## Speed: `torchrun --nproc-per-node=2` against one process, the same envs and task groups",
         "",
-        "| env | envs | task groups | sub-policy updates | 1 process | 2 processes | ratio | 2 runs apart (ceiling) "
-        "| ratio | machine | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| env | envs | task groups | sub-policy updates | sub-policy sync | 1 process | 2 processes | ratio "
+        "| 2 runs apart (ceiling) | ratio | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = {"joint": "every iteration (W = 0)", "warmup": "none (warm-up)"}
     for run in runs["speed"]:
@@ -217,23 +226,29 @@ def render() -> None:
             continue  # measured before the ceiling was
         one, two, apart = (statistics.median(rates[layout]) for layout in LAYOUTS)
         lines.append(
-            f"| {run['env']} | {run['envs']} | {run['groups']} | {names[run['schedule']]} | {one:.0f} | {two:.0f} "
+            f"| {run['env']} | {run['envs']} | {run['groups']} | {names[run['schedule']]} | {run.get('sync', 'gather')} "
+            f"| {one:.0f} | {two:.0f} "
             f"| {two / one:.2f}x | {apart:.0f} | {apart / one:.2f}x | {run['machine']} | {run['date']} |"
         )
     lines += [
         "",
         "Steps per second, medians of the rounds; each run timed over its iterations after an untimed one, one torch "
         "thread per process. *2 runs apart*: two independent one-process runs at once, each with half the envs and "
-        "groups and no communication: what any split of this work over two processes can reach on this machine.",
+        "groups and no communication: what any split of this work over two processes can reach on this machine. "
+        "*Sub-policy sync*: `gather` updates each sub-policy once, in the process that owns it, on both processes' "
+        "steps (the other process waits when one sub-policy took more steps); `average` updates both in each "
+        "process on its own steps and averages the changes (docs/distributed.md).",
         "",
         "## Learning: 2 processes x 2 task groups against 1 process x 4 task groups (MovementBandits-v0)",
+        "",
+        "*averaged*: `--subpolicy-sync average`.",
         "",
         "| layout | seed | steps | R per episode |",
         "|---|---|---|---|",
     ]
     for run in sorted(runs["learning"], key=lambda run: (run["layout"], run["seed"])):
         lines.append(f"| {run['layout']} | {run['seed']} | {run['timesteps']:,} | {run['R']:.1f} |")
-    for layout in ("1 x 4", "2 x 2"):
+    for layout in LEARNING_LAYOUTS:
         values = [run["R"] for run in runs["learning"] if run["layout"] == layout]
         if values:
             spread = f", spread {min(values):.1f} to {max(values):.1f}" if len(values) > 1 else ""
@@ -252,7 +267,8 @@ def main() -> None:
     parser.add_argument("--schedule", choices=list(SCHEDULES), default="joint")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=1_600_000)
-    parser.add_argument("--layouts", nargs="+", choices=["1 x 4", "2 x 2"], default=["1 x 4", "2 x 2"])
+    parser.add_argument("--layouts", nargs="+", choices=LEARNING_LAYOUTS, default=list(LEARNING_LAYOUTS))
+    parser.add_argument("--sync", choices=["gather", "average"], default="gather")
     args = parser.parse_args()
     {"speed": speed, "learning": learning, "render": lambda _: render(), "time-worker": time_worker}[args.part](args)
 

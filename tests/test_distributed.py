@@ -48,14 +48,15 @@ class _DieAtIteration(BaseCallback):
         return True
 
 
-def _worker(rank: int, port: int, folder: str, die: bool) -> None:
+def _worker(rank: int, port: int, folder: str, die: bool, sync: str) -> None:
     """One process of a 2-process run: learn ``ITERATIONS`` iterations, save what the test checks."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     th.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2, timeout=datetime.timedelta(seconds=60))
     result: dict[str, Any] = {}
     try:
-        model = DistributedMLSH("MlpPolicy", make_vec_env("MovementBandits-v0", n_envs=4, seed=10 * rank), **SETTINGS)
+        env = make_vec_env("MovementBandits-v0", n_envs=4, seed=10 * rank)
+        model = DistributedMLSH("MlpPolicy", env, subpolicy_sync=sync, **SETTINGS)
         result["initial"] = _vectors(model)
         callback = _DieAtIteration(2) if die and rank == 1 else None
         model.learn(ITERATIONS * 4 * 50, callback=callback)
@@ -75,10 +76,10 @@ def _worker(rank: int, port: int, folder: str, die: bool) -> None:
         dist.destroy_process_group()
 
 
-def _run_two(folder: pathlib.Path, die: bool = False) -> list[dict[str, Any]]:
+def _run_two(folder: pathlib.Path, die: bool = False, sync: str = "gather") -> list[dict[str, Any]]:
     context = multiprocessing.get_context("spawn")
     port = free_port()
-    processes = [context.Process(target=_worker, args=(rank, port, str(folder), die)) for rank in range(2)]
+    processes = [context.Process(target=_worker, args=(rank, port, str(folder), die, sync)) for rank in range(2)]
     for process in processes:
         process.start()
     for process in processes:
@@ -87,8 +88,9 @@ def _run_two(folder: pathlib.Path, die: bool = False) -> list[dict[str, Any]]:
     return [th.load(folder / f"rank_{rank}.pt") if (folder / f"rank_{rank}.pt").exists() else {} for rank in range(2)]
 
 
-def test_processes_share_one_set_of_subpolicies(tmp_path: pathlib.Path) -> None:
-    first, second = _run_two(tmp_path)
+@pytest.mark.parametrize("sync", ["gather", "average"])
+def test_processes_share_one_set_of_subpolicies(tmp_path: pathlib.Path, sync: str) -> None:
+    first, second = _run_two(tmp_path, sync=sync)
     # the same sub-policies from the start (process 0's), updated, and bit-identical after every update
     for k in range(2):
         assert th.equal(first["initial"][k], second["initial"][k])
@@ -135,7 +137,7 @@ def test_command_checkpoints_refuses_to_overwrite_and_resumes(tmp_path: pathlib.
     resumed = _launch(run, 2000, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
-    assert latest == {"folder": "000000002000", "num_timesteps": 2000, "world_size": 2}
+    assert latest == {"folder": "000000002000", "num_timesteps": 2000, "world_size": 2, "subpolicy_sync": "gather"}
     assert sorted(path.name for path in (run / "checkpoints").iterdir()) == ["000000002000", "latest.json"]
 
     # process 0's model is an ordinary MLSH: its groups' masters, the run's sub-policies
@@ -172,6 +174,26 @@ def test_settings_are_checked_before_anything_runs(tmp_path: pathlib.Path, proce
     (saved / "checkpoints" / "latest.json").write_text(json.dumps({"folder": "x", "num_timesteps": 8, "world_size": 2}))
     with pytest.raises(ValueError, match="written by 2 processes"):
         meta_train("MovementBandits-v0", 1000, saved, resume=True)
+    with pytest.raises(ValueError, match="--subpolicy-sync sum; use one of"):
+        meta_train("MovementBandits-v0", 1000, tmp_path / "d", subpolicy_sync="sum")
+    (saved / "checkpoints" / "latest.json").write_text(json.dumps({"folder": "x", "num_timesteps": 8, "world_size": 1}))
+    with pytest.raises(ValueError, match="trained with --subpolicy-sync gather; resume it with that"):
+        meta_train("MovementBandits-v0", 1000, saved, resume=True, subpolicy_sync="average")
+
+
+def test_one_process_averaging_its_own_updates_updates_as_gathering_does(process_group_of_one: None) -> None:
+    settings = {**SETTINGS, "warmup_iterations": 0}
+    vectors = []
+    for sync in ("gather", "average"):
+        model = DistributedMLSH(
+            "MlpPolicy", make_vec_env("MovementBandits-v0", n_envs=4, seed=0), subpolicy_sync=sync, **settings
+        )
+        initial = _vectors(model)
+        model.learn(2 * 4 * 50)
+        vectors.append(_vectors(model))
+        assert not any(th.equal(before, after) for before, after in zip(initial, vectors[-1], strict=True))
+    for gathered, averaged in zip(*vectors, strict=True):
+        th.testing.assert_close(averaged, gathered, rtol=0, atol=1e-6)  # x * n / n: rounding only
 
 
 def test_distributed_mlsh_needs_a_process_group() -> None:

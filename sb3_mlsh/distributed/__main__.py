@@ -14,7 +14,7 @@ import torch as th
 import torch.distributed as dist
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
-from sb3_mlsh.distributed.mlsh import CollectiveError
+from sb3_mlsh.distributed.mlsh import SUBPOLICY_SYNCS, CollectiveError
 from sb3_mlsh.distributed.run import free_port, meta_train
 from sb3_mlsh.zoo import packaged_hyperparameters
 
@@ -37,6 +37,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (one GPU per process; NCCL carries the parameters)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a process waits for the others before it stops")
+    parser.add_argument(
+        "--subpolicy-sync",
+        choices=SUBPOLICY_SYNCS,
+        default="gather",
+        help="gather: each sub-policy updated once on every process's steps (as one process would); average: each "
+        "process updates every sub-policy on its own steps and the changes are averaged (faster when the "
+        "sub-policies' shares of the steps differ; see docs/distributed.md)",
+    )
     parser.add_argument("--tensorboard-log", default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("-v", "--verbose", type=int, default=1)
@@ -63,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             verbose=args.verbose,
             tensorboard_log=args.tensorboard_log,
+            subpolicy_sync=args.subpolicy_sync,
         )
     except (CollectiveError, FileExistsError, KeyError, ValueError) as error:
         if dist.get_rank() == 0 or isinstance(error, CollectiveError):  # the others' settings errors are the same

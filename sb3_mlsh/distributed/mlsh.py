@@ -12,7 +12,7 @@ import torch as th
 import torch.distributed as dist
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from torch.nn.utils import parameters_to_vector
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from sb3_mlsh.common.buffers import BufferView, TaggedRolloutBuffer
 from sb3_mlsh.common.learner import LevelLogger
@@ -22,6 +22,7 @@ from sb3_mlsh.mlsh.mlsh import _MIN_UPDATE_ROWS, MLSH
 # The rows of the sub-policy buffer an update reads, besides the observations
 _ROW_FIELDS = ("actions", "values", "log_probs", "advantages", "returns")
 LATEST = "latest.json"
+SUBPOLICY_SYNCS = ("gather", "average")
 
 
 class CollectiveError(RuntimeError):
@@ -35,13 +36,22 @@ class DistributedMLSH(MLSH):
 
     Each process owns ``n_task_groups`` task groups, its env (``n_envs``, a multiple of ``n_task_groups``)
     and its groups' masters; the run has ``n_task_groups * world_size`` groups, their warm-ups staggered over
-    all of them. Only the sub-policies (and the observation statistics) are shared. Every iteration, each
-    sub-policy ``k`` is updated by one process, ``k % world_size``, with SB3's PPO update on the steps it took
-    in every process's groups in their joint phase (gathered there), and its parameters are then broadcast:
-    the update is the one a single process holding all groups would make, every process ends the iteration
-    with bit-identical sub-policies, and the number of collective operations per iteration does not depend
-    on the data (so ``target_kl`` and the data-dependent number of minibatches cannot make them deadlock).
-    A process whose groups are all warming up contributes no steps and waits for nobody.
+    all of them. Only the sub-policies (and the observation statistics) are shared. Every iteration ends with
+    bit-identical sub-policies in every process, updated with SB3's PPO update in one of two ways
+    (``subpolicy_sync``):
+
+    - ``"gather"``: each sub-policy ``k`` is updated by one process, ``k % world_size``, on the steps it took
+      in every process's groups in their joint phase (gathered there), and its parameters are then broadcast.
+      The update is the one a single process holding all groups would make; the processes wait for the one
+      whose sub-policies took the most steps (with K = 2 on 2 processes, the busier sub-policy's).
+    - ``"average"``: each process updates every sub-policy on its own groups' joint-phase steps, and each
+      sub-policy then takes the mean of the processes' parameter changes, weighted by their steps. Every
+      process does its share of the updates, but each change is made from part of the data (each process's
+      Adam moments are its own).
+
+    Either way, the number of collective operations per iteration does not depend on the data (so
+    ``target_kl`` and the data-dependent number of minibatches cannot make them deadlock), and a process whose
+    groups are all warming up contributes no steps.
 
     Every process must call ``learn`` with the same ``total_timesteps`` (and ``save_checkpoint`` at the same
     iterations); a callback that stops training must stop it in every process. Each process is seeded with
@@ -49,9 +59,14 @@ class DistributedMLSH(MLSH):
     or ``timeout`` of the process group passed) raises ``CollectiveError`` in every surviving process.
 
     Parameters as ``MLSH``'s; ``n_task_groups`` and ``n_envs`` are this process's.
+
+    :param subpolicy_sync: ``"gather"`` or ``"average"``: how the processes update the shared sub-policies (above).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, subpolicy_sync: str = "gather", **kwargs: Any) -> None:
+        if subpolicy_sync not in SUBPOLICY_SYNCS:
+            raise ValueError(f"DistributedMLSH: subpolicy_sync={subpolicy_sync!r}; use one of {SUBPOLICY_SYNCS}.")
+        self.subpolicy_sync = subpolicy_sync
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError(
                 "DistributedMLSH: torch.distributed has no process group; launch with torchrun and call "
@@ -65,7 +80,7 @@ class DistributedMLSH(MLSH):
         super().__init__(*args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "rank", "world_size", "_cpu_group"]
+        return [*super()._excluded_save_params(), "rank", "world_size", "_cpu_group", "subpolicy_sync"]
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -104,11 +119,42 @@ class DistributedMLSH(MLSH):
                 for parameter, values in zip(parameters, vector.split([p.numel() for p in parameters]), strict=True):
                     parameter.copy_(values.view_as(parameter))
 
-    def _train_subpolicies(self, joint_envs: np.ndarray) -> None:
+    def _train_subpolicies(self, joint_envs: np.ndarray) -> list[int]:
+        """
+        Update the sub-policies on the joint-phase steps of every process, as ``subpolicy_sync`` says.
+
+        :param joint_envs: Boolean mask over this process's envs: those whose steps train the sub-policies.
+        :return: Per sub-policy, the steps (of this process) its update read.
+        """
+        if self.subpolicy_sync == "average":
+            return self._average_updates(joint_envs)
+        return self._gather_and_update(joint_envs)
+
+    def _average_updates(self, joint_envs: np.ndarray) -> list[int]:
+        """
+        Update every sub-policy on this process's steps, then give each the mean of the processes' parameter
+        changes, weighted by the steps each read (one all-reduce per sub-policy).
+        """
+        before = [parameters_to_vector(subpolicy.parameters()).detach().clone() for subpolicy in self.policy.subpolicies]
+        rows = super()._train_subpolicies(joint_envs)
+        for k, subpolicy in enumerate(self.policy.subpolicies):
+            parameters = list(subpolicy.parameters())
+            change = (parameters_to_vector(parameters).detach() - before[k]) * rows[k]
+            weighted = th.cat([change, th.tensor([float(rows[k])], device=change.device)])
+            self._collective(dist.all_reduce, weighted)
+            total = weighted[-1].item()
+            mean_change = weighted[:-1] / total if total > 0 else th.zeros_like(change)
+            vector_to_parameters(before[k] + mean_change, parameters)
+        return rows
+
+    def _gather_and_update(self, joint_envs: np.ndarray) -> list[int]:
         """
         Gather each sub-policy's joint-phase steps from every process at its owner, which updates it
         (all owners at once), then broadcast each sub-policy from its owner.
+
+        :return: Per sub-policy, the steps (of all processes) its update read here (0 where another process owns it).
         """
+        updated = [0] * self.n_subpolicies
         self.rollout_buffer.flatten()
         joint_steps = joint_envs[self.rollout_buffer.env_indices]
         owners = [self.owner(k) for k in range(self.n_subpolicies)]
@@ -126,8 +172,10 @@ class DistributedMLSH(MLSH):
             learner.rollout_buffer.select(np.ones(len(buffer.values), dtype=bool))
             if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
                 learner.update(sub_logger, self._current_progress_remaining)
+                updated[k] = learner.rollout_buffer.size()
             learner.rollout_buffer = view
         self._broadcast_subpolicies(owners)
+        return updated
 
     def _rows(self, mask: np.ndarray) -> dict[str, Any]:
         """:return: The rows of the flattened sub-policy buffer in ``mask``: what an update reads."""
@@ -182,11 +230,13 @@ class DistributedMLSH(MLSH):
         ``model.zip``, an ordinary ``MLSH`` file (the shared sub-policies, its own groups' masters) that
         ``MLSH.load`` reads, and points ``checkpoints/latest.json`` at the new checkpoint, which makes it the
         one to resume from. Only then is the previous checkpoint deleted, so a run stopped at any moment
-        leaves one complete checkpoint.
+        leaves one complete checkpoint. With ``subpolicy_sync="gather"`` each sub-policy's optimizer state is
+        first gathered at process 0 from its owner; with ``"average"`` each process keeps (and saves) its own.
 
         :param save_path: The run's folder.
         """
-        self._gather_subpolicy_optimizers()
+        if self.subpolicy_sync == "gather":
+            self._gather_subpolicy_optimizers()
         root = pathlib.Path(save_path)
         steps = self.num_timesteps * self.world_size
         folder = root / "checkpoints" / f"{steps:012d}"
@@ -197,7 +247,13 @@ class DistributedMLSH(MLSH):
         self.save(root / "model.zip")
         previous = latest_checkpoint(root)
         _write_json(
-            root / "checkpoints" / LATEST, {"folder": folder.name, "num_timesteps": steps, "world_size": self.world_size}
+            root / "checkpoints" / LATEST,
+            {
+                "folder": folder.name,
+                "num_timesteps": steps,
+                "world_size": self.world_size,
+                "subpolicy_sync": self.subpolicy_sync,
+            },
         )
         if previous is not None and previous["folder"] != folder.name:
             shutil.rmtree(root / "checkpoints" / previous["folder"], ignore_errors=True)
@@ -206,7 +262,8 @@ class DistributedMLSH(MLSH):
 def latest_checkpoint(save_path: str | pathlib.Path) -> dict[str, Any] | None:
     """
     :param save_path: A run's folder.
-    :return: Its last complete checkpoint (``folder``, ``num_timesteps`` of all processes, ``world_size``), or ``None``.
+    :return: Its last complete checkpoint (``folder``, ``num_timesteps`` of all processes, ``world_size``,
+        ``subpolicy_sync``: absent in runs saved before it was recorded, which gathered), or ``None``.
     """
     path = pathlib.Path(save_path) / "checkpoints" / LATEST
     return json.loads(path.read_text()) if path.is_file() else None

@@ -8,7 +8,7 @@ from typing import Any
 import torch.distributed as dist
 from stable_baselines3.common.env_util import make_vec_env
 
-from sb3_mlsh.distributed.mlsh import DistributedMLSH, checkpoint_file, latest_checkpoint
+from sb3_mlsh.distributed.mlsh import SUBPOLICY_SYNCS, DistributedMLSH, checkpoint_file, latest_checkpoint
 from sb3_mlsh.zoo import packaged_hyperparameters
 
 # Checkpoints per run when no interval is given
@@ -45,6 +45,7 @@ def meta_train(
     device: str = "cpu",
     verbose: int = 1,
     tensorboard_log: str | None = None,
+    subpolicy_sync: str = "gather",
 ) -> DistributedMLSH:
     """
     Meta-train MLSH on ``env_id`` with the settings of the packaged ``hyperparams/mlsh.yml``, the run's envs and
@@ -64,9 +65,13 @@ def meta_train(
     :param device: Torch device of the networks (``"cuda"``: each process uses the GPU of its local rank).
     :param verbose: Verbosity of process 0 (the others print nothing).
     :param tensorboard_log: Process 0's tensorboard folder.
+    :param subpolicy_sync: How the processes update the shared sub-policies, ``"gather"`` or ``"average"``
+        (see ``DistributedMLSH``); a resumed run keeps the one it started with.
     :return: This process's model, trained.
     """
     rank, world_size = dist.get_rank(), dist.get_world_size()
+    if subpolicy_sync not in SUBPOLICY_SYNCS:
+        raise ValueError(f"sb3_mlsh.distributed: --subpolicy-sync {subpolicy_sync}; use one of {SUBPOLICY_SYNCS}.")
     entry = {**packaged_hyperparameters(env_id), **(hyperparams or {})}
     groups = n_task_groups if n_task_groups is not None else entry.pop("n_task_groups", world_size)
     envs = n_envs if n_envs is not None else max(entry["n_envs"], groups)
@@ -93,15 +98,24 @@ def meta_train(
             f"sb3_mlsh.distributed: the checkpoint in {save_path} was written by {checkpoint['world_size']} processes; "
             f"resume with --nproc-per-node (times --nnodes) = {checkpoint['world_size']}, not {world_size}."
         )
+    if checkpoint is not None and checkpoint.get("subpolicy_sync", "gather") != subpolicy_sync:
+        raise ValueError(
+            f"sb3_mlsh.distributed: the run in {save_path} was trained with --subpolicy-sync "
+            f"{checkpoint.get('subpolicy_sync', 'gather')}; resume it with that, not {subpolicy_sync}."
+        )
     if device.startswith("cuda"):
         device = f"cuda:{dist.get_node_local_rank(fallback_rank=0)}"
     env = make_vec_env(env_id, n_envs=local_envs, seed=seed + rank * local_envs, env_kwargs=env_kwargs)
     # process 0 alone prints and logs
     quiet: dict[str, Any] = {"verbose": verbose if rank == 0 else 0, "tensorboard_log": tensorboard_log if rank == 0 else None}
     if checkpoint is not None:
-        model = DistributedMLSH.load(checkpoint_file(save_path, checkpoint, rank), env=env, device=device, **quiet)
+        model = DistributedMLSH.load(
+            checkpoint_file(save_path, checkpoint, rank), env=env, device=device, subpolicy_sync=subpolicy_sync, **quiet
+        )
     else:
-        model = DistributedMLSH(policy, env, n_task_groups=local_groups, seed=seed, device=device, **quiet, **entry)
+        model = DistributedMLSH(
+            policy, env, n_task_groups=local_groups, seed=seed, device=device, subpolicy_sync=subpolicy_sync, **quiet, **entry
+        )
     iteration = local_envs * model.n_steps
     per_process = math.ceil(total_timesteps / world_size)
     model.schedule_timesteps = per_process

@@ -811,14 +811,16 @@ class MLSH(OnPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.task_groups.end_iteration()
 
-    def _train_subpolicies(self, joint_envs: np.ndarray) -> None:
+    def _train_subpolicies(self, joint_envs: np.ndarray) -> list[int]:
         """
         Update each sub-policy once, on the steps it took in the envs of the groups in their joint phase.
 
         :param joint_envs: Boolean mask over the envs: those whose steps train the sub-policies.
+        :return: Per sub-policy, the steps its update read (0: not updated).
         """
+        rows = [0] * self.n_subpolicies
         if not joint_envs.any():
-            return
+            return rows
         self.rollout_buffer.flatten()
         joint_steps = joint_envs[self.rollout_buffer.env_indices]
         sub_logger = LevelLogger(self.logger, "sub", average=True)
@@ -826,6 +828,8 @@ class MLSH(OnPolicyAlgorithm):
             learner.rollout_buffer.select(joint_steps & (self.rollout_buffer.subpolicies == k))
             if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
                 learner.update(sub_logger, self._current_progress_remaining)
+                rows[k] = learner.rollout_buffer.size()
+        return rows
 
     def _pooled_obs_stats(self, stats: RunningMeanStd) -> RunningMeanStd:
         """:return: The statistics of the observations that update the normaliser: this process's, ``stats``."""
