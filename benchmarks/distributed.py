@@ -158,12 +158,19 @@ def speed(args: argparse.Namespace) -> None:
 
 def learning(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from experiments import EXPERIMENTS, adaptation_r
+    import yaml
+    from experiments import EXPERIMENTS, adaptation_r, code_version
 
     from sb3_mlsh import MLSH
+    from sb3_mlsh.zoo import hyperparams_path
 
     experiment = EXPERIMENTS["movement_bandits"]
-    done = {(run["layout"], run["seed"]) for run in load()["learning"] if run["timesteps"] == args.timesteps}
+    settings = yaml.safe_load(hyperparams_path().read_text())[experiment.env_id]
+    done = {
+        (run["layout"], run["seed"])
+        for run in load()["learning"]
+        if run["timesteps"] == args.timesteps and run.get("settings") == settings
+    }
     for seed in args.seeds:
         for layout in args.layouts:
             if (layout, seed) in done:
@@ -181,7 +188,15 @@ def learning(args: argparse.Namespace) -> None:
                 _, r = adaptation_r(MLSH.load(path / "model.zip"), experiment, n_envs=16, seed=seed)
             keep(
                 "learning",
-                {"layout": layout, "seed": seed, "timesteps": args.timesteps, "R": r, "wall_s": time.time() - start},
+                {
+                    "layout": layout,
+                    "seed": seed,
+                    "timesteps": args.timesteps,
+                    "R": r,
+                    "wall_s": time.time() - start,
+                    "settings": settings,
+                    "commit": code_version(),
+                },
             )
             print(f"{layout}, seed {seed}: R {r:.1f}", flush=True)
     render()
@@ -241,18 +256,34 @@ def render() -> None:
         "",
         "## Learning: 2 processes x 2 task groups against 1 process x 4 task groups (MovementBandits-v0)",
         "",
-        "*averaged*: `--subpolicy-sync average`.",
-        "",
-        "| layout | seed | steps | R per episode |",
-        "|---|---|---|---|",
+        "*averaged*: `--subpolicy-sync average`. Runs are compared only with runs of the same settings (the "
+        "env's `hyperparams/mlsh.yml` entry when they ran).",
     ]
-    for run in sorted(runs["learning"], key=lambda run: (run["layout"], run["seed"])):
-        lines.append(f"| {run['layout']} | {run['seed']} | {run['timesteps']:,} | {run['R']:.1f} |")
-    for layout in LEARNING_LAYOUTS:
-        values = [run["R"] for run in runs["learning"] if run["layout"] == layout]
-        if values:
-            spread = f", spread {min(values):.1f} to {max(values):.1f}" if len(values) > 1 else ""
-            lines.append(f"\n{layout}: mean R {statistics.mean(values):.1f} over {len(values)} seeds{spread}.")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs["learning"]:
+        groups.setdefault(json.dumps(run.get("settings"), sort_keys=True), []).append(run)
+    for key, group in groups.items():
+        settings = json.loads(key)
+        described = (
+            ", ".join(f"{name} {value}" for name, value in settings.items())
+            if settings
+            else "made before the settings were recorded"
+        )
+        lines += [
+            "",
+            f"### Settings: {described}",
+            "",
+            "| layout | seed | steps | R per episode | code |",
+            "|---|---|---|---|---|",
+        ]
+        for run in sorted(group, key=lambda run: (run["layout"], run["seed"])):
+            code = run.get("commit") or "-"
+            lines.append(f"| {run['layout']} | {run['seed']} | {run['timesteps']:,} | {run['R']:.1f} | {code} |")
+        for layout in LEARNING_LAYOUTS:
+            values = [run["R"] for run in group if run["layout"] == layout]
+            if values:
+                spread = f", spread {min(values):.1f} to {max(values):.1f}" if len(values) > 1 else ""
+                lines.append(f"\n{layout}: mean R {statistics.mean(values):.1f} over {len(values)} seeds{spread}.")
     PAGE.write_text("\n".join(lines) + "\n")
 
 

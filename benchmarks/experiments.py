@@ -83,6 +83,19 @@ def update_json(path: pathlib.Path, default: Any, change: Callable[[Any], None])
     return content
 
 
+def code_version() -> str | None:
+    """:return: This checkout's commit (``-dirty`` with uncommitted changes), or ``None`` outside a git checkout."""
+    import subprocess
+
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=pathlib.Path(__file__).parent, capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return described.stdout.strip() if described.returncode == 0 else None
+
+
 def mlsh_settings(env_id: str) -> tuple[int, dict[str, Any]]:
     """:return: ``n_envs`` and MLSH's keyword arguments, from ``env_id``'s entry of the packaged ``mlsh.yml``."""
     from sb3_mlsh.zoo import packaged_hyperparameters

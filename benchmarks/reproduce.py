@@ -41,6 +41,7 @@ from experiments import (
     NORMALISER,
     SPECIALISED,
     Experiment,
+    code_version,
     draw_paths,
     references,
     specialised,
@@ -82,19 +83,6 @@ class Run:
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
 # meta-training (MLSH, shared policy) is checkpointed this many times; MLSH: a curve point every CHUNKS // CURVE_POINTS
 CHUNKS = 20
-
-
-def code_version() -> str | None:
-    """:return: This checkout's commit (``-dirty`` with uncommitted changes), or ``None`` outside a git checkout."""
-    import subprocess
-
-    try:
-        described = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=pathlib.Path(__file__).parent, capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    return described.stdout.strip() if described.returncode == 0 else None
 
 
 def model_path(out: str, name: str, method: str, seed: int) -> pathlib.Path:
