@@ -84,16 +84,27 @@ def update_json(path: pathlib.Path, default: Any, change: Callable[[Any], None])
 
 
 def code_version() -> str | None:
-    """:return: This checkout's commit (``-dirty`` with uncommitted changes), or ``None`` outside a git checkout."""
+    """
+    :return: This checkout's commit, ``-dirty`` when a tracked file outside ``docs/`` has uncommitted changes (the
+        benchmarks write their results under ``docs/``; those do not change the code), or ``None`` outside a git
+        checkout.
+    """
     import subprocess
 
+    here = pathlib.Path(__file__).parent
     try:
-        described = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=pathlib.Path(__file__).parent, capture_output=True, text=True
+        commit = subprocess.run(["git", "describe", "--always"], cwd=here, capture_output=True, text=True)
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)docs"],
+            cwd=here,
+            capture_output=True,
+            text=True,
         )
     except OSError:
         return None
-    return described.stdout.strip() if described.returncode == 0 else None
+    if commit.returncode != 0 or changed.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 
 def mlsh_settings(env_id: str) -> tuple[int, dict[str, Any]]:
