@@ -65,12 +65,12 @@ def time_worker(args: argparse.Namespace) -> None:
     """One process of a speed measurement (alone: plain MLSH; under torchrun: DistributedMLSH)."""
     import torch as th
     import torch.distributed as dist
-    from experiments import mlsh_settings
     from stable_baselines3.common.env_util import make_vec_env
 
     import sb3_mlsh  # noqa: F401
     from sb3_mlsh import MLSH
     from sb3_mlsh.distributed import DistributedMLSH
+    from sb3_mlsh.zoo import mlsh_settings
 
     th.set_num_threads(1)
     distributed = "RANK" in os.environ

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
+from sb3_mlsh.zoo import mlsh_settings
 
 
 @dataclass(frozen=True)
@@ -105,17 +106,6 @@ def code_version() -> str | None:
     if commit.returncode != 0 or changed.returncode != 0:
         return None
     return commit.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
-
-
-def mlsh_settings(env_id: str) -> tuple[int, dict[str, Any]]:
-    """:return: ``n_envs`` and MLSH's keyword arguments, from ``env_id``'s entry of the packaged ``mlsh.yml``."""
-    from sb3_mlsh.zoo import packaged_hyperparameters
-
-    entry = packaged_hyperparameters(env_id)
-    n_envs = entry.pop("n_envs")
-    for key in ("n_timesteps", "policy", "env_kwargs"):
-        entry.pop(key, None)
-    return n_envs, entry
 
 
 FOUR_ROOMS_HELD_OUT = ((1, 1), (2, 11), (5, 4), (9, 1), (11, 5), (8, 8), (11, 11), (4, 7))

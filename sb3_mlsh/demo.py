@@ -33,22 +33,14 @@ from sb3_mlsh.baselines import single_policy
 from sb3_mlsh.envs.movement_bandits import MovementBanditsEnv
 from sb3_mlsh.evaluation import AdaptationResult, evaluate_adaptation
 from sb3_mlsh.mlsh import MLSH
+from sb3_mlsh.zoo import mlsh_settings
 
 ENV_ID = "MovementBandits-v0"
 TASKS = MovementBanditsEnv.tasks
-# The paper's moving-bandits settings (K, N, W, U); N_ENVS x n_steps = 2000 steps per iteration, the paper's D.
-# learning_rate 1e-3 (paper: 3e-4) and master_exploration 0.1 (the original code's): see docs/mlsh.md, "Choices".
-HYPERPARAMS = dict(
-    n_subpolicies=2,
-    macro_duration=10,
-    warmup_iterations=9,
-    joint_iterations=1,
-    n_steps=125,
-    learning_rate=1e-3,
-    master_exploration=0.1,
-    normalize_observations=False,  # the settings measured (the observations are already in [0, 1])
-)
-N_ENVS = 16
+# hyperparams/mlsh.yml's MovementBandits-v0 entry, what `rl_zoo3.train --algo mlsh` uses: the paper's K, N, W, U;
+# N_ENVS x n_steps = 2000 steps per iteration, the paper's D; the sub-policies' learning rate a linear decay from
+# 2e-3 and master exploration 0.1 (docs/mlsh.md, "Choices")
+N_ENVS, SETTINGS = mlsh_settings(ENV_ID)
 
 
 def scripted_return(goal: Callable[[int], int], n_episodes: int, seed: int) -> float:
@@ -213,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"Meta-training MLSH on {ENV_ID} for {args.timesteps} steps (K=2, N=10, W=9, U=1; one line per task):")
     env = make_vec_env(ENV_ID, n_envs=N_ENVS, seed=args.seed)
-    model = MLSH("MlpPolicy", env, seed=args.seed, verbose=args.verbose, **HYPERPARAMS)  # type: ignore[arg-type]
+    model = MLSH("MlpPolicy", env, seed=args.seed, verbose=args.verbose, **SETTINGS)
     start = time.time()
     model.learn(args.timesteps, callback=TaskSummary(), log_interval=10, progress_bar=not args.no_progress_bar)
     model.save(save_path)
@@ -227,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     with warnings.catch_warnings():  # PPO's note that 64 does not divide n_steps * n_envs = 2000
         warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
         # as benchmarks/reproduce.py's baseline: MLSH's n_steps and GAE lambda, PPO's defaults otherwise
-        ppo_kwargs = dict(n_steps=HYPERPARAMS["n_steps"], gae_lambda=0.98)
+        ppo_kwargs = dict(n_steps=SETTINGS["n_steps"], gae_lambda=0.98)
         ppo = single_policy(test_env, len(TASKS), T, seed=args.seed + 2, tasks=TASKS, n_eval_episodes=48, **ppo_kwargs)
     references = {
         "scripted: walks to the paying goal": scripted_return(lambda task: task, n_episodes=40, seed=args.seed + 10),

@@ -1,4 +1,13 @@
-"""Learning: MLSH on MovementBandits finds one sub-policy per goal, so a fresh master earns well above half."""
+"""
+Learning: MLSH meta-trained on MovementBandits with the zoo entry's settings learns sub-policies that walk to a
+goal, and a fresh master over them earns several times what it earns over untrained sub-policies.
+
+What this checks holds on every seed measured (docs/benchmarks/bandits_specialisation.md, the yml entry at 1.6M
+steps, 5 seeds: the best sub-policy alone 35.9-43.5 per episode, a fresh master 19.9-31.1 per episode). The
+paper's stronger claim, one sub-policy per goal, holds on some seeds only (1 of 5 at 3.2M steps): it is measured,
+with its bar, by ``benchmarks/reproduce.py movement_bandits`` (issue 11), not asserted on one seed here, where
+the floating-point details of a machine decide which way a seed goes.
+"""
 
 import numpy as np
 import pytest
@@ -6,44 +15,34 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_mlsh import MLSH, evaluate_adaptation
-from sb3_mlsh.demo import HYPERPARAMS, N_ENVS, scripted_return, subpolicy_returns
+from sb3_mlsh.demo import N_ENVS, SETTINGS, scripted_return, subpolicy_returns
 
-CHUNK = 100_000
-MAX_TIMESTEPS = 2_000_000
+TIMESTEPS = 1_600_000
+T = 20_000
 
 
-def specialised(alone: np.ndarray, threshold: float) -> bool:
-    """Whether two different sub-policies each earn ``threshold`` on a different task."""
-    return bool(max(alone[0, 0] + alone[1, 1], alone[0, 1] + alone[1, 0]) >= 2 * threshold and (alone >= threshold).sum() >= 2)
+def fresh_master_return(model: MLSH) -> float:
+    """:return: Reward per episode a fresh master earns during its first ``T`` steps on each task, sub-policies frozen."""
+    result = evaluate_adaptation(model, make_vec_env("MovementBandits-v0", n_envs=N_ENVS), 2, T, seed=2, tasks=[0, 1])
+    return float(np.mean([np.mean(returns) for _, returns in result.curves]))
 
 
 @pytest.mark.slow
-def test_fresh_master_over_learned_subpolicies_beats_a_one_goal_policy():
+def test_meta_trained_subpolicies_walk_to_a_goal_and_a_fresh_master_uses_them():
     threads = th.get_num_threads()
     th.set_num_threads(1)  # small networks: one thread is faster
     try:
-        env = make_vec_env("MovementBandits-v0", n_envs=N_ENVS, seed=0)
-        model = MLSH("MlpPolicy", env, seed=0, **HYPERPARAMS)
-        # meta-train in chunks until the two sub-policies go to different goals, within a bounded budget
-        while model.num_timesteps < MAX_TIMESTEPS:
-            model.learn(CHUNK, reset_num_timesteps=False)
-            alone = subpolicy_returns(model, n_episodes=16, seed=1)
-            if specialised(alone, threshold=35.0):
-                break
-        print(f"meta-trained {model.num_timesteps} steps; each sub-policy alone per task:\n{alone}")
-        assert specialised(alone, threshold=35.0), f"no specialisation after {model.num_timesteps} steps:\n{alone}"
-
-        adaptation = evaluate_adaptation(
-            model, make_vec_env("MovementBandits-v0", n_envs=N_ENVS), 2, 20_000, seed=2, tasks=[0, 1], n_eval_episodes=48
-        )
-        scores = adaptation.final_returns
-        during = np.mean([np.mean(returns) for _, returns in adaptation.curves])
-        one_goal = scripted_return(lambda task: 0, n_episodes=40, seed=10)
-        print(f"fresh master per task: {scores} after, {during:.1f} per episode during adaptation")
-        print(f"always goal 0: {one_goal:.1f}")
-        # the paper: a shared policy goes to one goal and gets about half; MLSH's fresh master far more
-        assert 15.0 < one_goal < 30.0
-        assert np.mean(scores) >= 1.5 * one_goal
-        assert during > one_goal  # even while the fresh master is still learning
+        model = MLSH("MlpPolicy", make_vec_env("MovementBandits-v0", n_envs=N_ENVS, seed=0), seed=0, **SETTINGS)
+        untrained = fresh_master_return(model)
+        model.learn(TIMESTEPS)
+        alone = subpolicy_returns(model, n_episodes=16, seed=1)
+        trained = fresh_master_return(model)
+        goal = scripted_return(lambda task: task, n_episodes=40, seed=10)
+        print(f"each sub-policy alone per task:\n{alone}\nfresh master: {untrained:.1f} untrained, {trained:.1f} trained")
+        assert 40.0 < goal < 48.0  # walking straight to the paying goal (the reference for the numbers below)
+        # a sub-policy that walks to a goal earns ~44 on the task that pays it, one that wanders a few
+        assert alone.max() >= 30.0, f"no sub-policy walks to a goal:\n{alone}"
+        # over untrained sub-policies a fresh master earns ~2 per episode
+        assert trained >= 15.0 and trained >= 3 * untrained, f"fresh master {trained:.1f} (untrained {untrained:.1f})"
     finally:
         th.set_num_threads(threads)

@@ -45,6 +45,19 @@ def packaged_hyperparameters(env_id: str) -> dict[str, Any]:
     return with_schedules(entry)
 
 
+def mlsh_settings(env_id: str) -> tuple[int, dict[str, Any]]:
+    """
+    :param env_id: An env with an entry in the packaged ``mlsh.yml``.
+    :return: Its ``n_envs`` and MLSH's keyword arguments (the entry without ``n_envs``, ``n_timesteps``, ``policy`` and
+        ``env_kwargs``): what ``rl_zoo3.train --algo mlsh`` builds MLSH with.
+    """
+    entry = packaged_hyperparameters(env_id)
+    n_envs = entry.pop("n_envs")
+    for key in ("n_timesteps", "policy", "env_kwargs"):
+        entry.pop(key, None)
+    return n_envs, entry
+
+
 def with_schedules(settings: dict[str, Any]) -> dict[str, Any]:
     """:return: ``settings``, with each schedule string of MLSH's schedulable settings made a ``schedule``."""
     scheduled = ("learning_rate", "master_learning_rate", "clip_range", "clip_range_vf")
