@@ -14,7 +14,7 @@ import yaml
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_mlsh import MLSH
-from sb3_mlsh.zoo import hyperparams_path, register, with_schedules
+from sb3_mlsh.zoo import hyperparams_path, mlsh_settings, register, with_schedules
 from sb3_mlsh.zoo.hyperparams_opt import sample_mlsh_params
 
 HOOK_INSTALLED = any((Path(path) / "sb3_mlsh_zoo.pth").is_file() for path in site.getsitepackages())
@@ -178,6 +178,19 @@ def test_packaged_hyperparams_have_every_registered_env():
         entry = config[env_id]
         for key in ("n_subpolicies", "macro_duration", "warmup_iterations", "joint_iterations", "n_timesteps"):
             assert key in entry, (env_id, key)
+
+
+def test_mlsh_settings_build_the_model_the_entry_describes():
+    n_envs, settings = mlsh_settings("MovementBandits-v0")
+    entry = yaml.safe_load(hyperparams_path().read_text())["MovementBandits-v0"]
+    assert n_envs == entry["n_envs"]
+    assert set(settings) == set(entry) - {"n_envs", "n_timesteps", "policy"}
+    model = MLSH(entry["policy"], make_vec_env("MovementBandits-v0", n_envs=n_envs), **settings)
+    assert (model.n_subpolicies, model.macro_duration) == (entry["n_subpolicies"], entry["macro_duration"])
+    rate = with_schedules(entry)["learning_rate"]  # a lin_<v> string in the entry
+    assert [model.lr_schedule(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([rate(p) for p in (1.0, 0.5, 0.0)])
+    with pytest.raises(KeyError, match="entries: "):
+        mlsh_settings("CartPole-v1")
 
 
 def test_schedule_strings_read_as_the_zoo_reads_them():
