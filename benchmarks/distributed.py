@@ -102,6 +102,8 @@ def time_worker(args: argparse.Namespace) -> None:
 LAYOUTS = ("1", "2", "2 apart")
 # How the learning comparison's 4 groups run: one process; two, gathering; two, averaging the sub-policy updates
 LEARNING_LAYOUTS = ("1 x 4", "2 x 2", "2 x 2 averaged")
+# runs of "2 x 2 averaged" made before the sub-policies' Adam state was averaged with their parameters
+PARAMETERS_ONLY = "2 x 2 averaged (parameters only)"
 
 
 def measure(args: argparse.Namespace, schedule: str, layout: str) -> float:
@@ -167,7 +169,7 @@ def learning(args: argparse.Namespace) -> None:
     experiment = EXPERIMENTS["movement_bandits"]
     settings = yaml.safe_load(hyperparams_path().read_text())[experiment.env_id]
     done = {
-        (run["layout"], run["seed"])
+        (label(run), run["seed"])
         for run in load()["learning"]
         if run["timesteps"] == args.timesteps and run.get("settings") == settings
     }
@@ -196,6 +198,7 @@ def learning(args: argparse.Namespace) -> None:
                     "wall_s": time.time() - start,
                     "settings": settings,
                     "commit": code_version(),
+                    **({"adam_averaged": True} if layout.endswith("averaged") else {}),
                 },
             )
             print(f"{layout}, seed {seed}: R {r:.1f}", flush=True)
@@ -256,7 +259,8 @@ def render() -> None:
         "",
         "## Learning: 2 processes x 2 task groups against 1 process x 4 task groups (MovementBandits-v0)",
         "",
-        "*averaged*: `--subpolicy-sync average`. Runs are compared only with runs of the same settings (the "
+        "*averaged*: `--subpolicy-sync average` (*parameters only*: made before the Adam state was averaged "
+        "too). Runs are compared only with runs of the same settings (the "
         "env's `hyperparams/mlsh.yml` entry when they ran).",
     ]
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -276,15 +280,22 @@ def render() -> None:
             "| layout | seed | steps | R per episode | code |",
             "|---|---|---|---|---|",
         ]
-        for run in sorted(group, key=lambda run: (run["layout"], run["seed"])):
+        for run in sorted(group, key=lambda run: (label(run), run["seed"])):
             code = run.get("commit") or "-"
-            lines.append(f"| {run['layout']} | {run['seed']} | {run['timesteps']:,} | {run['R']:.1f} | {code} |")
-        for layout in LEARNING_LAYOUTS:
-            values = [run["R"] for run in group if run["layout"] == layout]
+            lines.append(f"| {label(run)} | {run['seed']} | {run['timesteps']:,} | {run['R']:.1f} | {code} |")
+        for layout in [*LEARNING_LAYOUTS, PARAMETERS_ONLY]:
+            values = [run["R"] for run in group if label(run) == layout]
             if values:
                 spread = f", spread {min(values):.1f} to {max(values):.1f}" if len(values) > 1 else ""
                 lines.append(f"\n{layout}: mean R {statistics.mean(values):.1f} over {len(values)} seeds{spread}.")
     PAGE.write_text("\n".join(lines) + "\n")
+
+
+def label(run: dict[str, Any]) -> str:
+    """:return: The run's layout; an averaged run made before the Adam state was averaged too is told apart."""
+    if run["layout"].endswith("averaged") and not run.get("adam_averaged"):
+        return PARAMETERS_ONLY
+    return run["layout"]
 
 
 def main() -> None:

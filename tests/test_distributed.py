@@ -69,6 +69,8 @@ def _worker(rank: int, port: int, folder: str, die: bool, sync: str) -> None:
             normalizer=[buffer.clone() for buffer in model.policy.obs_normalizer.buffers()],
             seed=model.seed,
         )
+        if sync == "average":
+            result["adam"] = [model._subpolicy_state(k) for k in range(model.n_subpolicies)]
     except CollectiveError as error:
         result["error"] = str(error)
     finally:
@@ -98,6 +100,9 @@ def test_processes_share_one_set_of_subpolicies(tmp_path: pathlib.Path, sync: st
         assert th.equal(first["final"][k], second["final"][k])
     for mine, theirs in zip(first["normalizer"], second["normalizer"], strict=True):
         assert th.equal(mine, theirs)
+    if sync == "average":  # and the same Adam state (step counts, moments), stepped
+        for mine, theirs, final in zip(first["adam"], second["adam"], first["final"], strict=True):
+            assert th.equal(mine, theirs) and mine[len(final) :].abs().sum() > 0
     # each process its own seed, masters and tasks; the 4 groups staggered as one process's 4 groups would be
     assert (first["seed"], second["seed"]) == (0, 1)
     assert first["offsets"] + second["offsets"] == [0, 0, 1, 1]
@@ -194,6 +199,13 @@ def test_one_process_averaging_its_own_updates_updates_as_gathering_does(process
         assert not any(th.equal(before, after) for before, after in zip(initial, vectors[-1], strict=True))
     for gathered, averaged in zip(*vectors, strict=True):
         th.testing.assert_close(averaged, gathered, rtol=0, atol=1e-6)  # x * n / n: rounding only
+
+
+def test_average_needs_adam(process_group_of_one: None) -> None:
+    env = make_vec_env("MovementBandits-v0", n_envs=4)
+    with pytest.raises(ValueError, match="optimizer_class Adam or AdamW"):
+        DistributedMLSH("MlpPolicy", env, subpolicy_sync="average", policy_kwargs=dict(optimizer_class=th.optim.SGD))
+    DistributedMLSH("MlpPolicy", env, subpolicy_sync="gather", policy_kwargs=dict(optimizer_class=th.optim.SGD))
 
 
 def test_distributed_mlsh_needs_a_process_group() -> None:

@@ -45,9 +45,10 @@ class DistributedMLSH(MLSH):
       The update is the one a single process holding all groups would make; the processes wait for the one
       whose sub-policies took the most steps (with K = 2 on 2 processes, the busier sub-policy's).
     - ``"average"``: each process updates every sub-policy on its own groups' joint-phase steps, and each
-      sub-policy then takes the mean of the processes' parameter changes, weighted by their steps. Every
-      process does its share of the updates, but each change is made from part of the data (each process's
-      Adam moments are its own).
+      sub-policy then takes the mean of the processes' changes to its parameters and to its Adam state (step
+      count and moments), weighted by their steps. Every process does its share of the updates, but each
+      change is made from part of the data. Where only one process's groups are in their joint phase (with
+      staggered groups, the usual case) the result is that process's update, as with ``"gather"``.
 
     Either way, the number of collective operations per iteration does not depend on the data (so
     ``target_kl`` and the data-dependent number of minibatches cannot make them deadlock), and a process whose
@@ -84,6 +85,15 @@ class DistributedMLSH(MLSH):
 
     def _setup_model(self) -> None:
         super()._setup_model()
+        optimizer = self._optimizer(0)
+        if self.subpolicy_sync == "average" and not (
+            type(optimizer) in (th.optim.Adam, th.optim.AdamW) and not optimizer.defaults.get("amsgrad")
+        ):
+            raise ValueError(
+                f"DistributedMLSH: subpolicy_sync='average' averages Adam's state, but the sub-policies' optimizer is "
+                f"{type(optimizer).__name__}{' with amsgrad' if optimizer.defaults.get('amsgrad') else ''}; use "
+                "policy_kwargs' optimizer_class Adam or AdamW (SB3's default) without amsgrad, or subpolicy_sync='gather'."
+            )
         self._broadcast_subpolicies(owners=[0] * self.n_subpolicies)
         if self.policy.obs_normalizer is not None:
             for buffer in self.policy.obs_normalizer.buffers():
@@ -135,17 +145,50 @@ class DistributedMLSH(MLSH):
         Update every sub-policy on this process's steps, then give each the mean of the processes' parameter
         changes, weighted by the steps each read (one all-reduce per sub-policy).
         """
-        before = [parameters_to_vector(subpolicy.parameters()).detach().clone() for subpolicy in self.policy.subpolicies]
+        before = [self._subpolicy_state(k).clone() for k in range(self.n_subpolicies)]
         rows = super()._train_subpolicies(joint_envs)
-        for k, subpolicy in enumerate(self.policy.subpolicies):
-            parameters = list(subpolicy.parameters())
-            change = (parameters_to_vector(parameters).detach() - before[k]) * rows[k]
+        for k in range(self.n_subpolicies):
+            change = (self._subpolicy_state(k) - before[k]) * rows[k]
             weighted = th.cat([change, th.tensor([float(rows[k])], device=change.device)])
             self._collective(dist.all_reduce, weighted)
             total = weighted[-1].item()
             mean_change = weighted[:-1] / total if total > 0 else th.zeros_like(change)
-            vector_to_parameters(before[k] + mean_change, parameters)
+            self._set_subpolicy_state(k, before[k] + mean_change)
         return rows
+
+    def _adam_state(self, k: int) -> list[th.Tensor]:
+        """
+        :return: Sub-policy ``k``'s Adam state, per parameter its step count, first and second moments (created
+            as Adam creates them where it has not stepped yet, so that every process has the same layout).
+        """
+        optimizer = self._optimizer(k)
+        tensors = []
+        for parameter in cast(ActorCriticPolicy, self.policy.subpolicies[k]).parameters():
+            state = optimizer.state[parameter]
+            if not state:  # as Adam's first step makes it
+                on_device = optimizer.defaults.get("fused") or optimizer.defaults.get("capturable")
+                state["step"] = th.zeros((), dtype=th.float32, device=parameter.device if on_device else "cpu")
+                state["exp_avg"] = th.zeros_like(parameter, memory_format=th.preserve_format)
+                state["exp_avg_sq"] = th.zeros_like(parameter, memory_format=th.preserve_format)
+            tensors += [state["step"], state["exp_avg"], state["exp_avg_sq"]]
+        return tensors
+
+    def _subpolicy_state(self, k: int) -> th.Tensor:
+        """:return: Sub-policy ``k``'s parameters and Adam state, as one vector."""
+        parameters = parameters_to_vector(self.policy.subpolicies[k].parameters()).detach()
+        adam = [tensor.detach().reshape(-1).to(parameters.device) for tensor in self._adam_state(k)]
+        return th.cat([parameters, *adam])
+
+    def _set_subpolicy_state(self, k: int, vector: th.Tensor) -> None:
+        """Write ``vector`` (laid out as ``_subpolicy_state``'s) into sub-policy ``k``'s parameters and Adam state."""
+        parameters = list(self.policy.subpolicies[k].parameters())
+        n = sum(parameter.numel() for parameter in parameters)
+        vector_to_parameters(vector[:n], parameters)
+        offset = n
+        with th.no_grad():
+            for tensor in self._adam_state(k):
+                tensor.copy_(vector[offset : offset + tensor.numel()].view_as(tensor).to(tensor.device))
+                offset += tensor.numel()
 
     def _gather_and_update(self, joint_envs: np.ndarray) -> list[int]:
         """
@@ -231,7 +274,7 @@ class DistributedMLSH(MLSH):
         ``MLSH.load`` reads, and points ``checkpoints/latest.json`` at the new checkpoint, which makes it the
         one to resume from. Only then is the previous checkpoint deleted, so a run stopped at any moment
         leaves one complete checkpoint. With ``subpolicy_sync="gather"`` each sub-policy's optimizer state is
-        first gathered at process 0 from its owner; with ``"average"`` each process keeps (and saves) its own.
+        first gathered at process 0 from its owner; with ``"average"`` every process holds the same.
 
         :param save_path: The run's folder.
         """
