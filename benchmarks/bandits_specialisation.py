@@ -7,7 +7,8 @@ settings make them?
                                                 [--chunk 400000] [--jobs 2] [--render]
 
 Every run meta-trains with the env's entry of ``hyperparams/mlsh.yml``, changed by ``--set KEY=V1,V2``
-(repeatable; values read as YAML; every combination runs on every seed). Every ``--chunk`` steps it
+(repeatable; values read as YAML; every combination runs on every seed; ``task_per_episode=true``, a
+diagnostic, draws a new task at every reset over MLSH's own task choice). Every ``--chunk`` steps it
 measures each sub-policy acting alone, deterministically, on each task (mean episode reward over 16
 episodes; on MovementBandits about 44 means "walks to that task's goal", on KeyDoor about 84 "fetches the
 key, then walks to the goal"), the mean entropy of its action distribution on the states it visits and,
@@ -118,6 +119,7 @@ def run(config: tuple[Study, dict[str, Any], int, int, int]) -> dict[str, Any]:
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_mlsh import MLSH
+    from sb3_mlsh.baselines import TaskPerEpisode
     from sb3_mlsh.zoo import with_schedules
 
     study, settings, seed, timesteps, chunk = config
@@ -125,8 +127,12 @@ def run(config: tuple[Study, dict[str, Any], int, int, int]) -> dict[str, Any]:
     n_envs, hyperparams = spec.hyperparams()
     th.set_num_threads(1)
     start = time.process_time()
-    env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed)
-    model = MLSH("MlpPolicy", env, seed=seed, **with_schedules({**hyperparams, **settings}))
+    mlsh_settings = dict(settings)
+    # task_per_episode=true: a new task at every reset, over MLSH's own task choice (a diagnostic: the
+    # sub-policies then see the whole task distribution in every update, as the shared policy does)
+    wrapper = TaskPerEpisode if mlsh_settings.pop("task_per_episode", False) else None
+    env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, wrapper_class=wrapper)
+    model = MLSH("MlpPolicy", env, seed=seed, **with_schedules({**hyperparams, **mlsh_settings}))
     model.schedule_timesteps = timesteps  # schedules span the chunks
     chunks = []
     while model.num_timesteps < timesteps:
