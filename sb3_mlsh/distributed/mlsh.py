@@ -142,8 +142,8 @@ class DistributedMLSH(MLSH):
 
     def _average_updates(self, joint_envs: np.ndarray) -> list[int]:
         """
-        Update every sub-policy on this process's steps, then give each the mean of the processes' parameter
-        changes, weighted by the steps each read (one all-reduce per sub-policy).
+        Update every sub-policy on this process's steps, then give each the mean of the processes' changes to its
+        parameters and Adam state, weighted by the steps each read (one all-reduce per sub-policy).
         """
         before = [self._subpolicy_state(k).clone() for k in range(self.n_subpolicies)]
         rows = super()._train_subpolicies(joint_envs)
