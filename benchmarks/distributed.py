@@ -147,6 +147,7 @@ def speed(args: argparse.Namespace) -> None:
                 "iterations": args.iterations,
                 "schedule": schedule,
                 "sync": args.sync,
+                **({"adam_averaged": True} if args.sync == "average" else {}),
                 "steps_per_second": rates,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "date": datetime.date.today().isoformat(),
@@ -244,7 +245,7 @@ def render() -> None:
             continue  # measured before the ceiling was
         one, two, apart = (statistics.median(rates[layout]) for layout in LAYOUTS)
         lines.append(
-            f"| {run['env']} | {run['envs']} | {run['groups']} | {names[run['schedule']]} | {run.get('sync', 'gather')} "
+            f"| {run['env']} | {run['envs']} | {run['groups']} | {names[run['schedule']]} | {sync_label(run)} "
             f"| {one:.0f} | {two:.0f} "
             f"| {two / one:.2f}x | {apart:.0f} | {apart / one:.2f}x | {run['machine']} | {run['date']} |"
         )
@@ -289,6 +290,12 @@ def render() -> None:
                 spread = f", spread {min(values):.1f} to {max(values):.1f}" if len(values) > 1 else ""
                 lines.append(f"\n{layout}: mean R {statistics.mean(values):.1f} over {len(values)} seeds{spread}.")
     PAGE.write_text("\n".join(lines) + "\n")
+
+
+def sync_label(run: dict[str, Any]) -> str:
+    """:return: A speed run's sub-policy sync; an ``average`` run made before the Adam state was averaged is told apart."""
+    sync = run.get("sync", "gather")
+    return f"{sync} (parameters only)" if sync == "average" and not run.get("adam_averaged") else sync
 
 
 def label(run: dict[str, Any]) -> str:
