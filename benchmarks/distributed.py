@@ -292,17 +292,21 @@ def render() -> None:
     PAGE.write_text("\n".join(lines) + "\n")
 
 
+def parameters_only(run: dict[str, Any]) -> bool:
+    """:return: Whether ``run`` (speed or learning) averaged the sub-policies' parameters but not their Adam state."""
+    averaged = run.get("sync") == "average" or run.get("layout", "").endswith("averaged")
+    return averaged and not run.get("adam_averaged")
+
+
 def sync_label(run: dict[str, Any]) -> str:
-    """:return: A speed run's sub-policy sync; an ``average`` run made before the Adam state was averaged is told apart."""
+    """:return: A speed run's sub-policy sync, ``average`` runs made before the Adam state was averaged told apart."""
     sync = run.get("sync", "gather")
-    return f"{sync} (parameters only)" if sync == "average" and not run.get("adam_averaged") else sync
+    return f"{sync} (parameters only)" if parameters_only(run) else sync
 
 
 def label(run: dict[str, Any]) -> str:
-    """:return: The run's layout; an averaged run made before the Adam state was averaged too is told apart."""
-    if run["layout"].endswith("averaged") and not run.get("adam_averaged"):
-        return PARAMETERS_ONLY
-    return run["layout"]
+    """:return: A learning run's layout, averaged runs made before the Adam state was averaged told apart."""
+    return PARAMETERS_ONLY if parameters_only(run) else run["layout"]
 
 
 def main() -> None:
