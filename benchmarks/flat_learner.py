@@ -1,0 +1,187 @@
+"""
+MLSH with one sub-policy against SB3's PPO: does MLSH's learner learn as PPO does?
+
+    python benchmarks/flat_learner.py --experiment key_door --tasks episode --seeds 0 1 [--timesteps 1500000]
+    python benchmarks/flat_learner.py --experiment key_door --tasks fixed --timesteps 600000
+
+With K = 1, W = 0 (the sub-policy updated every iteration) and time limits bootstrapped, MLSH's
+hierarchy is one flat policy trained by SB3's PPO update on every step, so it should learn as SB3's PPO
+does with the same settings: the env's ``hyperparams/mlsh.yml`` entry (n_envs, n_steps, learning rate),
+GAE lambda 0.98 (as the reproduction's PPO baselines), batch 64, 10 epochs, no observation
+normalisation. ``--tasks fixed`` trains both on one task (``--task``, default the experiment's first
+evaluation task); ``--tasks episode`` draws a new task at every reset (``TaskPerEpisode``: the shared
+policy's training distribution). Each run records the mean return of the training episodes that ended
+in each ``--every`` steps.
+
+Every run is saved in ``docs/benchmarks/flat_learner.json`` as it ends and is not run again; the page
+``docs/benchmarks/flat_learner.md`` is written from all saved runs. Runs go ``--jobs`` at a time (default 2),
+one process and one torch thread each.
+"""
+
+import argparse
+import datetime
+import multiprocessing
+import pathlib
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from experiments import EXPERIMENTS, code_version, update_json
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RUNS = ROOT / "docs" / "benchmarks" / "flat_learner.json"
+PAGE = RUNS.with_suffix(".md")
+ALGORITHMS = ("ppo", "mlsh")
+
+
+def run(config: dict[str, Any]) -> dict[str, Any]:
+    """
+    One run: train, keeping the mean training return every ``every`` steps.
+
+    :param config: ``experiment``, ``tasks`` (the mode), ``task``, ``algorithm``, ``seed``, ``timesteps``, ``every``.
+    :return: ``config`` with the returns, CPU minutes and commit added.
+    """
+    import gymnasium as gym
+    import torch as th
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_mlsh import MLSH, TaskSamplerWrapper
+    from sb3_mlsh.baselines import TaskPerEpisode
+
+    tasks, task, seed, every = config["tasks"], config["task"], config["seed"], config["every"]
+    spec = EXPERIMENTS[config["experiment"]]
+    n_envs, hyperparams = spec.hyperparams()
+    th.set_num_threads(1)
+    start = time.process_time()
+
+    def wrapper(env: gym.Env) -> gym.Env:
+        # both algorithms see the same envs: one task drawn afresh at each reset, from {task} or from the env's tasks
+        return TaskPerEpisode(TaskSamplerWrapper(env, tasks=[task]) if tasks == "fixed" else env)
+
+    env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=spec.env_kwargs, wrapper_class=wrapper)
+    common = dict(
+        n_steps=hyperparams["n_steps"], learning_rate=hyperparams.get("learning_rate", 3e-4), gae_lambda=0.98, seed=seed
+    )
+    if config["algorithm"] == "ppo":
+        model: Any = PPO("MlpPolicy", env, **common)
+    else:
+        model = MLSH(
+            "MlpPolicy", env, n_subpolicies=1, warmup_iterations=0, joint_iterations=10,
+            macro_duration=hyperparams["macro_duration"], bootstrap_truncation=True, normalize_observations=False,
+            **common,
+        )  # fmt: skip
+    returns: list[float] = []
+
+    class Windows(BaseCallback):
+        """Keeps the mean return of the episodes that ended in each window of ``every`` steps."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ended: list[float] = []
+
+        def _on_step(self) -> bool:
+            self.ended += [info["episode"]["r"] for info in self.locals["infos"] if "episode" in info]
+            if self.num_timesteps // every > len(returns):
+                returns.append(float(np.mean(self.ended)) if self.ended else float("nan"))
+                self.ended = []
+            return True
+
+    model.learn(config["timesteps"], callback=Windows())
+    return {**config, "returns": returns, "cpu_minutes": (time.process_time() - start) / 60, "commit": code_version()}
+
+
+def case(row: dict[str, Any]) -> tuple[str, str, str, int, int]:
+    """:return: What a run compares: experiment, task mode, task, budget, measurement window."""
+    return row["experiment"], row["tasks"], str(row["task"]), row["timesteps"], row["every"]
+
+
+def render(rows: list[dict[str, Any]]) -> None:
+    """Write the page: per case and seed, PPO's and MLSH's training returns at a few points and over the last quarter."""
+    lines = [
+        "# MLSH with one sub-policy against SB3's PPO",
+        "",
+        f"Measured by `benchmarks/flat_learner.py` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
+        f"thread per run; {sum(row['cpu_minutes'] for row in rows):.0f} CPU minutes in all; last run "
+        f"{max(row['date'] for row in rows)}). The runs are kept in `docs/benchmarks/flat_learner.json`; `--render` "
+        "rewrites this page from them.",
+        "",
+        "```bash",
+        *sorted({row["command"] for row in rows}),
+        "```",
+        "",
+        "MLSH with K = 1, W = 0 and time limits bootstrapped trains one flat policy with SB3's PPO update on every "
+        "step; PPO is SB3's, with the same settings (the env's `hyperparams/mlsh.yml` entry: n_envs, n_steps, "
+        "learning rate; GAE lambda 0.98, batch 64, 10 epochs, no observation normalisation). *fixed*: one task "
+        "throughout; *episode*: a new task at every reset. Mean return of the training episodes that ended in the "
+        "window before each point; *last quarter*: the mean over the last quarter of the windows.",
+        "",
+    ]
+    for key in sorted({case(row) for row in rows}):
+        name, tasks, task, timesteps, every = key
+        runs = sorted((row for row in rows if case(row) == key), key=lambda row: (row["seed"], row["algorithm"]))
+        points = [timesteps * q // 4 for q in (1, 2, 3, 4)]
+        title = f"{EXPERIMENTS[name].env_id}, tasks: {tasks}" + (f" (task {task})" if tasks == "fixed" else "")
+        lines += [
+            f"## {title}, {timesteps:,} steps",
+            "",
+            "| seed | algorithm | " + " | ".join(f"{p:,}" for p in points) + " | last quarter |",
+            "|---|---|" + "---|" * (len(points) + 1),
+        ]
+        for row in runs:
+            values = np.array(row["returns"], dtype=float)
+            at = [values[min(p // every, len(values)) - 1] for p in points]
+            last = np.nanmean(values[-max(len(values) // 4, 1) :])
+            name_ = "PPO" if row["algorithm"] == "ppo" else "MLSH, K = 1"
+            lines.append(f"| {row['seed']} | {name_} | " + " | ".join(f"{v:.1f}" for v in at) + f" | {last:.1f} |")
+        for algorithm in ALGORITHMS:
+            lasts = [np.nanmean(np.array(r["returns"], dtype=float)[-max(len(r["returns"]) // 4, 1) :])
+                     for r in runs if r["algorithm"] == algorithm]  # fmt: skip
+            if lasts:
+                label = "PPO" if algorithm == "ppo" else "MLSH, K = 1"
+                lines.append(f"\n{label}: last quarter {np.mean(lasts):.1f} on average over {len(lasts)} seeds.")
+        lines.append("")
+    PAGE.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="key_door")
+    parser.add_argument("--tasks", choices=["fixed", "episode"], default="episode")
+    parser.add_argument("--task", type=int, default=None, help="index into the experiment's evaluation tasks (fixed)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--timesteps", type=int, default=1_500_000)
+    parser.add_argument("--every", type=int, default=50_000, help="steps per measurement window")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each")
+    parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
+    args = parser.parse_args()
+    if args.timesteps < args.every:
+        parser.error(f"--timesteps {args.timesteps} is shorter than one window (--every {args.every})")
+    rows = update_json(RUNS, [], lambda runs: None)
+    if not args.render:
+        task = EXPERIMENTS[args.experiment].evaluation_tasks()[args.task or 0] if args.tasks == "fixed" else None
+        done = {(case(row), row["algorithm"], row["seed"]) for row in rows}
+        configs = [
+            dict(experiment=args.experiment, tasks=args.tasks, task=task, algorithm=algorithm, seed=seed,
+                 timesteps=args.timesteps, every=args.every)
+            for seed in args.seeds
+            for algorithm in ALGORITHMS
+        ]  # fmt: skip
+        configs = [config for config in configs if (case(config), config["algorithm"], config["seed"]) not in done]
+        command = f"python benchmarks/flat_learner.py {' '.join(sys.argv[1:])}"
+        machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {args.jobs} runs at a time"
+        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+            for row in pool.imap_unordered(run, configs):
+                saved = {**row, "command": command, "date": str(datetime.date.today()), "machine": machine}
+                rows = update_json(RUNS, [], lambda runs, saved=saved: runs.append(saved))
+                print(f"{case(row)} {row['algorithm']} seed {row['seed']}: {np.round(row['returns'], 1)}", flush=True)
+    if rows:
+        render(rows)
+
+
+if __name__ == "__main__":
+    main()
