@@ -51,6 +51,7 @@ from experiments import (
 )
 from stable_baselines3.common.callbacks import BaseCallback
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 METHODS = ("mlsh", "mlsh_no_warmup", "mlsh_n1", "shared_policy", "single_policy")
 LABELS = {
     "mlsh": "MLSH",
@@ -514,6 +515,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"Command: `python benchmarks/reproduce.py {args.command}`  ",
         f"Machine: {args.machine}.  ",
         f"Code: {code_versions(runs)}.  ",
+        *in_progress(runs, args),
         f"Seeds: {', '.join(map(str, args.seeds))}. Meta-training / shared-policy budget: {args.meta_timesteps} steps "
         f"(MLSH's settings: the env's entry of `hyperparams/mlsh.yml`). "
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
@@ -565,6 +567,22 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
 RECORDED = ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps", "machine")
 
 
+def in_progress(runs: list[Run], args: argparse.Namespace) -> list[str]:
+    """:return: The page's line naming the runs of the command that are not measured yet (none when all are)."""
+    done = {(item.method, item.seed) for item in runs}
+    missing = []
+    for method in args.methods:
+        seeds = [str(seed) for seed in args.seeds if (method, seed) not in done]
+        if seeds:
+            missing.append(f"{LABELS[method]}, seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}")
+    if not missing:
+        return []
+    return [
+        f"**In progress**: not measured yet: {'; '.join(missing)} (`--resume` runs them); the numbers below are "
+        "the runs so far.  "
+    ]
+
+
 def save_runs(runs: list[Run], args: argparse.Namespace, seconds: float) -> None:
     """Keep every measured run in ``<out>/<experiment>_runs.json``, so that the page can be re-rendered (``--render``)."""
     record = {key: getattr(args, key) for key in RECORDED}
@@ -605,7 +623,10 @@ def main() -> None:
         runs, seconds = load_runs(args)
         write_outputs(args.experiment, runs, args, seconds)
         return
-    args.command = " ".join(sys.argv[1:])
+    # the command as run from the repository root, wherever it ran from (the page shows it)
+    out = pathlib.Path(args.out).resolve()
+    relative_out = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else args.out
+    args.command = " ".join(relative_out if arg == args.out else arg for arg in sys.argv[1:])
     args.machine = (
         f"{platform.machine()}, {multiprocessing.cpu_count()} cores, CPU only; {args.jobs} runs at a time, one thread each"
     )
