@@ -33,7 +33,7 @@ from experiments import EXPERIMENTS, code_version, update_json
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "flat_learner.json"
 PAGE = RUNS.with_suffix(".md")
-ALGORITHMS = ("ppo", "mlsh")
+ALGORITHMS = {"ppo": "PPO", "mlsh": "MLSH, K = 1"}  # name: label on the page
 
 
 def run(config: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +94,11 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "returns": returns, "cpu_minutes": (time.process_time() - start) / 60, "commit": code_version()}
 
 
+def last_quarter(returns: list[float]) -> float:
+    """:return: The mean return over the last quarter of a run's windows."""
+    return float(np.nanmean(np.array(returns, dtype=float)[-max(len(returns) // 4, 1) :]))
+
+
 def case(row: dict[str, Any]) -> tuple[str, str, str, int, int]:
     """:return: What a run compares: experiment, task mode, task, budget, measurement window."""
     return row["experiment"], row["tasks"], str(row["task"]), row["timesteps"], row["every"]
@@ -132,16 +137,13 @@ def render(rows: list[dict[str, Any]]) -> None:
             "|---|---|" + "---|" * (len(points) + 1),
         ]
         for row in runs:
-            values = np.array(row["returns"], dtype=float)
+            values = row["returns"]
             at = [values[min(p // every, len(values)) - 1] for p in points]
-            last = np.nanmean(values[-max(len(values) // 4, 1) :])
-            name_ = "PPO" if row["algorithm"] == "ppo" else "MLSH, K = 1"
-            lines.append(f"| {row['seed']} | {name_} | " + " | ".join(f"{v:.1f}" for v in at) + f" | {last:.1f} |")
-        for algorithm in ALGORITHMS:
-            lasts = [np.nanmean(np.array(r["returns"], dtype=float)[-max(len(r["returns"]) // 4, 1) :])
-                     for r in runs if r["algorithm"] == algorithm]  # fmt: skip
+            cells = " | ".join(f"{v:.1f}" for v in at)
+            lines.append(f"| {row['seed']} | {ALGORITHMS[row['algorithm']]} | {cells} | {last_quarter(values):.1f} |")
+        for algorithm, label in ALGORITHMS.items():
+            lasts = [last_quarter(r["returns"]) for r in runs if r["algorithm"] == algorithm]
             if lasts:
-                label = "PPO" if algorithm == "ppo" else "MLSH, K = 1"
                 lines.append(f"\n{label}: last quarter {np.mean(lasts):.1f} on average over {len(lasts)} seeds.")
         lines.append("")
     PAGE.write_text("\n".join(lines))
