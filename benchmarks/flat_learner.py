@@ -20,6 +20,7 @@ one process and one torch thread each.
 
 import argparse
 import datetime
+import json
 import multiprocessing
 import pathlib
 import platform
@@ -163,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.timesteps < args.every:
         parser.error(f"--timesteps {args.timesteps} is shorter than one window (--every {args.every})")
-    rows = update_json(RUNS, [], lambda runs: None)
+    rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
     if not args.render:
         task = EXPERIMENTS[args.experiment].evaluation_tasks()[args.task or 0] if args.tasks == "fixed" else None
         done = {(case(row), row["algorithm"], row["seed"]) for row in rows}
