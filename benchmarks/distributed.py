@@ -118,14 +118,14 @@ def measure(args: argparse.Namespace, schedule: str, layout: str) -> float:
     }[layout]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     running = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment)
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
         for command in commands
     ]
     rate = 0.0
     for process in running:
-        stdout, _ = process.communicate()
+        stdout, stderr = process.communicate()
         if process.returncode != 0:
-            raise RuntimeError(f"the timed run failed: {process.args}")
+            raise RuntimeError(f"the timed run failed: {process.args}\n{stderr[-3000:]}")
         result = json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
         rate += result["steps"] / result["seconds"]
     return rate
