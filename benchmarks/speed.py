@@ -8,7 +8,8 @@ The runs of a case (PPO, MLSH variants) live in one process and take turns, one 
 one turn. PPO and MLSH share the networks (2 x 64 tanh, separate policy and value networks), n_envs,
 n_steps, batch size (64) and epochs (10), with one torch thread unless a run says otherwise. "Same
 work" is MLSH with W = 0: its sub-policies are updated every iteration, on all the steps, as PPO's
-policy is (MLSH also updates its master, on the macro transitions).
+policy is (MLSH also updates its master, on the macro transitions). As SB3's PPO, MLSH runs here without
+observation normalisation and without bootstrapping at time limits (both on by default in MLSH).
 
 Per environment step, each run reports the time spent stepping the envs (``env``), collecting
 outside ``env.step`` (inference, buffer writes, MLSH's bookkeeping: ``collect``), in updates
@@ -142,7 +143,9 @@ class TimedRun:
         if config["algo"] == "PPO":
             self.model: Any = PPO("MlpPolicy", self.env, policy_kwargs=config.get("policy_kwargs"), **shared)
         else:
-            self.model = MLSH("MlpPolicy", self.env, bootstrap_truncation=False, **config["mlsh"], **shared)
+            self.model = MLSH(
+                "MlpPolicy", self.env, bootstrap_truncation=False, normalize_observations=False, **config["mlsh"], **shared
+            )
         self.iteration = config["n_envs"] * config["n_steps"]
         self.model.learn(self.iteration)  # the first iteration warms up, untimed
         self.model.collect_rollouts = self._timed("collect", self.model.collect_rollouts)

@@ -7,6 +7,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from helpers import CountingEnv
 
 from sb3_mlsh import MLSH
@@ -59,3 +60,16 @@ def test_old_mujoco_names_the_floor(monkeypatch, mujoco_envs_unloaded):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "3.2.7" if name == "mujoco" else version(name))
     with pytest.raises(ImportError, match="need mujoco>=3.3.0, found 3.2.7"):
         gym.make("HumanoidWalkCrawl-v0")
+
+
+@pytest.mark.parametrize("env", ["discrete", "box"])
+def test_a_diverged_network_names_the_settings_and_argument_checks_stay_on(env):
+    validate_args = th.distributions.Distribution._validate_args
+    model = MLSH("MlpPolicy", "Pendulum-v1" if env == "box" else CountingEnv(length=50), **SMALL)
+    with th.no_grad():
+        model.policy.subpolicies[0].action_net.bias.fill_(float("nan"))
+        model.policy.subpolicies[1].action_net.bias.fill_(float("nan"))
+    with pytest.raises(ValueError, match="NaN or infinite action parameter.*lower learning_rate"):
+        model.learn(100)
+    # collection skips torch's argument checks inside its own calls only
+    assert th.distributions.Distribution._validate_args == validate_args
