@@ -275,12 +275,19 @@ def iqm(items: list[Run], episodes_in_t: float) -> tuple[float, float, float]:
 
     tasks = sorted({str(task) for task in items[0].tasks})
     scores = np.array([[dict(zip(map(str, r.tasks), r.total_rewards, strict=True))[t] for t in tasks] for r in items])
-    with warnings.catch_warnings():  # arch's notice that random_state will give way to a numpy Generator
-        warnings.simplefilter("ignore", FutureWarning)
-        point, interval = library.get_interval_estimates(
-            {"method": scores / episodes_in_t}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000,
-            random_state=np.random.RandomState(0),
-        )  # fmt: skip
+    # rliable resamples with numpy's global generator (its random_state is not used there): seed it, so that a page
+    # rendered again shows the same interval, and leave it as it was
+    global_state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        with warnings.catch_warnings():  # arch's notice that random_state will give way to a numpy Generator
+            warnings.simplefilter("ignore", FutureWarning)
+            point, interval = library.get_interval_estimates(
+                {"method": scores / episodes_in_t}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000,
+                random_state=np.random.RandomState(0),
+            )  # fmt: skip
+    finally:
+        np.random.set_state(global_state)
     return float(point["method"][0]), float(interval["method"][0, 0]), float(interval["method"][1, 0])
 
 
