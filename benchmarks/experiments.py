@@ -330,14 +330,20 @@ def subpolicies_separate(experiment: Experiment, paths: dict[str, Any]) -> bool 
     return len(set(ends)) == len(ends)
 
 
-ALONE_EPISODES = 16
+ALONE_EPISODES = 16  # episodes per task with the most likely action
+SAMPLED_EPISODES = 64  # episodes per task with sampled actions (noisier, hence more)
 SPECIALISED = 40.0  # the reproduction issue's bar on MovementBandits: a sub-policy alone earns >= 40 on its task
 
 
-def subpolicies_alone(model: Any, experiment: Experiment, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def subpolicies_alone(
+    model: Any, experiment: Experiment, seed: int, deterministic: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
-    Each sub-policy of a plane experiment acting alone, deterministically, for ``ALONE_EPISODES`` episodes per task.
+    Each sub-policy of a plane experiment acting alone for a whole episode on each task.
 
+    :param deterministic: Take the most likely action (``ALONE_EPISODES`` episodes per task), or sample it, as the
+        master runs the sub-policy during training and adaptation (``SAMPLED_EPISODES`` episodes per task, the
+        samples drawn from torch's generator seeded with ``seed``).
     :return: ``returns[k, task]``, sub-policy ``k``'s mean episode reward on ``task``; ``entropy[k]``, its mean
         action entropy on the states it visits; ``keys[k, task]``, the share of its episodes that reached the key
         (zeros without ``experiment.key_index``).
@@ -345,7 +351,9 @@ def subpolicies_alone(model: Any, experiment: Experiment, seed: int) -> tuple[np
     import torch as th
     from stable_baselines3.common.env_util import make_vec_env
 
-    env = make_vec_env(experiment.env_id, n_envs=ALONE_EPISODES, seed=seed, env_kwargs=experiment.env_kwargs)
+    n_episodes = ALONE_EPISODES if deterministic else SAMPLED_EPISODES
+    env = make_vec_env(experiment.env_id, n_envs=n_episodes, seed=seed, env_kwargs=experiment.env_kwargs)
+    generator = th.Generator().manual_seed(seed)
     tasks = experiment.evaluation_tasks()
     returns = np.zeros((model.n_subpolicies, len(tasks)))
     keys = np.zeros_like(returns)
@@ -359,9 +367,14 @@ def subpolicies_alone(model: Any, experiment: Experiment, seed: int) -> tuple[np
                     distribution = subpolicy.get_distribution(
                         model.policy.obs_to_tensor(model.policy.normalize_observation(obs))[0]
                     )
-                entropy[k] += distribution.entropy().mean().item() / (experiment.episode_steps * len(tasks))
-                obs, rewards, _, infos = env.step(distribution.mode().numpy())
-                returns[k, j] += rewards.sum() / ALONE_EPISODES
+                    entropy[k] += distribution.entropy().mean().item() / (experiment.episode_steps * len(tasks))
+                    if deterministic:
+                        actions = distribution.mode()
+                    else:
+                        probs = distribution.distribution.probs
+                        actions = th.multinomial(probs, 1, generator=generator).squeeze(1)
+                obs, rewards, _, infos = env.step(actions.numpy())
+                returns[k, j] += rewards.sum() / n_episodes
             if experiment.key_index is not None:  # the episodes ended at this step: their last observation is in infos
                 keys[k, j] = np.mean([info["terminal_observation"][experiment.key_index] > 0.5 for info in infos])
     env.close()

@@ -39,6 +39,7 @@ from experiments import (
     ALONE_EPISODES,
     EXPERIMENTS,
     NORMALISER,
+    SAMPLED_EPISODES,
     SPECIALISED,
     Experiment,
     code_version,
@@ -78,6 +79,9 @@ class Run:
     meta_curve: list[tuple[int, float]] | None = None  # MLSH: (meta-training steps, R per episode at CURVE_T)
     alone: list[list[float]] | None = None  # MLSH on a plane: [k][task], sub-policy k's mean episode reward alone
     alone_keys: list[list[float]] | None = None  # MLSH on KeyDoor: [k][task], the share of those episodes with the key
+    # as the two above, the sub-policy's actions sampled (as the master runs it) instead of its most likely action
+    alone_sampled: list[list[float]] | None = None
+    alone_keys_sampled: list[list[float]] | None = None
     commit: str | None = None  # the code that ran it (``git describe --always --dirty``), if it ran from a checkout
 
 
@@ -175,7 +179,7 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
     ppo = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98)
     paths: dict[str, Any] = {}
     meta_curve: list[tuple[int, float]] | None = None  # MLSH's
-    alone: dict[str, Any] = {}  # MLSH's on a plane: Run.alone, Run.alone_keys
+    alone: dict[str, Any] = {}  # MLSH's on a plane: Run.alone, Run.alone_keys and their sampled counterparts
     curve: list[tuple[int, float]] = []  # the curve so far, from the checkpoint
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
     checkpoint = checkpoint_path(out, name, method, seed)
@@ -230,8 +234,10 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
             result = evaluate_adaptation(model, eval_env, **common)
             paths = subpolicy_paths(model, spec, seed)
             if spec.kind == "plane":
-                returns, _, keys = subpolicies_alone(model, spec, seed + 1)
-                alone = dict(alone=returns.tolist(), alone_keys=keys.tolist() if spec.key_index is not None else None)
+                for deterministic, suffix in ((True, ""), (False, "_sampled")):
+                    returns, _, keys = subpolicies_alone(model, spec, seed + 1, deterministic)
+                    alone[f"alone{suffix}"] = returns.tolist()
+                    alone[f"alone_keys{suffix}"] = keys.tolist() if spec.key_index is not None else None
         else:
             result = shared_policy_transfer(model, eval_env, **common)
     assert result.final_returns is not None
@@ -375,21 +381,7 @@ def claims(
             what = "goals" if spec.kind == "plane" else "targets"
             count = sum(map(bool, separated))
             lines.append(f"- The sub-policies, each alone, end at different {what} in {count} of {len(separated)} seeds.")
-        measured = [r for r in runs if r.method == "mlsh" and r.alone is not None]
-        if measured:
-            count = sum(specialised(np.array(r.alone)) for r in measured)
-            lines.append(
-                f"- Each task has its own sub-policy that alone earns >= {SPECIALISED:.0f} per episode on it in {count} "
-                f"of {len(measured)} seeds ({ALONE_EPISODES} deterministic episodes per task)."
-            )
-        with_keys = [r for r in runs if r.method == "mlsh" and r.alone_keys is not None]
-        if with_keys:
-            best = [float(np.max(np.mean(r.alone_keys, axis=1))) for r in with_keys]
-            lines.append(
-                "- The sub-policy that reaches the key most often, alone, does in "
-                + ", ".join(f"{share:.0%}" for share in best)
-                + " of its episodes (per seed)."
-            )
+        lines += alone_claims([r for r in runs if r.method == "mlsh"])
     if spec.kind == "ant":
         still = next(iter(refs.values()))
         above = ", ".join(f"{LABELS[m]}: " + ("yes" if r_per_episode(m) > still else "**no**") for m in methods)
@@ -399,6 +391,32 @@ def claims(
     if "shared_policy" in methods and spec.kind == "plane" and normaliser is not None:
         ratio = r_per_episode("shared_policy") / refs[normaliser]
         lines.append(f"- The shared policy earns {ratio:.2f}x the always-goal-0 reference (the paper: half the optimum, 1x).")
+    return lines
+
+
+def alone_claims(mlsh_runs: list[Run]) -> list[str]:
+    """What MLSH's sub-policies earn, and how often they fetch the key, each acting alone: sampled, and most likely action."""
+    lines = []
+    ways = (
+        ("_sampled", SAMPLED_EPISODES, "its actions sampled, as the master runs it"),
+        ("", ALONE_EPISODES, "its most likely action"),
+    )
+    for suffix, episodes, how in ways:
+        measured = [r for r in mlsh_runs if getattr(r, "alone" + suffix) is not None]
+        if measured:
+            count = sum(specialised(np.array(getattr(r, "alone" + suffix))) for r in measured)
+            lines.append(
+                f"- Each task has its own sub-policy that alone earns >= {SPECIALISED:.0f} per episode on it in {count} "
+                f"of {len(measured)} seeds, with {how} ({episodes} episodes per task)."
+            )
+        with_keys = [r for r in mlsh_runs if getattr(r, "alone_keys" + suffix) is not None]
+        if with_keys:
+            best = [float(np.max(np.mean(getattr(r, "alone_keys" + suffix), axis=1))) for r in with_keys]
+            lines.append(
+                f"- The sub-policy that reaches the key most often, alone, with {how}, does in "
+                + ", ".join(f"{share:.0%}" for share in best)
+                + " of its episodes (per seed)."
+            )
     return lines
 
 
