@@ -9,15 +9,16 @@ settings make them?
 Every run meta-trains with the env's entry of ``hyperparams/mlsh.yml``, changed by ``--set KEY=V1,V2``
 (repeatable; values read as YAML; every combination runs on every seed; ``task_per_episode=true``, a
 diagnostic, draws a new task at every reset over MLSH's own task choice). Every ``--chunk`` steps it
-measures each sub-policy acting alone, deterministically, on each task (mean episode reward over 16
-episodes; on MovementBandits about 44 means "walks to that task's goal", on KeyDoor about 84 "fetches the
+measures each sub-policy acting alone on each task, with its most likely action (16 episodes) and with its
+actions sampled as the master runs it (64 episodes): the mean episode reward (on MovementBandits about 44
+means "walks to that task's goal", on KeyDoor about 84 "fetches the
 key, then walks to the goal"), the mean entropy of its action distribution on the states it visits and,
 on KeyDoor, the share of those episodes in which it reached the key. At the end it measures the paper's
 R: the reward a fresh master collects in its first T steps on each task, sub-policies frozen
 (``evaluate_adaptation``).
 
 A run has *specialised* when each task has its own sub-policy that alone earns >= 40 on it (the
-reproduction issue's bar on MovementBandits). Every run is saved in
+reproduction issue's bar on MovementBandits), counted for both ways of acting. Every run is saved in
 ``docs/benchmarks/<study>.json`` (``bandits_specialisation``, ``key_door_specialisation``) as it ends and
 is not run again; the page beside it is written from all saved runs. Runs go ``--jobs`` at a time
 (default 2), one process and one torch thread each.
@@ -138,9 +139,12 @@ def run(config: tuple[Study, dict[str, Any], int, int, int]) -> dict[str, Any]:
     while model.num_timesteps < timesteps:
         model.learn(min(chunk, timesteps - model.num_timesteps), reset_num_timesteps=False)
         returns, entropy, keys = subpolicies_alone(model, spec, seed + 1)
-        chunk_row = dict(steps=model.num_timesteps, alone=returns.tolist(), entropy=entropy.tolist())
+        sampled, _, sampled_keys = subpolicies_alone(model, spec, seed + 1, deterministic=False)
+        chunk_row = dict(
+            steps=model.num_timesteps, alone=returns.tolist(), alone_sampled=sampled.tolist(), entropy=entropy.tolist()
+        )
         if spec.key_index is not None:
-            chunk_row["keys"] = keys.tolist()
+            chunk_row.update(keys=keys.tolist(), keys_sampled=sampled_keys.tolist())
         chunks.append(chunk_row)
     _, r_per_episode = adaptation_r(model, spec, n_envs, seed)
     return dict(
@@ -151,6 +155,7 @@ def run(config: tuple[Study, dict[str, Any], int, int, int]) -> dict[str, Any]:
         chunks=chunks,
         r_per_episode=r_per_episode,
         specialised=specialised(np.array(chunks[-1]["alone"])),
+        specialised_sampled=specialised(np.array(chunks[-1]["alone_sampled"])),
         cpu_minutes=(time.process_time() - start) / 60,
     )
 
@@ -180,6 +185,13 @@ def machine(row: dict[str, Any]) -> str:
     return row.get("machine", "x86_64, 2 cores, up to 2 runs at a time")
 
 
+def per_subpolicy(values: list[list[float]] | None, form: str) -> str:
+    """:return: ``values[k][task]`` as a table cell: the tasks separated by /, the sub-policies by ;  (``-``: none)."""
+    if values is None:
+        return "-"
+    return "; ".join(" / ".join(form.format(value) for value in per_task) for per_task in values)
+
+
 def render(study: Study, rows: list[dict[str, Any]]) -> None:
     """Write ``study``'s page from every saved run: a summary per setting, then every run's measurements."""
     import torch as th
@@ -204,37 +216,42 @@ def render(study: Study, rows: list[dict[str, Any]]) -> None:
         f"Settings: hyperparams/mlsh.yml's {spec.env_id} entry today (`{written}`), changed as the first "
         "column says (runs of an earlier entry show how it differed from today's). "
         f"*Specialised*: each task has its own sub-policy that alone earns >= {SPECIALISED:.0f} per episode on it "
-        f"({study.scale}). R: reward per episode of a fresh master over its "
+        f"({study.scale}), with its most likely action; *sampled*: with its actions sampled, as the master runs it "
+        "(runs before this was measured: -). R: reward per episode of a fresh master over its "
         f"first {spec.adaptation_timesteps:,} steps on each task, sub-policies frozen, mean of the tasks.",
         "",
-        "| settings | steps | seeds | specialised | mean R per episode | R per seed |",
-        "|---|---|---|---|---|---|",
+        "| settings | steps | seeds | specialised | sampled | mean R per episode | R per seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     groups = sorted({row_key(row)[:2] for row in rows})
     for name, steps in groups:
         runs = [row for row in rows if row_key(row)[:2] == (name, steps)]
         per_seed = ", ".join(f"{row['seed']}: {row['r_per_episode']:.1f}" for row in runs)
+        sampled = [row["specialised_sampled"] for row in runs if "specialised_sampled" in row]
+        sampled_count = f"{sum(sampled)} of {len(sampled)}" if sampled else "-"
         lines.append(
             f"| {name} | {steps:,} | {len(runs)} | {sum(row['specialised'] for row in runs)} of {len(runs)} "
-            f"| {np.mean([row['r_per_episode'] for row in runs]):.2f} | {per_seed} |"
+            f"| {sampled_count} | {np.mean([row['r_per_episode'] for row in runs]):.2f} | {per_seed} |"
         )
     keys = spec.key_index is not None
     lines += [
         "",
         "Each sub-policy alone during meta-training: mean episode reward on each task (separated by /)"
         + (", the share of its episodes that reached the key" if keys else "")
+        + ", with its most likely action and with sampled actions (-: not measured then),"
         + " and its action entropy (the uniform distribution over the 5 actions has 1.61).",
         "",
-        "| settings | seed | steps | alone, per sub-policy |"
-        + (" key reached, per sub-policy |" if keys else "")
+        "| settings | seed | steps | alone, per sub-policy | sampled |"
+        + (" key reached, per sub-policy | sampled |" if keys else "")
         + " entropy, per sub-policy |",
-        "|---|---|---|---|---|" + ("---|" if keys else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if keys else ""),
     ]
     for row in rows:
         for chunk in row["chunks"]:
             cells = [
-                "; ".join(" / ".join(f"{r:.1f}" for r in per_task) for per_task in chunk["alone"]),
-                *(["; ".join(" / ".join(f"{r:.0%}" for r in per_task) for per_task in chunk["keys"])] if keys else []),
+                per_subpolicy(chunk.get("alone"), "{:.1f}"),
+                per_subpolicy(chunk.get("alone_sampled"), "{:.1f}"),
+                *([per_subpolicy(chunk.get(name), "{:.0%}") for name in ("keys", "keys_sampled")] if keys else []),
                 ", ".join(f"{e:.2f}" for e in chunk["entropy"]),
             ]
             lines.append(f"| {row_key(row)[0]} | {row['seed']} | {chunk['steps']:,} | {' | '.join(cells)} |")
@@ -277,10 +294,11 @@ def main() -> None:
             for row in pool.imap_unordered(run, configs):
                 saved = {**row, "command": command, "date": str(datetime.date.today()), "machine": machine}
                 rows = update_json(study.runs, [], lambda runs, saved=saved: runs.append(saved))
-                alone_returns = np.round(row["chunks"][-1]["alone"], 1).tolist()
+                last = row["chunks"][-1]
                 print(
                     f"{key(row, env_id)[0]}, seed {row['seed']}: R {row['r_per_episode']:.2f}, "
-                    f"specialised {row['specialised']}, alone {alone_returns}",
+                    f"specialised {row['specialised']} / sampled {row['specialised_sampled']}, "
+                    f"alone {np.round(last['alone'], 1).tolist()} / sampled {np.round(last['alone_sampled'], 1).tolist()}",
                     flush=True,
                 )
     if rows:
