@@ -1,0 +1,120 @@
+"""
+Why a MovementBandits sub-policy earns less alone with its most likely action than with sampled actions.
+
+    python benchmarks/argmax_stops.py MODEL.zip [MODEL.zip ...] [--episodes 200] [--write]
+
+For each saved MLSH model (``benchmarks/reproduce.py movement_bandits`` keeps them under ``<out>/models``) and
+each sub-policy, on the task whose goal it walks to (the one where it earns more alone, sampled): its mean episode
+reward alone with sampled actions and with its most likely action, the share of most-likely-action episodes that
+never reach the reward disc, and, in those, where the agent comes to rest: its distance to the goal and the
+probability the sub-policy gives to "stay" there. The page is ``docs/benchmarks/argmax_stops.md`` (``--write``).
+"""
+
+import argparse
+import datetime
+import pathlib
+import sys
+from typing import Any
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "benchmarks" / "argmax_stops.md"
+EPISODE_STEPS = 50
+
+
+def episodes(subpolicy: Any, task: int, deterministic: bool, n_episodes: int, seed: int) -> list[dict[str, float]]:
+    """
+    ``n_episodes`` episodes of ``subpolicy`` alone on ``task``.
+
+    :return: Per episode: its reward, and where it ended: the distance to the paying goal and P(stay) there.
+    """
+    import torch as th
+
+    from sb3_mlsh.envs.movement_bandits import MovementBanditsEnv
+
+    env = MovementBanditsEnv()
+    env.set_task(task)
+    generator = th.Generator().manual_seed(seed)
+    results = []
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total = 0.0
+        for _ in range(EPISODE_STEPS):
+            with th.no_grad():
+                probs = subpolicy.get_distribution(th.as_tensor(obs[None])).distribution.probs[0]
+            action = int(probs.argmax()) if deterministic else int(th.multinomial(probs, 1, generator=generator))
+            obs, reward, *_ = env.step(action)
+            total += float(reward)
+        with th.no_grad():
+            stay = float(subpolicy.get_distribution(th.as_tensor(obs[None])).distribution.probs[0, 0])
+        distance = float(np.linalg.norm((obs[:2] - obs[2 + 2 * task : 4 + 2 * task]) * MovementBanditsEnv.ARENA))
+        results.append(dict(reward=total, distance=distance, stay=stay))
+    return results
+
+
+def measure(path: pathlib.Path, n_episodes: int) -> list[str]:
+    """:return: One table row per sub-policy of the model saved at ``path``."""
+    import torch as th
+
+    from sb3_mlsh import MLSH
+
+    th.set_num_threads(1)
+    model = MLSH.load(path, device="cpu")
+    if model.policy.normalize_observations:
+        raise SystemExit(f"{path}: normalises observations; this diagnostic feeds raw MovementBandits observations.")
+    rows = []
+    for k, subpolicy in enumerate(model.policy.subpolicies):
+        sampled = {task: episodes(subpolicy, task, False, n_episodes, seed=1000) for task in (0, 1)}
+        task = max((0, 1), key=lambda t: np.mean([e["reward"] for e in sampled[t]]))
+        argmax = episodes(subpolicy, task, True, n_episodes, seed=1000)
+        missed = [e for e in argmax if e["reward"] == 0]
+        where = (
+            f"{np.median([e['distance'] for e in missed]):.0f} | {np.median([e['stay'] for e in missed]):.2f}"
+            if missed
+            else "- | -"
+        )
+        rows.append(
+            f"| {path.name} | {k} | {task} | {np.mean([e['reward'] for e in sampled[task]]):.1f} "
+            f"| {np.mean([e['reward'] for e in argmax]):.1f} | {len(missed) / n_episodes:.0%} | {where} |"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", type=pathlib.Path)
+    parser.add_argument("--episodes", type=int, default=200, help="episodes per measurement")
+    parser.add_argument("--write", action="store_true", help=f"write {PAGE.relative_to(ROOT)}")
+    args = parser.parse_args()
+    for path in args.models:
+        if not path.is_file():
+            parser.error(f"{path} does not exist; give models saved by benchmarks/reproduce.py (<out>/models/*.zip).")
+    rows = [row for path in args.models for row in measure(path, args.episodes)]
+    lines = [
+        "# MovementBandits: where a sub-policy's most likely action stops",
+        "",
+        f"Measured by `benchmarks/argmax_stops.py` on {datetime.date.today()}, {args.episodes} episodes per "
+        "measurement (the same start and goals for both ways of acting):",
+        "",
+        "```bash",
+        "python benchmarks/argmax_stops.py " + " ".join(a for a in sys.argv[1:] if a != "--write"),
+        "```",
+        "",
+        "Each sub-policy acts alone on the task whose goal it walks to (where it earns more with sampled actions). "
+        "*Sampled*, *most likely*: mean episode reward (a policy that walks straight to the paying goal earns about "
+        "44). *No reward*: the share of most-likely-action episodes that never enter the 50-unit reward disc; in "
+        "those, where the agent rests at the end: the median distance to the goal and the median probability of "
+        '"stay" there.',
+        "",
+        "| model | sub-policy | task | sampled | most likely | no reward | distance at rest | P(stay) there |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    print("\n".join(lines))
+    if args.write:
+        PAGE.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
