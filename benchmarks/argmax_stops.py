@@ -53,6 +53,12 @@ def episodes(subpolicy: Any, task: int, deterministic: bool, n_episodes: int, se
     return results
 
 
+def shown(path: pathlib.Path) -> str:
+    """:return: ``path`` relative to the repository if it is inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def measure(path: pathlib.Path, n_episodes: int) -> list[str]:
     """:return: One table row per sub-policy of the model saved at ``path``."""
     import torch as th
@@ -75,7 +81,7 @@ def measure(path: pathlib.Path, n_episodes: int) -> list[str]:
             else "- | -"
         )
         rows.append(
-            f"| {path.name} | {k} | {task} | {np.mean([e['reward'] for e in sampled[task]]):.1f} "
+            f"| {shown(path)} | {k} | {task} | {np.mean([e['reward'] for e in sampled[task]]):.1f} "
             f"| {np.mean([e['reward'] for e in argmax]):.1f} | {len(missed) / n_episodes:.0%} | {where} |"
         )
     return rows
