@@ -7,7 +7,8 @@ settings make them?
                                                 [--chunk 400000] [--jobs 2] [--render]
 
 Every run meta-trains with the env's entry of ``hyperparams/mlsh.yml``, changed by ``--set KEY=V1,V2``
-(repeatable; values read as YAML; every combination runs on every seed; ``task_per_episode=true``, a
+(repeatable; values read as YAML, commas inside brackets kept: ``policy_kwargs={optimizer_kwargs: {eps:
+1.0e-5, fused: true}}`` is one value; every combination runs on every seed; ``task_per_episode=true``, a
 diagnostic, draws a new task at every reset over MLSH's own task choice). Every ``--chunk`` steps it
 measures each sub-policy acting alone on each task, with its most likely action (16 episodes) and with its
 actions sampled as the master runs it (64 episodes): the mean episode reward (on MovementBandits about 44
@@ -98,6 +99,17 @@ STUDIES = {
     ),
 }
 SPEC = STUDIES["movement_bandits"].spec
+
+
+def split_values(text: str) -> list[str]:
+    """:return: The values of ``--set KEY=V1,V2``: ``text`` split at the commas outside brackets (``{a: 1, b: 2}``)."""
+    values, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += (char in "{[(") - (char in "}])")
+        if char == "," and depth == 0:
+            values.append(text[start:index])
+            start = index + 1
+    return [*values, text[start:]]
 
 
 def setting(text: str) -> Any:
@@ -279,7 +291,7 @@ def main() -> None:
             name, sep, values = item.partition("=")
             if not sep or not values:
                 parser.error(f"--set {item}: use KEY=V1,V2, e.g. --set ent_coef=0,0.01")
-            axes.append([(name, setting(value)) for value in values.split(",")])
+            axes.append([(name, setting(value)) for value in split_values(values)])
         done = {key(row, env_id) for row in rows}
         configs = [
             (study, dict(combination), seed, timesteps, args.chunk)
