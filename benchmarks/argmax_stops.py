@@ -17,10 +17,11 @@ import sys
 from typing import Any
 
 import numpy as np
+from experiments import EXPERIMENTS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks" / "argmax_stops.md"
-EPISODE_STEPS = 50
+SPEC = EXPERIMENTS["movement_bandits"]
 
 
 def episodes(subpolicy: Any, task: int, deterministic: bool, n_episodes: int, seed: int) -> list[dict[str, float]]:
@@ -40,7 +41,7 @@ def episodes(subpolicy: Any, task: int, deterministic: bool, n_episodes: int, se
     for episode in range(n_episodes):
         obs, _ = env.reset(seed=seed + episode)
         total = 0.0
-        for _ in range(EPISODE_STEPS):
+        for _ in range(SPEC.episode_steps):
             with th.no_grad():
                 probs = subpolicy.get_distribution(th.as_tensor(obs[None])).distribution.probs[0]
             action = int(probs.argmax()) if deterministic else int(th.multinomial(probs, 1, generator=generator))
@@ -71,8 +72,8 @@ def measure(path: pathlib.Path, n_episodes: int) -> list[str]:
         raise SystemExit(f"{path}: normalises observations; this diagnostic feeds raw MovementBandits observations.")
     rows = []
     for k, subpolicy in enumerate(model.policy.subpolicies):
-        sampled = {task: episodes(subpolicy, task, False, n_episodes, seed=1000) for task in (0, 1)}
-        task = max((0, 1), key=lambda t: np.mean([e["reward"] for e in sampled[t]]))
+        sampled = {task: episodes(subpolicy, task, False, n_episodes, seed=1000) for task in SPEC.evaluation_tasks()}
+        task = max(sampled, key=lambda t: np.mean([e["reward"] for e in sampled[t]]))
         argmax = episodes(subpolicy, task, True, n_episodes, seed=1000)
         missed = [e for e in argmax if e["reward"] == 0]
         where = (

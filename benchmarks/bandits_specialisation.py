@@ -12,9 +12,9 @@ Every run meta-trains with the env's entry of ``hyperparams/mlsh.yml``, changed 
 diagnostic, draws a new task at every reset over MLSH's own task choice). Every ``--chunk`` steps it
 measures each sub-policy acting alone on each task, with its most likely action (16 episodes) and with its
 actions sampled as the master runs it (64 episodes): the mean episode reward (on MovementBandits about 44
-means "walks to that task's goal", on KeyDoor about 84 "fetches the
-key, then walks to the goal"), the mean entropy of its action distribution on the states it visits and,
-on KeyDoor, the share of those episodes in which it reached the key. At the end it measures the paper's
+means "walks to that task's goal", on KeyDoor about 84 "fetches the key, then walks to the goal"), the mean
+entropy of its action distribution on the states it visits and, on KeyDoor, the share of those episodes in which
+it reached the key. At the end it measures the paper's
 R: the reward a fresh master collects in its first T steps on each task, sub-policies frozen
 (``evaluate_adaptation``).
 
