@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
-from sb3_mlsh.common.observations import concatenate, take
+from sb3_mlsh.common.observations import concatenate, stack, take
 from sb3_mlsh.common.tasks import finite_tasks, has_task_protocol, sample_task, set_task
 from sb3_mlsh.mlsh import MLSH
 
@@ -37,6 +37,9 @@ class AdaptationResult:
         states visited during adaptation (near 0: the sub-policies act alike).
     :param final_returns: Per task, the adapted hierarchy's mean episode return in a deterministic
         evaluation after adaptation (``None`` unless ``n_eval_episodes > 0``).
+    :param final_observations: Per task, the last observation of each episode of that evaluation, one
+        row per episode (e.g. whether KeyDoor's agent holds the key at the end; ``None`` unless
+        ``n_eval_episodes > 0``).
     :param confidence: Level of ``confidence_interval``.
     """
 
@@ -46,6 +49,7 @@ class AdaptationResult:
     usage: np.ndarray
     divergence: float
     final_returns: np.ndarray | None = None
+    final_observations: list[np.ndarray | dict[str, np.ndarray]] | None = None
     confidence: float = 0.95
     _seed: int = field(default=0, repr=False)
     _observations: np.ndarray | dict[str, np.ndarray] = field(default_factory=lambda: np.zeros((0,)), repr=False)
@@ -148,6 +152,20 @@ def adaptation_seeds(seed: int | None, n_tasks: int, n_envs: int) -> list[int]:
     return [start + j * n_envs for j in range(n_tasks)]
 
 
+def _episode_ends(ends: list[Any]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """
+    :param ends: Filled with the last observation of each episode that ``evaluate_policy`` counts.
+    :return: ``evaluate_policy``'s per-step callback.
+    """
+
+    def callback(local: dict[str, Any], _: dict[str, Any]) -> None:
+        # evaluate_policy counts an episode where it ends, as Monitor says when the env is wrapped in one
+        if local["done"] and ("episode" in local["info"] or not local["is_monitor_wrapped"]):
+            ends.append(local["info"]["terminal_observation"])
+
+    return callback
+
+
 def run_adaptation(
     make_learner: Callable[[VecEnv, int], BaseAlgorithm],
     env: GymEnv | str,
@@ -191,7 +209,7 @@ def run_adaptation(
             chosen = _choose_tasks(vec_env, n_tasks, np.random.default_rng(base_seed))
         else:
             chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
-        totals, curves, usage, observations, final_returns = [], [], [], [], []
+        totals, curves, usage, observations, final_returns, final_observations = [], [], [], [], [], []
         for task, learner_seed in zip(chosen, adaptation_seeds(seed, n_tasks, vec_env.num_envs), strict=True):
             set_task(vec_env, task)
             learner = make_learner(vec_env, learner_seed)
@@ -203,7 +221,13 @@ def run_adaptation(
                 usage.append(recorder.usage / max(recorder.usage.sum(), 1))
             observations.extend(recorder.observations)
             if n_eval_episodes > 0:
-                final_returns.append(evaluate_policy(learner, vec_env, n_eval_episodes=n_eval_episodes, deterministic=True)[0])
+                ends: list[Any] = []
+                final_returns.append(
+                    evaluate_policy(
+                        learner, vec_env, n_eval_episodes=n_eval_episodes, deterministic=True, callback=_episode_ends(ends)
+                    )[0]
+                )
+                final_observations.append(stack(ends))
     finally:
         random.setstate(random_state[0])
         np.random.set_state(random_state[1])
@@ -215,6 +239,7 @@ def run_adaptation(
         np.array(usage) if usage else np.zeros((len(chosen), 0)),
         float("nan"),
         final_returns=np.array(final_returns) if n_eval_episodes > 0 else None,
+        final_observations=final_observations if n_eval_episodes > 0 else None,
         _seed=base_seed,
         _observations=concatenate(observations) if observations else np.zeros((0,)),
     )

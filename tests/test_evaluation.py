@@ -32,9 +32,11 @@ def test_hand_computed_case():
         assert steps.tolist() == [7, 14, 21, 28] and returns.tolist() == [7.0 * task] * 4
     assert result.mean == 45.0 and result.confidence_interval == (30.0, 60.0)
     assert result.usage.shape == (2, 2) and np.allclose(result.usage.sum(axis=1), 1.0)
-    assert result.final_returns is None
+    assert result.final_returns is None and result.final_observations is None
     with_eval = evaluate_adaptation(model, counting_env(), n_tasks=1, adaptation_timesteps=30, tasks=[2], n_eval_episodes=3)
     assert with_eval.final_returns.tolist() == [14.0]  # 7 steps of reward 2
+    # the observation on which each evaluation episode ended: the step count, 7
+    assert [ends.tolist() for ends in with_eval.final_observations] == [[[7.0]] * 3]
 
 
 def test_with_several_envs_it_counts_exactly_the_first_t_steps():
