@@ -168,6 +168,7 @@ def learning(args: argparse.Namespace) -> None:
     from sb3_mlsh.zoo import hyperparams_path
 
     experiment = EXPERIMENTS["movement_bandits"]
+    commit = code_version()  # as the command started: a commit made while the runs go does not relabel them
     settings = yaml.safe_load(hyperparams_path().read_text())[experiment.env_id]
     done = {
         (label(run), run["seed"])
@@ -198,7 +199,7 @@ def learning(args: argparse.Namespace) -> None:
                     "R": r,
                     "wall_s": time.time() - start,
                     "settings": settings,
-                    "commit": code_version(),
+                    "commit": commit,
                     **({"adam_averaged": True} if layout.endswith("averaged") else {}),
                 },
             )

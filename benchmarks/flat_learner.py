@@ -42,7 +42,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     One run: train, keeping the mean training return every ``every`` steps.
 
     :param config: ``experiment``, ``tasks`` (the mode), ``task``, ``algorithm``, ``seed``, ``timesteps``, ``every``.
-    :return: ``config`` with the returns, CPU minutes and commit added.
+    :return: ``config`` with the returns and CPU minutes added.
     """
     import gymnasium as gym
     import torch as th
@@ -92,7 +92,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             return True
 
     model.learn(config["timesteps"], callback=Windows())
-    return {**config, "returns": returns, "cpu_minutes": (time.process_time() - start) / 60, "commit": code_version()}
+    return {**config, "returns": returns, "cpu_minutes": (time.process_time() - start) / 60}
 
 
 def last_quarter(returns: list[float]) -> float:
@@ -177,9 +177,10 @@ def main() -> None:
         configs = [config for config in configs if (case(config), config["algorithm"], config["seed"]) not in done]
         command = f"python benchmarks/flat_learner.py {' '.join(sys.argv[1:])}"
         machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {args.jobs} runs at a time"
+        commit = code_version()  # as the command started: a commit made while the runs go does not relabel them
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             for row in pool.imap_unordered(run, configs):
-                saved = {**row, "command": command, "date": str(datetime.date.today()), "machine": machine}
+                saved = {**row, "command": command, "date": str(datetime.date.today()), "machine": machine, "commit": commit}
                 rows = update_json(RUNS, [], lambda runs, saved=saved: runs.append(saved))
                 print(f"{case(row)} {row['algorithm']} seed {row['seed']}: {np.round(row['returns'], 1)}", flush=True)
     if rows:

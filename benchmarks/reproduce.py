@@ -152,7 +152,7 @@ class Checkpoints(BaseCallback):
         self.save(self.model, self.curve)
 
 
-def run(config: tuple[str, str, int, int, int, str]) -> Run:
+def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     """
     One (method, seed): meta-train if the method needs it, then adapt to every evaluation task. Meta-training
     (MLSH's, the shared policy's) is one ``learn`` call checkpointed ``CHUNKS`` times (model, curve, CPU time),
@@ -165,7 +165,8 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
     from sb3_mlsh import MLSH, evaluate_adaptation
     from sb3_mlsh.baselines import TaskPerEpisode, shared_policy_transfer, single_policy
 
-    name, method, seed, meta_timesteps, adaptation_timesteps, out = config
+    # commit: the code as the command started (a commit made while the runs go does not relabel them)
+    name, method, seed, meta_timesteps, adaptation_timesteps, out, commit = config
     spec = EXPERIMENTS[name]
     n_envs, hyperparams = spec.hyperparams()
     tasks = spec.evaluation_tasks()
@@ -266,7 +267,7 @@ def run(config: tuple[str, str, int, int, int, str]) -> Run:
         meta_curve,
         **alone,
         final_keys=final_keys,
-        commit=code_version(),
+        commit=commit,
     )
 
 
@@ -700,8 +701,9 @@ def main() -> None:
         )
     runs, seconds = resumed_runs(args) if args.resume else ([], 0.0)
     done = {(item.method, item.seed) for item in runs}
+    commit = code_version()
     configs = [
-        (args.experiment, method, seed, args.meta_timesteps, args.adaptation_timesteps, args.out)
+        (args.experiment, method, seed, args.meta_timesteps, args.adaptation_timesteps, args.out, commit)
         for method in args.methods
         for seed in args.seeds
         if (method, seed) not in done
