@@ -82,7 +82,9 @@ class Run:
     # as the two above, the sub-policy's actions sampled (as the master runs it) instead of its most likely action
     alone_sampled: list[list[float]] | None = None
     alone_keys_sampled: list[list[float]] | None = None
-    # on KeyDoor, per task: the share of the deterministic evaluation episodes after adaptation that end with the key
+    # on KeyDoor, per task, the share of episodes that end with the key: of those the learner ran (actions sampled) in
+    # the last quarter of T, and of the deterministic evaluation after adaptation
+    late_keys: list[float] | None = None
     final_keys: list[float] | None = None
     commit: str | None = None  # the code that ran it (``git describe --always --dirty``), if it ran from a checkout
 
@@ -90,7 +92,7 @@ class Run:
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
 # meta-training (MLSH, shared policy) is checkpointed this many times; MLSH: a curve point every CHUNKS // CURVE_POINTS
 CHUNKS = 20
-# KeyDoor: the adapted learner should hold the key at the end of at least this share of its evaluation episodes
+# KeyDoor: the adapted learner should hold the key at the end of at least this share of its episodes, as it runs
 KEY_AIM = 0.8
 
 
@@ -246,8 +248,12 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         else:
             result = shared_policy_transfer(model, eval_env, **common)
     assert result.final_returns is not None and result.final_observations is not None
-    final_keys = None
-    if spec.key_index is not None:  # the has-key flag of the observation on which each evaluation episode ended
+    late_keys = final_keys = None
+    if spec.key_index is not None:  # the has-key flag of the observation on which each episode ended
+        late_keys = [
+            float(np.mean(ends[steps > 0.75 * adaptation_timesteps, spec.key_index] > 0.5))
+            for (steps, _), ends in zip(result.curves, result.episode_ends, strict=True)
+        ]
         final_keys = [float(np.mean(ends[:, spec.key_index] > 0.5)) for ends in result.final_observations]
     cpu_seconds = cpu_before + time.process_time() - cpu_start
     checkpoint.unlink(missing_ok=True)
@@ -266,6 +272,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         cpu_seconds,
         meta_curve,
         **alone,
+        late_keys=late_keys,
         final_keys=final_keys,
         commit=commit,
     )
@@ -405,20 +412,28 @@ def claims(
 
 
 def key_claims(spec: Experiment, runs: list[Run], methods: list[str]) -> list[str]:
-    """On KeyDoor: how often each adapted learner holds the key at the end of an evaluation episode (MLSH's aim: KEY_AIM)."""
+    """
+    On KeyDoor: how often each adapted learner holds the key as an episode ends, as it runs (actions sampled, the
+    last quarter of T; MLSH's aim: KEY_AIM) and in the deterministic evaluation after adaptation.
+    """
     lines = []
     for method in methods if spec.key_index is not None else ():
-        items = [r for r in runs if r.method == method and r.final_keys is not None]
+        items = [r for r in runs if r.method == method and r.late_keys is not None and r.final_keys is not None]
         if not items:
             continue
-        share = float(np.mean([np.mean(r.final_keys) for r in items]))
+        late, final = [np.mean(r.late_keys) for r in items], [np.mean(r.final_keys) for r in items]
         line = (
-            f"- After adaptation, *{LABELS[method]}* holds the key at the end of {share:.0%} of its evaluation episodes "
-            "(per seed: " + ", ".join(f"{np.mean(r.final_keys):.0%}" for r in items) + ")"
+            f"- *{LABELS[method]}* holds the key at the end of {np.mean(late):.0%} of the episodes it runs in the last "
+            f"quarter of T (per seed: {', '.join(f'{share:.0%}' for share in late)})"
         )
         if method == "mlsh":
-            line += f"; aim: >= {KEY_AIM:.0%}: " + ("met" if share >= KEY_AIM else "**not met**")
-        lines.append(line + ".")
+            line += f", aim >= {KEY_AIM:.0%}: " + ("met" if np.mean(late) >= KEY_AIM else "**not met**")
+        lines.append(
+            line
+            + f"; of its deterministic evaluation episodes after adaptation, {np.mean(final):.0%} (per seed: "
+            + ", ".join(f"{share:.0%}" for share in final)
+            + ")."
+        )
     return lines
 
 

@@ -32,6 +32,8 @@ class AdaptationResult:
         master-only learning on each task (summed over all envs): the paper's figure of merit.
     :param curves: Per task, ``(timesteps, episode_returns)``: the return of each episode that ended
         during adaptation and the step count at which it ended.
+    :param episode_ends: Per task, the last observation of each episode of ``curves``, one row per
+        episode, in the same order (e.g. whether KeyDoor's agent held the key as that episode ended).
     :param usage: ``[task, k]``: fraction of the adaptation steps on which sub-policy ``k`` acted.
     :param divergence: Mean KL divergence between the sub-policies' action distributions on the
         states visited during adaptation (near 0: the sub-policies act alike).
@@ -50,6 +52,7 @@ class AdaptationResult:
     divergence: float
     final_returns: np.ndarray | None = None
     final_observations: list[np.ndarray | dict[str, np.ndarray]] | None = None
+    episode_ends: list[np.ndarray | dict[str, np.ndarray]] = field(default_factory=list)
     confidence: float = 0.95
     _seed: int = field(default=0, repr=False)
     _observations: np.ndarray | dict[str, np.ndarray] = field(default_factory=lambda: np.zeros((0,)), repr=False)
@@ -84,6 +87,7 @@ class _AdaptationRecorder(BaseCallback):
         self.total_reward = 0.0
         self.episode_steps: list[int] = []
         self.episode_returns: list[float] = []
+        self.episode_ends: list[Any] = []  # the last observation of each of those episodes
         self.usage: np.ndarray | None = None
         self.observations: list[Any] = []  # batches of observations (dicts of arrays for Dict spaces)
         self.n_observations = 0
@@ -104,6 +108,7 @@ class _AdaptationRecorder(BaseCallback):
             if "episode" in info:
                 self.episode_steps.append(self.steps + index + 1)
                 self.episode_returns.append(float(info["episode"]["r"]))
+                self.episode_ends.append(info["terminal_observation"])
         self.steps += within
         return self.steps < self.timesteps
 
@@ -210,6 +215,7 @@ def run_adaptation(
         else:
             chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
         totals, curves, usage, observations, final_returns, final_observations = [], [], [], [], [], []
+        episode_ends: list[Any] = []
         for task, learner_seed in zip(chosen, adaptation_seeds(seed, n_tasks, vec_env.num_envs), strict=True):
             set_task(vec_env, task)
             learner = make_learner(vec_env, learner_seed)
@@ -217,6 +223,7 @@ def run_adaptation(
             learner.learn(adaptation_timesteps, callback=recorder)
             totals.append(recorder.total_reward)
             curves.append((np.array(recorder.episode_steps), np.array(recorder.episode_returns)))
+            episode_ends.append(stack(recorder.episode_ends) if recorder.episode_ends else np.zeros((0,)))
             if recorder.usage is not None:
                 usage.append(recorder.usage / max(recorder.usage.sum(), 1))
             observations.extend(recorder.observations)
@@ -240,6 +247,7 @@ def run_adaptation(
         float("nan"),
         final_returns=np.array(final_returns) if n_eval_episodes > 0 else None,
         final_observations=final_observations if n_eval_episodes > 0 else None,
+        episode_ends=episode_ends,
         _seed=base_seed,
         _observations=concatenate(observations) if observations else np.zeros((0,)),
     )

@@ -30,6 +30,8 @@ def test_hand_computed_case():
     assert result.total_rewards.tolist() == [30.0, 60.0]
     for (steps, returns), task in zip(result.curves, (1, 2), strict=True):
         assert steps.tolist() == [7, 14, 21, 28] and returns.tolist() == [7.0 * task] * 4
+    # the observation on which each of those episodes ended: the step count, 7
+    assert [ends.tolist() for ends in result.episode_ends] == [[[7.0]] * 4] * 2
     assert result.mean == 45.0 and result.confidence_interval == (30.0, 60.0)
     assert result.usage.shape == (2, 2) and np.allclose(result.usage.sum(axis=1), 1.0)
     assert result.final_returns is None and result.final_observations is None
