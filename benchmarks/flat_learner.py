@@ -4,14 +4,14 @@ MLSH with one sub-policy against SB3's PPO: does MLSH's learner learn as PPO doe
     python benchmarks/flat_learner.py --experiment key_door --tasks episode --seeds 0 1 [--timesteps 1500000]
     python benchmarks/flat_learner.py --experiment key_door --tasks fixed --timesteps 600000
 
-With K = 1, W = 0 (the sub-policy updated every iteration) and time limits bootstrapped, MLSH's
-hierarchy is one flat policy trained by SB3's PPO update on every step, so it should learn as SB3's PPO
-does with the same settings: the env's ``hyperparams/mlsh.yml`` entry (n_envs, n_steps, learning rate),
-GAE lambda 0.98 (as the reproduction's PPO baselines), batch 64, 10 epochs, no observation
-normalisation. ``--tasks fixed`` trains both on one task (``--task``, default the experiment's first
-evaluation task); ``--tasks episode`` draws a new task at every reset (``TaskPerEpisode``: the shared
-policy's training distribution). Each run records the mean return of the training episodes that ended
-in each ``--every`` steps.
+With K = 1, W = 0 (the sub-policy updated every iteration) and time limits bootstrapped, MLSH's hierarchy is
+one flat policy trained by SB3's PPO update on every step, so it should learn as SB3's PPO does with the same
+settings: the env's ``hyperparams/mlsh.yml`` entry (n_envs, n_steps, learning rate, ``policy_kwargs``,
+``normalize_observations``: MLSH's own running mean/std, for PPO a ``VecNormalize`` of the observations only,
+clipped as MLSH's), GAE lambda 0.98 (as the reproduction's PPO baselines), batch 64, 10 epochs. ``--tasks
+fixed`` trains both on one task (``--task``, default the experiment's first evaluation task); ``--tasks
+episode`` draws a new task at every reset (``TaskPerEpisode``: the shared policy's training distribution).
+Each run records the mean return of the training episodes that ended in each ``--every`` steps.
 
 Every run is saved in ``docs/benchmarks/flat_learner.json`` as it ends and is not run again; the page
 ``docs/benchmarks/flat_learner.md`` is written from all saved runs. Runs go ``--jobs`` at a time (default 2),
@@ -49,6 +49,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
     from sb3_mlsh import MLSH, TaskSamplerWrapper
     from sb3_mlsh.baselines import TaskPerEpisode
@@ -65,14 +66,17 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=spec.env_kwargs, wrapper_class=wrapper)
     common = dict(
-        n_steps=hyperparams["n_steps"], learning_rate=hyperparams.get("learning_rate", 3e-4), gae_lambda=0.98, seed=seed
-    )
+        n_steps=hyperparams["n_steps"], learning_rate=hyperparams.get("learning_rate", 3e-4), gae_lambda=0.98, seed=seed,
+        policy_kwargs=hyperparams.get("policy_kwargs"),
+    )  # fmt: skip
+    normalize = hyperparams.get("normalize_observations", True)  # MLSH's default
     if config["algorithm"] == "ppo":
-        model: Any = PPO("MlpPolicy", env, **common)
+        clip_obs = hyperparams.get("clip_obs", 5.0)
+        model: Any = PPO("MlpPolicy", VecNormalize(env, norm_reward=False, clip_obs=clip_obs) if normalize else env, **common)
     else:
         model = MLSH(
             "MlpPolicy", env, n_subpolicies=1, warmup_iterations=0, joint_iterations=10,
-            macro_duration=hyperparams["macro_duration"], bootstrap_truncation=True, normalize_observations=False,
+            macro_duration=hyperparams["macro_duration"], bootstrap_truncation=True, normalize_observations=normalize,
             **common,
         )  # fmt: skip
     returns: list[float] = []
@@ -121,7 +125,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         "",
         "MLSH with K = 1, W = 0 and time limits bootstrapped trains one flat policy with SB3's PPO update on every "
         "step; PPO is SB3's, with the same settings (the env's `hyperparams/mlsh.yml` entry: n_envs, n_steps, "
-        "learning rate; GAE lambda 0.98, batch 64, 10 epochs, no observation normalisation). *fixed*: one task "
+        "learning rate, `policy_kwargs` and observation normalisation, MLSH's own or, for PPO, a `VecNormalize` of the "
+        "observations alone, clipped alike; none on KeyDoor; GAE lambda 0.98, batch 64, 10 epochs). *fixed*: one task "
         "throughout; *episode*: a new task at every reset. Mean return of the training episodes that ended in the "
         "window before each point; *last quarter*: the mean over the last quarter of the windows.",
         "",
