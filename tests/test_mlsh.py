@@ -298,6 +298,22 @@ def test_same_seed_gives_identical_parameters():
     assert same(run(), run())
 
 
+def test_fused_adam_makes_the_same_update_up_to_rounding():
+    # Adam's fused implementation (opt-in, docs/mlsh.md "Speed") runs the same arithmetic in one kernel
+    def run(**optimizer_kwargs) -> list[th.Tensor]:
+        env = make_vec_env("MovementBandits-v0", n_envs=2, seed=7)
+        model = small_model(
+            env, seed=7, n_steps=20, warmup_iterations=0, policy_kwargs=dict(optimizer_kwargs=optimizer_kwargs)
+        )
+        assert bool(model.policy.subpolicies[0].optimizer.defaults.get("fused")) == optimizer_kwargs.get("fused", False)
+        model.learn(40)  # two iterations: the second collects with the first's update
+        return parameters(model.policy)
+
+    sb3, fused, before = run(eps=1e-5), run(eps=1e-5, fused=True), parameters(small_model(seed=7).policy)
+    assert not same(sb3, before)
+    assert all(th.allclose(a, b, atol=1e-6) for a, b in zip(sb3, fused, strict=True))
+
+
 def test_schedules_for_learning_rates():
     class LearningRates(BaseCallback):
         def _on_step(self) -> bool:
