@@ -65,6 +65,14 @@ class Experiment:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
         return mlsh_settings(self.env_id)
 
+    def key_share(self, last_observations: np.ndarray) -> float:
+        """
+        :param last_observations: The last observation of each of some episodes, one row per episode.
+        :return: The share of those episodes that ended with the key (needs ``key_index``).
+        """
+        assert self.key_index is not None
+        return float(np.mean(last_observations[:, self.key_index] > 0.5))
+
     def evaluation_tasks(self) -> list[Any]:
         if self.tasks is not None:
             return list(self.tasks)
@@ -376,7 +384,7 @@ def subpolicies_alone(
                 obs, rewards, _, infos = env.step(actions.numpy())
                 returns[k, j] += rewards.sum() / n_episodes
             if experiment.key_index is not None:  # the episodes ended at this step: their last observation is in infos
-                keys[k, j] = np.mean([info["terminal_observation"][experiment.key_index] > 0.5 for info in infos])
+                keys[k, j] = experiment.key_share(np.stack([info["terminal_observation"] for info in infos]))
     env.close()
     return returns, entropy, keys
 

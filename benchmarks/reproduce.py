@@ -251,10 +251,10 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     late_keys = final_keys = None
     if spec.key_index is not None:  # the has-key flag of the observation on which each episode ended
         late_keys = [
-            float(np.mean(ends[steps > 0.75 * adaptation_timesteps, spec.key_index] > 0.5))
+            spec.key_share(ends[steps > 0.75 * adaptation_timesteps])
             for (steps, _), ends in zip(result.curves, result.episode_ends, strict=True)
         ]
-        final_keys = [float(np.mean(ends[:, spec.key_index] > 0.5)) for ends in result.final_observations]
+        final_keys = [spec.key_share(ends) for ends in result.final_observations]
     cpu_seconds = cpu_before + time.process_time() - cpu_start
     checkpoint.unlink(missing_ok=True)
     progress.unlink(missing_ok=True)
