@@ -73,6 +73,18 @@ class Experiment:
         assert self.key_index is not None
         return float(np.mean(last_observations[:, self.key_index] > 0.5))
 
+    def late_key_shares(self, result: Any, adaptation_timesteps: int) -> list[float]:
+        """
+        :param result: An ``AdaptationResult`` on this experiment's evaluation tasks.
+        :param adaptation_timesteps: The T it adapted for.
+        :return: Per task, the share of the episodes the learner ran (actions sampled) in the last quarter of its
+            adaptation that ended with the key: the KeyDoor aim's measure.
+        """
+        return [
+            self.key_share(ends[steps > 0.75 * adaptation_timesteps])
+            for (steps, _), ends in zip(result.curves, result.episode_ends, strict=True)
+        ]
+
     def evaluation_tasks(self) -> list[Any]:
         if self.tasks is not None:
             return list(self.tasks)

@@ -250,10 +250,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     assert result.final_returns is not None and result.final_observations is not None
     late_keys = final_keys = None
     if spec.key_index is not None:  # the has-key flag of the observation on which each episode ended
-        late_keys = [
-            spec.key_share(ends[steps > 0.75 * adaptation_timesteps])
-            for (steps, _), ends in zip(result.curves, result.episode_ends, strict=True)
-        ]
+        late_keys = spec.late_key_shares(result, adaptation_timesteps)
         final_keys = [spec.key_share(ends) for ends in result.final_observations]
     cpu_seconds = cpu_before + time.process_time() - cpu_start
     checkpoint.unlink(missing_ok=True)
