@@ -10,6 +10,7 @@ packaged ``hyperparams/mlsh.yml`` (the RL Zoo's config), so that the reproductio
 import fcntl
 import itertools
 import json
+import os
 import pathlib
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +45,8 @@ class Experiment:
         is at least ``factor`` times the baseline's.
     :param key_index: Where the observation holds a has-key flag (KeyDoor): sub-policies alone are also measured
         by how often they reach the key.
+    :param source: A transfer experiment: the experiment whose meta-trained models (MLSH's sub-policies, the shared
+        policy) it starts from, the model of the same method and seed; it meta-trains nothing itself.
     """
 
     env_id: str
@@ -60,6 +63,7 @@ class Experiment:
     seed_bars: tuple[tuple[str, float], ...] = (("single_policy", 1.0), ("shared_policy", 1.0))
     mean_bars: tuple[tuple[str, float], ...] = ()
     key_index: int | None = None
+    source: str | None = None
 
     def hyperparams(self) -> tuple[int, dict[str, Any]]:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
@@ -174,6 +178,19 @@ EXPERIMENTS: dict[str, Experiment] = {
         n_eval_episodes=8,
         note="A reduced budget, what 2 cores run in about half an hour per method: the paper meta-trained on 120 cores "
         "(10 task groups of 12 workers) and does not state its number of steps.",
+    ),
+    "ant_obstacle": Experiment(
+        "AntObstacle-v0",
+        "ant",
+        0,
+        1_000_000,
+        2000,
+        tasks=(0,),
+        n_eval_episodes=4,
+        source="ant_two_walk",
+        note="The paper's transfer task: a fresh master over Ant TwoWalk's sub-policies (frozen), the shared policy "
+        "trained on TwoWalk fine-tuned here, PPO from scratch; the paper tables MLSH 193, PPO from scratch 0, and "
+        "does not state T.",
     ),
 }
 
@@ -292,8 +309,11 @@ def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, 
     elif experiment.kind == "grid":
         label = "goal" if experiment.tasks is not None else "held-out goal"
         marks = [(label, (float(c), float(r)), 0.4) for r, c in experiment.evaluation_tasks()]
-    else:
+    elif hasattr(unwrapped, "TARGETS"):
         marks = [(f"target {i}", tuple(map(float, target)), 0.5) for i, target in enumerate(unwrapped.TARGETS)]
+    else:  # the obstacle course
+        middle = (unwrapped.GOAL_LOW + unwrapped.GOAL_HIGH) / 2
+        marks = [("goal", (middle, middle), (unwrapped.GOAL_HIGH - middle)), ("enemy", unwrapped.ENEMY_POST, 1.0)]
     env.close()
     return {"paths": paths, "marks": marks}
 
@@ -329,12 +349,45 @@ def draw_paths(axis: Any, experiment: Experiment, paths: dict[str, Any]) -> None
     axis.set_aspect("equal")
 
 
+def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib.Path, every: int = 20) -> None:
+    """
+    A GIF of each sub-policy acting alone (most likely action) for a whole episode from the same reset as
+    ``subpolicy_paths``, side by side, one frame every ``every`` steps shown for 0.1 s (the Ant: 1 s of simulated
+    time, ten times as fast as real). Rendered off-screen: without a display, MuJoCo uses EGL (``MUJOCO_GL=egl``)
+    unless ``MUJOCO_GL`` says otherwise.
+
+    :param path: The GIF to write.
+    """
+    from PIL import Image
+
+    if "DISPLAY" not in os.environ:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+    columns = []
+    for k in range(model.n_subpolicies):
+        env = gym.make(experiment.env_id, render_mode="rgb_array", width=240, height=240, **experiment.env_kwargs)
+        obs, _ = env.reset(seed=seed + 1000)
+        state = (np.array([k]), np.array([np.iinfo(np.int64).max]))  # no decision is ever due
+        frames, step, done = [env.render()], 0, False
+        while not done:
+            action, state = model.predict(np.asarray(obs)[None], state=state, deterministic=True)
+            obs, _, terminated, truncated, _ = env.step(action[0])
+            step, done = step + 1, terminated or truncated
+            if step % every == 0:
+                frames.append(env.render())
+        env.close()
+        columns.append(frames)
+    pictures = [Image.fromarray(np.concatenate(row, axis=1)) for row in zip(*columns, strict=True)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=100, loop=0, optimize=True)
+
+
 def subpolicies_separate(experiment: Experiment, paths: dict[str, Any]) -> bool | None:
     """
     ``True`` if the sub-policies end at different goals (plane: within the goal's radius; Ant: within
-    half the start's distance of different targets); ``None`` where the question does not apply.
+    half the start's distance of different targets); ``None`` where the question does not apply (Four Rooms; a
+    transfer experiment, whose sub-policies are its source's).
     """
-    if experiment.kind == "grid":
+    if experiment.kind == "grid" or experiment.source is not None:
         return None
     if experiment.kind == "plane":
         goals = [(center, radius) for label, center, radius in paths["marks"] if label.startswith("goal")]

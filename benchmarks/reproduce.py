@@ -7,8 +7,10 @@ over several seeds. Writes a CSV, PNG plots and a markdown page.
     python benchmarks/reproduce.py movement_bandits [--seeds 0 1] [--out docs/results]
     python benchmarks/reproduce.py four_rooms --methods mlsh single_policy
 
-Experiments (benchmarks/experiments.py): movement_bandits, key_door, four_rooms, ant_two_walk. MLSH
-uses the env's entry of hyperparams/mlsh.yml; the PPO baselines use its n_envs and n_steps.
+Experiments (benchmarks/experiments.py): movement_bandits, key_door, four_rooms, four_rooms_held_out, ant_two_walk,
+and ant_obstacle, the paper's transfer: it meta-trains nothing, but starts from the models ant_two_walk kept for the
+same seeds (run that first, with the same ``--out``). MLSH uses the env's entry of hyperparams/mlsh.yml; the PPO
+baselines use its n_envs and n_steps. On the Ant, each MLSH run also writes a GIF of its sub-policies acting alone.
 
 Methods: MLSH (fresh master, sub-policies frozen); MLSH without warm-up (W = 0); MLSH with the
 master acting every step (N = 1); shared policy (one PPO policy trained on the whole task
@@ -49,6 +51,7 @@ from experiments import (
     subpolicies_alone,
     subpolicies_separate,
     subpolicy_paths,
+    subpolicy_video,
 )
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -99,6 +102,11 @@ KEY_AIM = 0.8
 def model_path(out: str, name: str, method: str, seed: int) -> pathlib.Path:
     """Where a run's meta-trained model (MLSH's, the shared policy's) is kept once meta-training has ended."""
     return pathlib.Path(out) / "models" / f"{name}_{method}_seed{seed}.zip"
+
+
+def video_path(out: str, name: str, seed: int) -> pathlib.Path:
+    """Where an Ant run's GIF of each MLSH sub-policy acting alone is written."""
+    return pathlib.Path(out) / f"{name}_subpolicies_seed{seed}.gif"
 
 
 def checkpoint_path(out: str, name: str, method: str, seed: int | str) -> pathlib.Path:
@@ -154,18 +162,90 @@ class Checkpoints(BaseCallback):
         self.save(self.model, self.curve)
 
 
+def meta_train(
+    name: str, method: str, seed: int, meta_timesteps: int, adaptation_timesteps: int, out: str, cpu_start: float
+) -> tuple[Any, list[tuple[int, float]] | None, float]:
+    """
+    Meta-train MLSH or the shared policy: one ``learn`` call checkpointed ``CHUNKS`` times (model, curve, CPU time),
+    from the run's checkpoint if there is one; the model is then kept in ``model_path``.
+
+    :param cpu_start: ``time.process_time()`` as this sitting's run started.
+    :return: The model, MLSH's meta-training curve (``None`` for the shared policy) and the CPU seconds of earlier
+        sittings (from the checkpoint).
+    """
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_mlsh import MLSH, evaluate_adaptation
+    from sb3_mlsh.baselines import TaskPerEpisode
+
+    spec = EXPERIMENTS[name]
+    n_envs, hyperparams = spec.hyperparams()
+    tasks = spec.evaluation_tasks()
+
+    def make_env(env_seed: int, **kwargs: Any) -> Any:
+        return make_vec_env(spec.env_id, n_envs=n_envs, seed=env_seed, env_kwargs=spec.env_kwargs, **kwargs)
+
+    curve: list[tuple[int, float]] = []  # the curve so far, from the checkpoint
+    cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
+    checkpoint = checkpoint_path(out, name, method, seed)
+    progress = checkpoint.with_suffix(".json")
+    algorithm = PPO if method == "shared_policy" else MLSH
+    if checkpoint.is_file() and progress.is_file():
+        model = algorithm.load(checkpoint, env=make_env(seed, wrapper_class=TaskPerEpisode if algorithm is PPO else None))
+        saved = json.loads(progress.read_text())
+        curve, cpu_before = [tuple(point) for point in saved["meta_curve"]], saved["cpu_seconds"]
+    elif algorithm is PPO:
+        model = PPO(
+            "MlpPolicy", make_env(seed, wrapper_class=TaskPerEpisode), seed=seed,
+            learning_rate=hyperparams.get("learning_rate", 3e-4), n_steps=hyperparams["n_steps"], gae_lambda=0.98,
+        )  # fmt: skip
+    else:
+        overrides = {"mlsh_no_warmup": {"warmup_iterations": 0}, "mlsh_n1": {"macro_duration": 1}}.get(method, {})
+        model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
+    curve_t = curve_timesteps(spec, adaptation_timesteps)
+
+    def curve_point(mlsh: Any) -> tuple[int, float]:
+        """The paper's R at curve_t now: when the hierarchy became useful (the model is not changed)."""
+        point = evaluate_adaptation(
+            mlsh, make_env(seed + 200), n_tasks=len(tasks), adaptation_timesteps=curve_t, seed=seed + 200, tasks=tasks,
+        )  # fmt: skip
+        return mlsh.num_timesteps, point.mean * spec.episode_steps / curve_t
+
+    def save(trained: Any, curve: list[tuple[int, float]]) -> None:
+        # each file is written beside and renamed over the last: a run killed while saving keeps a checkpoint
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        partial = checkpoint.with_name(f".{checkpoint.stem}.part.zip")
+        trained.save(partial)
+        partial.replace(checkpoint)
+        cpu_seconds = cpu_before + time.process_time() - cpu_start
+        partial = progress.with_name(f".{progress.name}.part")
+        partial.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds}))
+        partial.replace(progress)
+
+    checkpoints = Checkpoints(
+        every=max(meta_timesteps // CHUNKS, 1), curve=curve, save=save,
+        curve_point=curve_point if algorithm is MLSH else None,
+    )  # fmt: skip
+    # one learn call: the schedules (learning rates, clip ranges) run over the whole budget, across resumptions
+    model.learn(max(meta_timesteps - model.num_timesteps, 0), reset_num_timesteps=False, callback=checkpoints)
+    checkpoints.finish()
+    model.save(model_path(out, name, method, seed))  # kept for analyses after the run (not in git: *.zip)
+    return model, checkpoints.curve if algorithm is MLSH else None, cpu_before
+
+
 def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     """
-    One (method, seed): meta-train if the method needs it, then adapt to every evaluation task. Meta-training
-    (MLSH's, the shared policy's) is one ``learn`` call checkpointed ``CHUNKS`` times (model, curve, CPU time),
-    and starts from the run's checkpoint if there is one; the checkpoint is removed once the run is complete.
+    One (method, seed): meta-train if the method needs it (``meta_train``; a transfer experiment loads its source's
+    model instead), then adapt to every evaluation task. The meta-training checkpoint is removed once the run is
+    complete.
     """
     import torch as th
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
     from sb3_mlsh import MLSH, evaluate_adaptation
-    from sb3_mlsh.baselines import TaskPerEpisode, shared_policy_transfer, single_policy
+    from sb3_mlsh.baselines import shared_policy_transfer, single_policy
 
     # commit: the code as the command started (a commit made while the runs go does not relabel them)
     name, method, seed, meta_timesteps, adaptation_timesteps, out, commit = config
@@ -174,70 +254,27 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     tasks = spec.evaluation_tasks()
     th.set_num_threads(1)
     start, cpu_start = time.perf_counter(), time.process_time()
-
-    def make_env(env_seed: int, **kwargs: Any) -> Any:
-        return make_vec_env(spec.env_id, n_envs=n_envs, seed=env_seed, env_kwargs=spec.env_kwargs, **kwargs)
-
-    eval_env = make_env(seed + 100)
+    eval_env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed + 100, env_kwargs=spec.env_kwargs)
     common = dict(
         n_tasks=len(tasks), adaptation_timesteps=adaptation_timesteps, seed=seed + 100, tasks=tasks,
         n_eval_episodes=spec.n_eval_episodes,
     )  # fmt: skip
-    ppo = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98)
     paths: dict[str, Any] = {}
     meta_curve: list[tuple[int, float]] | None = None  # MLSH's
     alone: dict[str, Any] = {}  # MLSH's on a plane: Run.alone, Run.alone_keys and their sampled counterparts
-    curve: list[tuple[int, float]] = []  # the curve so far, from the checkpoint
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
     checkpoint = checkpoint_path(out, name, method, seed)
-    progress = checkpoint.with_suffix(".json")
     if method == "single_policy":
-        result = single_policy(eval_env, **common, **ppo)
+        result = single_policy(eval_env, **common, n_steps=hyperparams["n_steps"], gae_lambda=0.98)
     else:
         algorithm = PPO if method == "shared_policy" else MLSH
-        if checkpoint.is_file() and progress.is_file():
-            model = algorithm.load(checkpoint, env=make_env(seed, wrapper_class=TaskPerEpisode if algorithm is PPO else None))
-            saved = json.loads(progress.read_text())
-            curve, cpu_before = [tuple(point) for point in saved["meta_curve"]], saved["cpu_seconds"]
-        elif algorithm is PPO:
-            model = PPO(
-                "MlpPolicy", make_env(seed, wrapper_class=TaskPerEpisode), seed=seed,
-                learning_rate=hyperparams.get("learning_rate", 3e-4), **ppo,
-            )  # fmt: skip
+        if spec.source is not None:
+            model = algorithm.load(model_path(out, spec.source, method, seed))
         else:
-            overrides = {"mlsh_no_warmup": {"warmup_iterations": 0}, "mlsh_n1": {"macro_duration": 1}}.get(method, {})
-            model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
-        curve_t = curve_timesteps(spec, adaptation_timesteps)
-
-        def curve_point(mlsh: Any) -> tuple[int, float]:
-            """The paper's R at curve_t now: when the hierarchy became useful (the model is not changed)."""
-            point = evaluate_adaptation(
-                mlsh, make_env(seed + 200), n_tasks=len(tasks), adaptation_timesteps=curve_t, seed=seed + 200,
-                tasks=tasks,
-            )  # fmt: skip
-            return mlsh.num_timesteps, point.mean * spec.episode_steps / curve_t
-
-        def save(trained: Any, curve: list[tuple[int, float]]) -> None:
-            # each file is written beside and renamed over the last: a run killed while saving keeps a checkpoint
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            partial = checkpoint.with_name(f".{checkpoint.stem}.part.zip")
-            trained.save(partial)
-            partial.replace(checkpoint)
-            cpu_seconds = cpu_before + time.process_time() - cpu_start
-            partial = progress.with_name(f".{progress.name}.part")
-            partial.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds}))
-            partial.replace(progress)
-
-        checkpoints = Checkpoints(
-            every=max(meta_timesteps // CHUNKS, 1), curve=curve, save=save,
-            curve_point=curve_point if algorithm is MLSH else None,
-        )  # fmt: skip
-        # one learn call: the schedules (learning rates, clip ranges) run over the whole budget, across resumptions
-        model.learn(max(meta_timesteps - model.num_timesteps, 0), reset_num_timesteps=False, callback=checkpoints)
-        checkpoints.finish()
-        model.save(model_path(out, name, method, seed))  # kept for analyses after the run (not in git: *.zip)
+            model, meta_curve, cpu_before = meta_train(
+                name, method, seed, meta_timesteps, adaptation_timesteps, out, cpu_start
+            )
         if algorithm is MLSH:
-            meta_curve = checkpoints.curve
             result = evaluate_adaptation(model, eval_env, **common)
             paths = subpolicy_paths(model, spec, seed)
             if spec.kind == "plane":
@@ -245,6 +282,8 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
                     returns, _, keys = subpolicies_alone(model, spec, seed + 1, deterministic)
                     alone[f"alone{suffix}"] = returns.tolist()
                     alone[f"alone_keys{suffix}"] = keys.tolist() if spec.key_index is not None else None
+            if spec.kind == "ant":
+                subpolicy_video(model, spec, seed, video_path(out, name, seed))
         else:
             result = shared_policy_transfer(model, eval_env, **common)
     assert result.final_returns is not None and result.final_observations is not None
@@ -254,7 +293,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         final_keys = [spec.key_share(ends) for ends in result.final_observations]
     cpu_seconds = cpu_before + time.process_time() - cpu_start
     checkpoint.unlink(missing_ok=True)
-    progress.unlink(missing_ok=True)
+    checkpoint.with_suffix(".json").unlink(missing_ok=True)
     return Run(
         method,
         seed,
@@ -396,7 +435,7 @@ def claims(
             lines.append(f"- The sub-policies, each alone, end at different {what} in {count} of {len(separated)} seeds.")
         lines += alone_claims([r for r in runs if r.method == "mlsh"])
     lines += key_claims(spec, runs, methods)
-    if spec.kind == "ant":
+    if spec.kind == "ant" and spec.source is None:
         still = next(iter(refs.values()))
         above = ", ".join(f"{LABELS[m]}: " + ("yes" if r_per_episode(m) > still else "**no**") for m in methods)
         lines.append(
@@ -570,6 +609,14 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
             + ".",
             "",
         ]
+        videos = [(r.seed, video_path(args.out, name, r.seed)) for r in mlsh_runs]
+        videos = [(seed, path) for seed, path in videos if path.is_file()]
+        if videos:
+            pictures += [
+                "Each sub-policy acting alone from the same start, side by side (sub-policy 0 on the left, ten times "
+                "as fast as real): " + ", ".join(f"[seed {seed}]({path.name})" for seed, path in videos) + ".",
+                "",
+            ]
 
     ratio_header = f" R / {normaliser} |" if normaliser else ""
     shared_env = sum(other.env_id == spec.env_id for other in EXPERIMENTS.values()) > 1
@@ -581,8 +628,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"Machine: {args.machine}.  ",
         f"Code: {code_versions(runs)}.  ",
         *in_progress(runs, args),
-        f"Seeds: {', '.join(map(str, args.seeds))}. Meta-training / shared-policy budget: {args.meta_timesteps} steps "
-        f"(MLSH's settings: the env's entry of `hyperparams/mlsh.yml`). "
+        f"Seeds: {', '.join(map(str, args.seeds))}. " + budget(spec, args.meta_timesteps) + " "
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
         + (" (held out of meta-training)" if spec.tasks is None else "")
         + ".  ",
@@ -627,6 +673,19 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     (out / f"{name}.md").write_text("\n".join(lines))
     write_index(out)
     print("\n".join(lines))
+
+
+def budget(spec: Experiment, meta_timesteps: int) -> str:
+    """:return: The page's sentence on what the methods were meta-trained with."""
+    if spec.source is None:
+        return (
+            f"Meta-training / shared-policy budget: {meta_timesteps} steps (MLSH's settings: the env's entry of "
+            "`hyperparams/mlsh.yml`)."
+        )
+    return (
+        f"Transfer: MLSH's sub-policies (frozen) and the shared policy are those `reproduce.py {spec.source}` "
+        "meta-trained with the same seed (`models/`); MLSH's fresh master and the fine-tuning learn here."
+    )
 
 
 RECORDED = ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps", "machine")
@@ -696,6 +755,8 @@ def main() -> None:
         f"{platform.machine()}, {multiprocessing.cpu_count()} cores, CPU only; {args.jobs} runs at a time, one thread each"
     )
     spec = EXPERIMENTS[args.experiment]
+    if spec.source is not None:
+        check_source(spec, args)
     args.meta_timesteps = args.meta_timesteps or spec.meta_timesteps
     args.adaptation_timesteps = args.adaptation_timesteps or spec.adaptation_timesteps
     saved = pathlib.Path(args.out) / f"{args.experiment}_runs.json"
@@ -730,6 +791,30 @@ def main() -> None:
     seconds = time.perf_counter() - start
     save_runs(runs, args, seconds)
     write_outputs(args.experiment, runs, args, seconds)
+
+
+def check_source(spec: Experiment, args: argparse.Namespace) -> None:
+    """A transfer experiment: no budget of its own to meta-train, and its source's models must be there."""
+    source = spec.source
+    assert source is not None
+    if args.meta_timesteps:
+        raise SystemExit(
+            f"--meta-timesteps: {args.experiment} meta-trains nothing (it starts from {spec.source}'s models); give the "
+            f"budget to `reproduce.py {spec.source}` instead."
+        )
+    missing = [
+        path
+        for method in args.methods
+        if method != "single_policy"
+        for seed in args.seeds
+        if not (path := model_path(args.out, source, method, seed)).is_file()
+    ]
+    if missing:
+        raise SystemExit(
+            f"{args.experiment} transfers {spec.source}'s models, and {', '.join(str(p) for p in missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing: run `python benchmarks/reproduce.py {spec.source} "
+            "--seeds ... --methods ...` with the same --out first."
+        )
 
 
 def resumed_runs(args: argparse.Namespace) -> tuple[list[Run], float]:

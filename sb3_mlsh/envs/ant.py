@@ -136,6 +136,8 @@ class AntTwoWalkEnv(AntTaskEnv):
             raise ValueError(f"AntTwoWalkEnv: redraw_every={redraw_every!r}; use an integer >= 1 or None (never).")
         self.reward = reward
         self._init_tasks()
+        # seen from above, the start and both targets in view
+        kwargs.setdefault("default_camera_config", {"distance": 13.0, "elevation": -90.0, "lookat": [2.5, 2.5, 0.0]})
         super().__init__(render_mode=render_mode, **kwargs)
         self.redraw_every = redraw_every
         self._target_geom = self.model.geom("target").id
