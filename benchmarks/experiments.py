@@ -334,6 +334,16 @@ def draw_paths(axis: Any, experiment: Experiment, paths: dict[str, Any]) -> None
     if experiment.kind == "grid":
         walls = gym.make(experiment.env_id).unwrapped.walls  # type: ignore[attr-defined]
         axis.imshow(walls, cmap="Greys", vmin=0, vmax=1.5, origin="upper")
+    if experiment.kind == "ant":  # the arena's walls and blocks: fixed, colliding boxes
+        import mujoco
+
+        model = gym.make(experiment.env_id, **experiment.env_kwargs).unwrapped.model  # type: ignore[attr-defined]
+        for geom in range(model.ngeom):
+            body = model.geom_bodyid[geom]
+            fixed = body > 0 and model.body_parentid[body] == 0 and model.body_mocapid[body] < 0
+            if fixed and model.geom_type[geom] == mujoco.mjtGeom.mjGEOM_BOX and model.geom_contype[geom]:
+                (x, y), (half_x, half_y) = model.body_pos[body][:2], model.geom_size[geom][:2]
+                axis.add_patch(plt.Rectangle((x - half_x, y - half_y), 2 * half_x, 2 * half_y, color="0.6"))
     for k, path in enumerate(paths["paths"]):
         points = np.asarray(path)
         if experiment.kind == "grid":  # spread the sub-policies' lines apart so that they do not hide each other
