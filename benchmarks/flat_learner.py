@@ -12,6 +12,9 @@ clipped as MLSH's), GAE lambda 0.98 (as the reproduction's PPO baselines), batch
 fixed`` trains both on one task (``--task``, default the experiment's first evaluation task); ``--tasks
 episode`` draws a new task at every reset (``TaskPerEpisode``: the shared policy's training distribution).
 Each run records the mean return of the training episodes that ended in each ``--every`` steps.
+``--normalize-reward`` (PPO only: ``--algorithms ppo``) also scales PPO's rewards by ``VecNormalize``'s running
+estimate of the return's standard deviation, as the RL Zoo does on MuJoCo: a diagnostic of whether the reward's scale
+stops a flat learner.
 
 Every run is saved in ``docs/benchmarks/flat_learner.json`` as it ends and is not run again; the page
 ``docs/benchmarks/flat_learner.md`` is written from all saved runs. Runs go ``--jobs`` at a time (default 2),
@@ -72,7 +75,10 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     normalize = hyperparams.get("normalize_observations", True)  # MLSH's default
     if config["algorithm"] == "ppo":
         clip_obs = hyperparams.get("clip_obs", 5.0)
-        model: Any = PPO("MlpPolicy", VecNormalize(env, norm_reward=False, clip_obs=clip_obs) if normalize else env, **common)
+        norm_reward = config.get("normalize_reward", False)
+        if normalize or norm_reward:
+            env = VecNormalize(env, norm_obs=normalize, norm_reward=norm_reward, clip_obs=clip_obs, gamma=0.99)
+        model: Any = PPO("MlpPolicy", env, **common)
     else:
         model = MLSH(
             "MlpPolicy", env, n_subpolicies=1, warmup_iterations=0, joint_iterations=10,
@@ -104,9 +110,16 @@ def last_quarter(returns: list[float]) -> float:
     return float(np.nanmean(np.array(returns, dtype=float)[-max(len(returns) // 4, 1) :]))
 
 
-def case(row: dict[str, Any]) -> tuple[str, str, str, int, int]:
-    """:return: What a run compares: experiment, task mode, task, budget, measurement window."""
-    return row["experiment"], row["tasks"], str(row["task"]), row["timesteps"], row["every"]
+def case(row: dict[str, Any]) -> tuple[str, str, str, int, int, bool]:
+    """:return: What a run compares: experiment, task mode, task, budget, measurement window, rewards normalised."""
+    return (
+        row["experiment"],
+        row["tasks"],
+        str(row["task"]),
+        row["timesteps"],
+        row["every"],
+        row.get("normalize_reward", False),
+    )
 
 
 def render(rows: list[dict[str, Any]]) -> None:
@@ -132,10 +145,11 @@ def render(rows: list[dict[str, Any]]) -> None:
         "",
     ]
     for key in sorted({case(row) for row in rows}):
-        name, tasks, task, timesteps, every = key
+        name, tasks, task, timesteps, every, norm_reward = key
         runs = sorted((row for row in rows if case(row) == key), key=lambda row: (row["seed"], row["algorithm"]))
         points = [timesteps * q // 4 for q in (1, 2, 3, 4)]
         title = f"{EXPERIMENTS[name].env_id}, tasks: {tasks}" + (f" (task {task})" if tasks == "fixed" else "")
+        title += ", PPO's rewards normalised" if norm_reward else ""
         lines += [
             f"## {title}, {timesteps:,} steps",
             "",
@@ -165,19 +179,23 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=1_500_000)
     parser.add_argument("--every", type=int, default=50_000, help="steps per measurement window")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each")
+    parser.add_argument("--algorithms", nargs="+", choices=sorted(ALGORITHMS), default=list(ALGORITHMS))
+    parser.add_argument("--normalize-reward", action="store_true", help="PPO: VecNormalize's reward scaling too")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
     args = parser.parse_args()
     if args.timesteps < args.every:
         parser.error(f"--timesteps {args.timesteps} is shorter than one window (--every {args.every})")
+    if args.normalize_reward and "mlsh" in args.algorithms:
+        parser.error("--normalize-reward: MLSH does not scale its rewards; use it with --algorithms ppo")
     rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
     if not args.render:
         task = EXPERIMENTS[args.experiment].evaluation_tasks()[args.task or 0] if args.tasks == "fixed" else None
         done = {(case(row), row["algorithm"], row["seed"]) for row in rows}
         configs = [
             dict(experiment=args.experiment, tasks=args.tasks, task=task, algorithm=algorithm, seed=seed,
-                 timesteps=args.timesteps, every=args.every)
+                 timesteps=args.timesteps, every=args.every, normalize_reward=args.normalize_reward)
             for seed in args.seeds
-            for algorithm in ALGORITHMS
+            for algorithm in args.algorithms
         ]  # fmt: skip
         configs = [config for config in configs if (case(config), config["algorithm"], config["seed"]) not in done]
         command = f"python benchmarks/flat_learner.py {' '.join(sys.argv[1:])}"
