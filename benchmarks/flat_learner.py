@@ -14,7 +14,8 @@ episode`` draws a new task at every reset (``TaskPerEpisode``: the shared policy
 Each run records the mean return of the training episodes that ended in each ``--every`` steps.
 ``--normalize-reward`` (PPO only: ``--algorithms ppo``) also scales PPO's rewards by ``VecNormalize``'s running
 estimate of the return's standard deviation, as the RL Zoo does on MuJoCo: a diagnostic of whether the reward's scale
-stops a flat learner.
+stops a flat learner. ``--env KEY=VALUE`` (repeatable) changes the env's keyword arguments, for both algorithms
+(e.g. ``--env reward=progress`` on the Ant: the velocity toward the target instead of the distance).
 
 Every run is saved in ``docs/benchmarks/flat_learner.json`` as it ends and is not run again; the page
 ``docs/benchmarks/flat_learner.md`` is written from all saved runs. Runs go ``--jobs`` at a time (default 2),
@@ -32,6 +33,7 @@ import time
 from typing import Any
 
 import numpy as np
+import yaml
 from experiments import EXPERIMENTS, code_version, update_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -67,7 +69,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         # both algorithms see the same envs: one task drawn afresh at each reset, from {task} or from the env's tasks
         return TaskPerEpisode(TaskSamplerWrapper(env, tasks=[task]) if tasks == "fixed" else env)
 
-    env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=spec.env_kwargs, wrapper_class=wrapper)
+    env_kwargs = {**spec.env_kwargs, **config.get("env_kwargs", {})}
+    env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, wrapper_class=wrapper)
     common = dict(
         n_steps=hyperparams["n_steps"], learning_rate=hyperparams.get("learning_rate", 3e-4), gae_lambda=0.98, seed=seed,
         policy_kwargs=hyperparams.get("policy_kwargs"),
@@ -87,22 +90,29 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         )  # fmt: skip
     returns: list[float] = []
 
+    distances: list[float] = []  # where the env reports it (the Ant's TwoWalk), the distance to the target at the end
+
     class Windows(BaseCallback):
-        """Keeps the mean return of the episodes that ended in each window of ``every`` steps."""
+        """Keeps the mean return (and final distance) of the episodes that ended in each window of ``every`` steps."""
 
         def __init__(self) -> None:
             super().__init__()
             self.ended: list[float] = []
+            self.distances: list[float] = []
 
         def _on_step(self) -> bool:
-            self.ended += [info["episode"]["r"] for info in self.locals["infos"] if "episode" in info]
+            ended = [info for info in self.locals["infos"] if "episode" in info]
+            self.ended += [info["episode"]["r"] for info in ended]
+            self.distances += [info["distance_to_target"] for info in ended if "distance_to_target" in info]
             if self.num_timesteps // every > len(returns):
                 returns.append(float(np.mean(self.ended)) if self.ended else float("nan"))
-                self.ended = []
+                distances.append(float(np.mean(self.distances)) if self.distances else float("nan"))
+                self.ended, self.distances = [], []
             return True
 
     model.learn(config["timesteps"], callback=Windows())
-    return {**config, "returns": returns, "cpu_minutes": (time.process_time() - start) / 60}
+    measured = {"final_distances": distances} if not np.isnan(distances).all() else {}
+    return {**config, "returns": returns, **measured, "cpu_minutes": (time.process_time() - start) / 60}
 
 
 def last_quarter(returns: list[float]) -> float:
@@ -110,16 +120,13 @@ def last_quarter(returns: list[float]) -> float:
     return float(np.nanmean(np.array(returns, dtype=float)[-max(len(returns) // 4, 1) :]))
 
 
-def case(row: dict[str, Any]) -> tuple[str, str, str, int, int, bool]:
-    """:return: What a run compares: experiment, task mode, task, budget, measurement window, rewards normalised."""
+def case(row: dict[str, Any]) -> tuple[str, str, str, int, int, bool, str]:
+    """:return: What a run compares: experiment, task mode, task, budget, window, rewards normalised, env changes."""
+    changes = ", ".join(f"{key}={value}" for key, value in sorted(row.get("env_kwargs", {}).items()))
     return (
-        row["experiment"],
-        row["tasks"],
-        str(row["task"]),
-        row["timesteps"],
-        row["every"],
-        row.get("normalize_reward", False),
-    )
+        row["experiment"], row["tasks"], str(row["task"]), row["timesteps"], row["every"],
+        row.get("normalize_reward", False), changes,
+    )  # fmt: skip
 
 
 def render(rows: list[dict[str, Any]]) -> None:
@@ -145,11 +152,11 @@ def render(rows: list[dict[str, Any]]) -> None:
         "",
     ]
     for key in sorted({case(row) for row in rows}):
-        name, tasks, task, timesteps, every, norm_reward = key
+        name, tasks, task, timesteps, every, norm_reward, changes = key
         runs = sorted((row for row in rows if case(row) == key), key=lambda row: (row["seed"], row["algorithm"]))
         points = [timesteps * q // 4 for q in (1, 2, 3, 4)]
         title = f"{EXPERIMENTS[name].env_id}, tasks: {tasks}" + (f" (task {task})" if tasks == "fixed" else "")
-        title += ", PPO's rewards normalised" if norm_reward else ""
+        title += (", PPO's rewards normalised" if norm_reward else "") + (f", env: {changes}" if changes else "")
         lines += [
             f"## {title}, {timesteps:,} steps",
             "",
@@ -161,6 +168,11 @@ def render(rows: list[dict[str, Any]]) -> None:
             at = [values[min(p // every, len(values)) - 1] for p in points]
             cells = " | ".join(f"{v:.1f}" for v in at)
             lines.append(f"| {row['seed']} | {ALGORITHMS[row['algorithm']]} | {cells} | {last_quarter(values):.1f} |")
+            if "final_distances" in row:
+                ends = row["final_distances"]
+                cells = " | ".join(f"{ends[min(p // every, len(ends)) - 1]:.2f}" for p in points)
+                lines.append(f"| {row['seed']} | {ALGORITHMS[row['algorithm']]}: distance to the target at the end | {cells} "
+                             f"| {last_quarter(ends):.2f} |")  # fmt: skip
         for algorithm, label in ALGORITHMS.items():
             lasts = [last_quarter(r["returns"]) for r in runs if r["algorithm"] == algorithm]
             if lasts:
@@ -181,19 +193,27 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each")
     parser.add_argument("--algorithms", nargs="+", choices=sorted(ALGORITHMS), default=list(ALGORITHMS))
     parser.add_argument("--normalize-reward", action="store_true", help="PPO: VecNormalize's reward scaling too")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an env keyword argument")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
     args = parser.parse_args()
     if args.timesteps < args.every:
         parser.error(f"--timesteps {args.timesteps} is shorter than one window (--every {args.every})")
     if args.normalize_reward and "mlsh" in args.algorithms:
         parser.error("--normalize-reward: MLSH does not scale its rewards; use it with --algorithms ppo")
+    env_kwargs = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--env {item}: use KEY=VALUE, e.g. --env reward=progress")
+        env_kwargs[name] = yaml.safe_load(value)
     rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
     if not args.render:
         task = EXPERIMENTS[args.experiment].evaluation_tasks()[args.task or 0] if args.tasks == "fixed" else None
         done = {(case(row), row["algorithm"], row["seed"]) for row in rows}
         configs = [
             dict(experiment=args.experiment, tasks=args.tasks, task=task, algorithm=algorithm, seed=seed,
-                 timesteps=args.timesteps, every=args.every, normalize_reward=args.normalize_reward)
+                 timesteps=args.timesteps, every=args.every, normalize_reward=args.normalize_reward,
+                 env_kwargs=env_kwargs)
             for seed in args.seeds
             for algorithm in args.algorithms
         ]  # fmt: skip

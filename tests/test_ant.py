@@ -70,6 +70,21 @@ def test_two_walk_reward_rises_near_the_target_of_the_task():
     assert draws == {0, 1}
 
 
+def test_two_walk_progress_reward_is_the_velocity_toward_the_target():
+    env = gym.make("AntTwoWalk-v0", reward="progress").unwrapped
+    env.reset(seed=0)
+    env.set_task(0)  # target (5, 0)
+    for velocity, expected_sign in ((1.0, 1), (-1.0, -1)):
+        qpos, qvel = env.init_qpos.copy(), np.zeros_like(env.init_qvel)
+        qvel[0] = velocity  # the torso slides along x, toward the target or away
+        env.set_state(qpos, qvel)
+        before = np.linalg.norm(env.xy - (5.0, 0.0))
+        reward = env.step(np.zeros(8))[1]
+        closed = before - np.linalg.norm(env.xy - (5.0, 0.0))
+        assert np.sign(reward) == expected_sign
+        assert reward == pytest.approx(closed / env.dt)
+
+
 def test_two_walk_redraws_the_joints_every_200_steps_keeping_x_y():
     env = gym.make("AntTwoWalk-v0").unwrapped
     env.reset(seed=0)

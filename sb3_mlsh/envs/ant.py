@@ -111,19 +111,21 @@ class AntTwoWalkEnv(AntTaskEnv):
     - **Observation**, **action**: as ``AntTaskEnv`` (29 numbers; 8 torques).
     - **Reward**: ``-sqrt(distance(torso x, y; target)) / 3000`` on each step (the original code's; ``reward=
       "distance"``: ``-distance / 3000``, this env's reward in sb3-mlsh 0.1.0): it rises as the torso nears the target.
+      ``reward="progress"``: the distance to the target closed in this step, per second of simulated time (the
+      velocity toward the target, as ``AntMaze-v0`` pays on each axis).
     - **Every 200 steps** (``redraw_every``) the joints and the torso's height and orientation are re-drawn as at a
       reset, keeping x, y, so that an Ant on its back gets up (as in the paper's other Ant tasks).
     - **Termination**: none; ``AntTwoWalk-v0`` truncates episodes at 1000 steps.
     - **Task**: ``0`` (target at (5, 0)) or ``1`` (target at (0, 5)).
 
-    :param reward: ``"sqrt"`` (the original code's) or ``"distance"``.
+    :param reward: ``"sqrt"`` (the original code's), ``"distance"`` or ``"progress"``.
     :param redraw_every: Steps between re-draws of the joints; ``None``: never (sb3-mlsh 0.1.0).
     :param render_mode: As in Ant-v5.
     :param kwargs: Further Ant-v5 parameters.
     """
 
     TARGETS = ((5.0, 0.0), (0.0, 5.0))
-    REWARDS = ("sqrt", "distance")
+    REWARDS = ("sqrt", "distance", "progress")
     tasks = (0, 1)
     TASK_HELP = f"the tasks are 0 and 1, the index of the target in {TARGETS}."
 
@@ -157,7 +159,10 @@ class AntTwoWalkEnv(AntTaskEnv):
         self.model.geom_pos[self._target_geom, :2] = self.TARGETS[self.task]
 
     def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        distance = float(np.linalg.norm(self.xy - np.asarray(self.TARGETS[self._task])))
+        target = np.asarray(self.TARGETS[self._task])
+        distance = float(np.linalg.norm(self.xy - target))
+        if self.reward == "progress":
+            return (float(np.linalg.norm(xy_before - target)) - distance) / self.dt, {"distance_to_target": distance}
         scaled = np.sqrt(distance) if self.reward == "sqrt" else distance
         return -float(scaled) / 3000.0, {"distance_to_target": distance}
 
