@@ -148,7 +148,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         "learning rate, `policy_kwargs` and observation normalisation, MLSH's own or, for PPO, a `VecNormalize` of the "
         "observations alone, clipped alike; none on KeyDoor; GAE lambda 0.98, batch 64, 10 epochs). *fixed*: one task "
         "throughout; *episode*: a new task at every reset. Mean return of the training episodes that ended in the "
-        "window before each point; *last quarter*: the mean over the last quarter of the windows.",
+        "window before each point; *last quarter*: the mean over the last quarter of the windows. Cases run with "
+        "`--algorithms ppo` measure PPO alone (the Ant's reward diagnostics; the title names the reward and scaling).",
         "",
     ]
     for key in sorted({case(row) for row in rows}):
