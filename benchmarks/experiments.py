@@ -13,7 +13,7 @@ import json
 import os
 import pathlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,6 +281,24 @@ def adaptation_r(model: Any, experiment: Experiment, n_envs: int, seed: int) -> 
 NORMALISER = {"plane": "scripted: always goal 0", "grid": "scripted: shortest path to the goal"}
 
 
+def alone_episode(model: Any, env: gym.Env, k: int, seed: int) -> Iterator[Any]:
+    """
+    Sub-policy ``k`` acting alone (most likely action) for a whole episode of ``env`` from ``env.reset(seed=seed +
+    1000)``, the same start for every sub-policy.
+
+    :return: The episode's observations, the reset's first, each as the env has stepped to it.
+    """
+    obs, _ = env.reset(seed=seed + 1000)
+    state = (np.array([k]), np.array([np.iinfo(np.int64).max]))  # no decision is ever due
+    yield obs
+    done = False
+    while not done:
+        action, state = model.predict(np.asarray(obs)[None], state=state, deterministic=True)
+        obs, _, terminated, truncated, _ = env.step(action[0])
+        done = terminated or truncated
+        yield obs
+
+
 def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, Any]:
     """
     Where each sub-policy takes the agent when it acts alone (deterministically) for a whole episode
@@ -291,17 +309,10 @@ def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, 
     """
     env = gym.make(experiment.env_id, **experiment.env_kwargs)
     unwrapped: Any = env.unwrapped
-    paths = []
-    for k in range(model.n_subpolicies):
-        obs, _ = env.reset(seed=seed + 1000)  # the same start for every sub-policy
-        state = (np.array([k]), np.array([np.iinfo(np.int64).max]))  # no decision is ever due
-        path, done = [_position(experiment, unwrapped, obs)], False
-        while not done:
-            action, state = model.predict(np.asarray(obs)[None], state=state, deterministic=True)
-            obs, _, terminated, truncated, _ = env.step(action[0])
-            path.append(_position(experiment, unwrapped, obs))
-            done = terminated or truncated
-        paths.append(path)
+    paths = [
+        [_position(experiment, unwrapped, obs) for obs in alone_episode(model, env, k, seed)]
+        for k in range(model.n_subpolicies)
+    ]
     if experiment.kind == "plane":
         marks = [(f"goal {i}", tuple(map(float, goal)), unwrapped.RADIUS) for i, goal in enumerate(unwrapped._goals)]
         if hasattr(unwrapped, "_key"):
@@ -361,10 +372,10 @@ def draw_paths(axis: Any, experiment: Experiment, paths: dict[str, Any]) -> None
 
 def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib.Path, every: int = 20) -> None:
     """
-    A GIF of each sub-policy acting alone (most likely action) for a whole episode from the same reset as
-    ``subpolicy_paths``, side by side, one frame every ``every`` steps shown for 0.1 s (the Ant: 1 s of simulated
-    time, ten times as fast as real). Rendered off-screen: without a display, MuJoCo uses EGL (``MUJOCO_GL=egl``)
-    unless ``MUJOCO_GL`` says otherwise.
+    A GIF of each sub-policy acting alone for a whole episode (``alone_episode``, as ``subpolicy_paths``), side by
+    side, one frame every ``every`` steps shown for 0.1 s (the Ant: 1 s of simulated time, ten times as fast as
+    real). Rendered off-screen: without a display, MuJoCo uses EGL (``MUJOCO_GL=egl``) unless ``MUJOCO_GL`` says
+    otherwise.
 
     :param path: The GIF to write.
     """
@@ -375,15 +386,7 @@ def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib
     columns = []
     for k in range(model.n_subpolicies):
         env = gym.make(experiment.env_id, render_mode="rgb_array", width=240, height=240, **experiment.env_kwargs)
-        obs, _ = env.reset(seed=seed + 1000)
-        state = (np.array([k]), np.array([np.iinfo(np.int64).max]))  # no decision is ever due
-        frames, step, done = [env.render()], 0, False
-        while not done:
-            action, state = model.predict(np.asarray(obs)[None], state=state, deterministic=True)
-            obs, _, terminated, truncated, _ = env.step(action[0])
-            step, done = step + 1, terminated or truncated
-            if step % every == 0:
-                frames.append(env.render())
+        frames = [env.render() for step, _ in enumerate(alone_episode(model, env, k, seed)) if step % every == 0]
         env.close()
         columns.append(frames)
     pictures = [Image.fromarray(np.concatenate(row, axis=1)) for row in zip(*columns, strict=True)]
