@@ -165,15 +165,15 @@ def render(rows: list[dict[str, Any]]) -> None:
             "|---|---|" + "---|" * (len(points) + 1),
         ]
         for row in runs:
-            values = row["returns"]
-            at = [values[min(p // every, len(values)) - 1] for p in points]
-            cells = " | ".join(f"{v:.1f}" for v in at)
-            lines.append(f"| {row['seed']} | {ALGORITHMS[row['algorithm']]} | {cells} | {last_quarter(values):.1f} |")
-            if "final_distances" in row:
-                ends = row["final_distances"]
-                cells = " | ".join(f"{ends[min(p // every, len(ends)) - 1]:.2f}" for p in points)
-                lines.append(f"| {row['seed']} | {ALGORITHMS[row['algorithm']]}: distance to the target at the end | {cells} "
-                             f"| {last_quarter(ends):.2f} |")  # fmt: skip
+            measures = [("", "returns", "{:.1f}"), (": distance to the target at the end", "final_distances", "{:.2f}")]
+            for suffix, field, form in measures:
+                if field in row:
+                    values = row[field]
+                    cells = " | ".join(form.format(values[min(p // every, len(values)) - 1]) for p in points)
+                    lines.append(
+                        f"| {row['seed']} | {ALGORITHMS[row['algorithm']]}{suffix} | {cells} "
+                        f"| {form.format(last_quarter(values))} |"
+                    )
         for algorithm, label in ALGORITHMS.items():
             lasts = [last_quarter(r["returns"]) for r in runs if r["algorithm"] == algorithm]
             if lasts:
