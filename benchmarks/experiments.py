@@ -171,13 +171,13 @@ EXPERIMENTS: dict[str, Experiment] = {
     "ant_two_walk": Experiment(
         "AntTwoWalk-v0",
         "ant",
-        3_000_000,
+        15_000_000,
         100_000,
         1000,
         tasks=(0, 1),
         n_eval_episodes=8,
-        note="A reduced budget, what 2 cores run in about half an hour per method: the paper meta-trained on 120 cores "
-        "(10 task groups of 12 workers) and does not state its number of steps.",
+        note="The paper meta-trained on 120 cores (10 task groups of 12 workers) and does not state its number of "
+        "steps; 15M is the reproduction issue's serious attempt, run here over several sittings (`--resume`).",
     ),
     "ant_obstacle": Experiment(
         "AntObstacle-v0",

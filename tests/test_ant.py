@@ -53,8 +53,8 @@ def reward_at(env, xy) -> float:
     return env.step(np.zeros(8))[1]
 
 
-def test_two_walk_reward_rises_near_the_target_of_the_task():
-    env = gym.make("AntTwoWalk-v0").unwrapped
+def test_two_walk_original_reward_rises_near_the_target_of_the_task():
+    env = gym.make("AntTwoWalk-v0", reward="sqrt").unwrapped
     env.reset(seed=0)
     env.set_task(0)
     far, near, at = (reward_at(env, xy) for xy in [(-3.0, 0.0), (2.0, 0.0), (5.0, 0.0)])
@@ -70,8 +70,8 @@ def test_two_walk_reward_rises_near_the_target_of_the_task():
     assert draws == {0, 1}
 
 
-def test_two_walk_progress_reward_is_the_velocity_toward_the_target():
-    env = gym.make("AntTwoWalk-v0", reward="progress").unwrapped
+def test_two_walk_reward_is_the_velocity_toward_the_target():
+    env = gym.make("AntTwoWalk-v0").unwrapped  # reward="progress", the default
     env.reset(seed=0)
     env.set_task(0)  # target (5, 0)
     for velocity, expected_sign in ((1.0, 1), (-1.0, -1)):

@@ -109,28 +109,28 @@ class AntTwoWalkEnv(AntTaskEnv):
     A target marker, non-colliding and not observed, sits at (5, 0) or (0, 5); the Ant starts at the origin.
 
     - **Observation**, **action**: as ``AntTaskEnv`` (29 numbers; 8 torques).
-    - **Reward**: ``-sqrt(distance(torso x, y; target)) / 3000`` on each step (the original code's; ``reward=
-      "distance"``: ``-distance / 3000``, this env's reward in sb3-mlsh 0.1.0): it rises as the torso nears the target.
-      ``reward="progress"``: the distance to the target closed in this step, per second of simulated time (the
-      velocity toward the target, as ``AntMaze-v0`` pays on each axis).
+    - **Reward**: the distance to the target closed in this step, per second of simulated time (the velocity toward
+      the target, as ``AntMaze-v0`` pays on each axis). ``reward="sqrt"``: the original code's ``-sqrt(distance(torso
+      x, y; target)) / 3000`` on each step, from which SB3's PPO learns nothing in 3M steps (docs/mlsh.md,
+      "Choices"); ``reward="distance"``: ``-distance / 3000``, this env's reward in sb3-mlsh 0.1.0.
     - **Every 200 steps** (``redraw_every``) the joints and the torso's height and orientation are re-drawn as at a
       reset, keeping x, y, so that an Ant on its back gets up (as in the paper's other Ant tasks).
     - **Termination**: none; ``AntTwoWalk-v0`` truncates episodes at 1000 steps.
     - **Task**: ``0`` (target at (5, 0)) or ``1`` (target at (0, 5)).
 
-    :param reward: ``"sqrt"`` (the original code's), ``"distance"`` or ``"progress"``.
+    :param reward: ``"progress"``, ``"sqrt"`` (the original code's) or ``"distance"`` (sb3-mlsh 0.1.0's).
     :param redraw_every: Steps between re-draws of the joints; ``None``: never (sb3-mlsh 0.1.0).
     :param render_mode: As in Ant-v5.
     :param kwargs: Further Ant-v5 parameters.
     """
 
     TARGETS = ((5.0, 0.0), (0.0, 5.0))
-    REWARDS = ("sqrt", "distance", "progress")
+    REWARDS = ("progress", "sqrt", "distance")
     tasks = (0, 1)
     TASK_HELP = f"the tasks are 0 and 1, the index of the target in {TARGETS}."
 
     def __init__(
-        self, reward: str = "sqrt", redraw_every: int | None = 200, render_mode: str | None = None, **kwargs: Any
+        self, reward: str = "progress", redraw_every: int | None = 200, render_mode: str | None = None, **kwargs: Any
     ) -> None:
         if reward not in self.REWARDS:
             raise ValueError(f"AntTwoWalkEnv: reward={reward!r}; use one of {self.REWARDS}.")
