@@ -171,13 +171,13 @@ EXPERIMENTS: dict[str, Experiment] = {
     "ant_two_walk": Experiment(
         "AntTwoWalk-v0",
         "ant",
-        15_000_000,
+        5_000_000,
         100_000,
         1000,
         tasks=(0, 1),
         n_eval_episodes=8,
         note="The paper meta-trained on 120 cores (10 task groups of 12 workers) and does not state its number of "
-        "steps; 15M is the reproduction issue's serious attempt, run here over several sittings (`--resume`).",
+        "steps.",
     ),
     "ant_obstacle": Experiment(
         "AntObstacle-v0",
