@@ -69,6 +69,22 @@ class Experiment:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
         return mlsh_settings(self.env_id)
 
+    def ppo_settings(self) -> tuple[dict[str, Any], bool]:
+        """
+        :return: The PPO baselines' settings taken from MLSH's entry: ``n_steps``, MLSH's GAE lambda (0.98) and the
+            sub-policies' ``policy_kwargs`` (the master's left out); and whether PPO learns in normalised observations,
+            as MLSH does (its ``normalize_observations``, on the observation spaces it normalises).
+        """
+        from sb3_mlsh.common.normalization import normalizable
+
+        _, hyperparams = self.hyperparams()
+        policy_kwargs = {
+            key: value for key, value in hyperparams.get("policy_kwargs", {}).items() if not key.startswith("master_")
+        }
+        settings = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98, policy_kwargs=policy_kwargs or None)
+        space = gym.make(self.env_id, **self.env_kwargs).observation_space
+        return settings, hyperparams.get("normalize_observations", True) and normalizable(space)
+
     def key_share(self, last_observations: np.ndarray) -> float:
         """
         :param last_observations: The last observation of each of some episodes, one row per episode.
@@ -176,8 +192,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         1000,
         tasks=(0, 1),
         n_eval_episodes=8,
-        note="The paper meta-trained on 120 cores (10 task groups of 12 workers) and does not state its number of "
-        "steps.",
+        note="The paper meta-trained on 120 cores (10 task groups of 12 workers) and does not state its number of steps.",
     ),
     "ant_obstacle": Experiment(
         "AntObstacle-v0",

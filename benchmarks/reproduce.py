@@ -104,6 +104,11 @@ def model_path(out: str, name: str, method: str, seed: int) -> pathlib.Path:
     return pathlib.Path(out) / "models" / f"{name}_{method}_seed{seed}.zip"
 
 
+def statistics_path(path: pathlib.Path) -> pathlib.Path:
+    """Where the observation statistics (``VecNormalize``) of a PPO model saved at ``path`` are kept, if it has any."""
+    return path.with_suffix(".vecnormalize.pkl")
+
+
 def video_path(out: str, name: str, seed: int) -> pathlib.Path:
     """Where an Ant run's GIF of each MLSH sub-policy acting alone is written."""
     return pathlib.Path(out) / f"{name}_subpolicies_seed{seed}.gif"
@@ -175,12 +180,14 @@ def meta_train(
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
     from sb3_mlsh import MLSH, evaluate_adaptation
     from sb3_mlsh.baselines import TaskPerEpisode
 
     spec = EXPERIMENTS[name]
     n_envs, hyperparams = spec.hyperparams()
+    ppo_settings, normalize = spec.ppo_settings()
     tasks = spec.evaluation_tasks()
 
     def make_env(env_seed: int, **kwargs: Any) -> Any:
@@ -191,18 +198,25 @@ def meta_train(
     checkpoint = checkpoint_path(out, name, method, seed)
     progress = checkpoint.with_suffix(".json")
     algorithm = PPO if method == "shared_policy" else MLSH
+    if algorithm is PPO:  # the shared policy: a new task at every reset, observations normalised as MLSH's are
+        env = make_env(seed, wrapper_class=TaskPerEpisode)
+        if normalize:
+            saved_statistics = statistics_path(checkpoint)
+            if checkpoint.is_file() and saved_statistics.is_file():
+                env = VecNormalize.load(str(saved_statistics), env)
+            else:
+                env = VecNormalize(env, norm_reward=False, clip_obs=hyperparams.get("clip_obs", 5.0))
+    else:
+        env = make_env(seed)
     if checkpoint.is_file() and progress.is_file():
-        model = algorithm.load(checkpoint, env=make_env(seed, wrapper_class=TaskPerEpisode if algorithm is PPO else None))
+        model = algorithm.load(checkpoint, env=env)
         saved = json.loads(progress.read_text())
         curve, cpu_before = [tuple(point) for point in saved["meta_curve"]], saved["cpu_seconds"]
     elif algorithm is PPO:
-        model = PPO(
-            "MlpPolicy", make_env(seed, wrapper_class=TaskPerEpisode), seed=seed,
-            learning_rate=hyperparams.get("learning_rate", 3e-4), n_steps=hyperparams["n_steps"], gae_lambda=0.98,
-        )  # fmt: skip
+        model = PPO("MlpPolicy", env, seed=seed, learning_rate=hyperparams.get("learning_rate", 3e-4), **ppo_settings)
     else:
         overrides = {"mlsh_no_warmup": {"warmup_iterations": 0}, "mlsh_n1": {"macro_duration": 1}}.get(method, {})
-        model = MLSH("MlpPolicy", make_env(seed), seed=seed, **{**hyperparams, **overrides})
+        model = MLSH("MlpPolicy", env, seed=seed, **{**hyperparams, **overrides})
     curve_t = curve_timesteps(spec, adaptation_timesteps)
 
     def curve_point(mlsh: Any) -> tuple[int, float]:
@@ -218,6 +232,7 @@ def meta_train(
         partial = checkpoint.with_name(f".{checkpoint.stem}.part.zip")
         trained.save(partial)
         partial.replace(checkpoint)
+        save_statistics(trained, checkpoint)
         cpu_seconds = cpu_before + time.process_time() - cpu_start
         partial = progress.with_name(f".{progress.name}.part")
         partial.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds}))
@@ -231,7 +246,28 @@ def meta_train(
     model.learn(max(meta_timesteps - model.num_timesteps, 0), reset_num_timesteps=False, callback=checkpoints)
     checkpoints.finish()
     model.save(model_path(out, name, method, seed))  # kept for analyses after the run (not in git: *.zip)
+    save_statistics(model, model_path(out, name, method, seed))
     return model, checkpoints.curve if algorithm is MLSH else None, cpu_before
+
+
+def save_statistics(model: Any, path: pathlib.Path) -> None:
+    """Keep the observation statistics of a PPO ``model`` saved at ``path`` beside it, if it learns in ``VecNormalize``."""
+    statistics = model.get_vec_normalize_env()
+    if statistics is not None:
+        partial = path.with_name(f".{statistics_path(path).name}.part")
+        statistics.save(str(partial))
+        partial.replace(statistics_path(path))
+
+
+def load_statistics(path: pathlib.Path, env: Any) -> Any:
+    """
+    The observation statistics ``save_statistics`` kept beside the PPO model at ``path``, as a ``VecNormalize`` of
+    ``env`` (``None`` if the model has none).
+    """
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    saved = statistics_path(path)
+    return VecNormalize.load(str(saved), env) if saved.is_file() else None
 
 
 def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
@@ -264,16 +300,19 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     alone: dict[str, Any] = {}  # MLSH's on a plane: Run.alone, Run.alone_keys and their sampled counterparts
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
     checkpoint = checkpoint_path(out, name, method, seed)
+    ppo_settings, normalize = spec.ppo_settings()
     if method == "single_policy":
-        result = single_policy(eval_env, **common, n_steps=hyperparams["n_steps"], gae_lambda=0.98)
+        result = single_policy(eval_env, **common, **ppo_settings, normalize_observations=normalize)
     else:
         algorithm = PPO if method == "shared_policy" else MLSH
         if spec.source is not None:
             model = algorithm.load(model_path(out, spec.source, method, seed))
+            statistics = load_statistics(model_path(out, spec.source, method, seed), eval_env)
         else:
             model, meta_curve, cpu_before = meta_train(
                 name, method, seed, meta_timesteps, adaptation_timesteps, out, cpu_start
             )
+            statistics = model.get_vec_normalize_env() if algorithm is PPO else None
         if algorithm is MLSH:
             result = evaluate_adaptation(model, eval_env, **common)
             paths = subpolicy_paths(model, spec, seed)
@@ -285,15 +324,15 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
             if spec.kind == "ant":
                 subpolicy_video(model, spec, seed, video_path(out, name, seed))
         else:
-            result = shared_policy_transfer(model, eval_env, **common)
+            result = shared_policy_transfer(model, eval_env, **common, vec_normalize=statistics)
     assert result.final_returns is not None and result.final_observations is not None
     late_keys = final_keys = None
     if spec.key_index is not None:  # the has-key flag of the observation on which each episode ended
         late_keys = spec.late_key_shares(result, adaptation_timesteps)
         final_keys = [spec.key_share(ends) for ends in result.final_observations]
     cpu_seconds = cpu_before + time.process_time() - cpu_start
-    checkpoint.unlink(missing_ok=True)
-    checkpoint.with_suffix(".json").unlink(missing_ok=True)
+    for path in (checkpoint, checkpoint.with_suffix(".json"), statistics_path(checkpoint)):
+        path.unlink(missing_ok=True)
     return Run(
         method,
         seed,

@@ -12,7 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.type_aliases import GymEnv
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.observations import concatenate, stack, take
@@ -229,9 +229,13 @@ def run_adaptation(
             observations.extend(recorder.observations)
             if n_eval_episodes > 0:
                 ends: list[Any] = []
+                learned_in = learner.get_env()  # the env itself, or a wrapper the learner made (``VecNormalize``)
+                assert learned_in is not None
+                if isinstance(learned_in, VecNormalize):
+                    learned_in.training = False  # statistics frozen while evaluating, as SB3's EvalCallback does
                 final_returns.append(
                     evaluate_policy(
-                        learner, vec_env, n_eval_episodes=n_eval_episodes, deterministic=True, callback=_episode_ends(ends)
+                        learner, learned_in, n_eval_episodes=n_eval_episodes, deterministic=True, callback=_episode_ends(ends)
                     )[0]
                 )
                 final_observations.append(stack(ends))

@@ -134,6 +134,27 @@ def test_baselines_run_under_the_same_protocol():
     assert transfer.usage.shape == (2, 0) and np.isnan(transfer.divergence)
 
 
+def test_baselines_learn_in_normalised_observations_when_asked():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from sb3_mlsh.baselines import TaskPerEpisode, shared_policy_transfer, single_policy
+
+    shared_env = VecNormalize(DummyVecEnv([lambda: Monitor(TaskPerEpisode(CountingEnv(length=7)))]), norm_reward=False)
+    shared = PPO("MlpPolicy", shared_env, n_steps=32, batch_size=16, seed=0).learn(64)
+    mean = shared_env.obs_rms.mean.copy()
+    common = dict(n_tasks=2, adaptation_timesteps=30, seed=0, tasks=[1, 2], n_eval_episodes=2)
+    transfer = shared_policy_transfer(shared, counting_env(), vec_normalize=shared_env, **common)
+    scratch = single_policy(counting_env(), normalize_observations=True, n_steps=16, batch_size=8, **common)
+    for result in (transfer, scratch):
+        # rewards as the env pays them; the deterministic episodes evaluated (7 steps of reward = task)
+        assert result.total_rewards.tolist() == [30.0, 60.0]
+        assert result.final_returns is not None and result.final_returns.tolist() == [7.0, 14.0]
+        # the observations the learners saw: the count 7 that ends each episode, normalised
+        assert all(abs(float(ends[0, 0]) - 7.0) > 1.0 for ends in result.episode_ends)
+    assert np.array_equal(shared_env.obs_rms.mean, mean)  # the shared policy's statistics are not changed
+
+
 class SeedRecorder(Monitor):
     """Records every seed its env is reset with."""
 
