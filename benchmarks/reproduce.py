@@ -473,6 +473,8 @@ def claims(
             count = sum(map(bool, separated))
             lines.append(f"- The sub-policies, each alone, end at different {what} in {count} of {len(separated)} seeds.")
         lines += alone_claims([r for r in runs if r.method == "mlsh"])
+        if spec.kind == "ant" and spec.source is None:
+            lines += target_claims([r for r in runs if r.method == "mlsh"])
     lines += key_claims(spec, runs, methods)
     if spec.kind == "ant" and spec.source is None:
         still = next(iter(refs.values()))
@@ -535,6 +537,30 @@ def alone_claims(mlsh_runs: list[Run]) -> list[str]:
                 + ", ".join(f"{share:.0%}" for share in best)
                 + " of its episodes (per seed)."
             )
+    return lines
+
+
+def target_claims(mlsh_runs: list[Run]) -> list[str]:
+    """
+    Ant TwoWalk: per seed, how near each sub-policy alone (the path on the page) comes to the target it ends
+    nearest, at the end and on the way (a sub-policy that walks on past its target ends far from it).
+    """
+    lines = []
+    for item in mlsh_runs:
+        targets = [np.asarray(center) for label, center, _ in item.subpolicy_paths["marks"] if label.startswith("target")]
+        parts = []
+        for k, path in enumerate(item.subpolicy_paths["paths"]):
+            points = np.asarray(path)
+            nearest = int(np.argmin([np.linalg.norm(points[-1] - target) for target in targets]))
+            distances = np.linalg.norm(points - targets[nearest], axis=1)
+            parts.append(
+                f"sub-policy {k} ends {distances[-1]:.1f} from target {nearest} (at ({points[-1][0]:.1f}, "
+                f"{points[-1][1]:.1f})), {distances.min():.1f} at its nearest"
+            )
+        start = float(np.linalg.norm(targets[0]))
+        lines.append(
+            f"- Seed {item.seed}, each sub-policy alone (the start is {start:.0f} from each target): " + "; ".join(parts) + "."
+        )
     return lines
 
 
