@@ -201,11 +201,8 @@ def meta_train(
     if algorithm is PPO:  # the shared policy: a new task at every reset, observations normalised as MLSH's are
         env = make_env(seed, wrapper_class=TaskPerEpisode)
         if normalize:
-            saved_statistics = statistics_path(checkpoint)
-            if checkpoint.is_file() and saved_statistics.is_file():
-                env = VecNormalize.load(str(saved_statistics), env)
-            else:
-                env = VecNormalize(env, norm_reward=False, clip_obs=hyperparams.get("clip_obs", 5.0))
+            resumed = load_statistics(checkpoint, env) if checkpoint.is_file() else None
+            env = resumed or VecNormalize(env, norm_reward=False, clip_obs=hyperparams.get("clip_obs", 5.0))
     else:
         env = make_env(seed)
     if checkpoint.is_file() and progress.is_file():
