@@ -15,7 +15,9 @@ Each run records the mean return of the training episodes that ended in each ``-
 ``--normalize-reward`` (PPO only: ``--algorithms ppo``) also scales PPO's rewards by ``VecNormalize``'s running
 estimate of the return's standard deviation, as the RL Zoo does on MuJoCo: a diagnostic of whether the reward's scale
 stops a flat learner. ``--env KEY=VALUE`` (repeatable) changes the env's keyword arguments, for both algorithms
-(e.g. ``--env reward=progress`` on the Ant: the velocity toward the target instead of the distance).
+(e.g. ``--env reward=progress`` on the Ant: the velocity toward the target instead of the distance); ``--set
+KEY=VALUE`` (repeatable) changes a learner setting of both algorithms (PPO's keyword arguments, e.g. ``--set
+gamma=0.995``).
 
 Every run is saved in ``docs/benchmarks/flat_learner.json`` as it ends and is not run again; the page
 ``docs/benchmarks/flat_learner.md`` is written from all saved runs. Runs go ``--jobs`` at a time (default 2),
@@ -71,10 +73,11 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     env_kwargs = {**spec.env_kwargs, **config.get("env_kwargs", {})}
     env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, wrapper_class=wrapper)
-    common = dict(
+    common: dict[str, Any] = dict(
         n_steps=hyperparams["n_steps"], learning_rate=hyperparams.get("learning_rate", 3e-4), gae_lambda=0.98, seed=seed,
         policy_kwargs=hyperparams.get("policy_kwargs"),
     )  # fmt: skip
+    common.update(config.get("learner_kwargs", {}))
     normalize = hyperparams.get("normalize_observations", True)  # MLSH's default
     if config["algorithm"] == "ppo":
         clip_obs = hyperparams.get("clip_obs", 5.0)
@@ -121,8 +124,15 @@ def last_quarter(returns: list[float]) -> float:
 
 
 def case(row: dict[str, Any]) -> tuple[str, str, str, int, int, bool, str]:
-    """:return: What a run compares: experiment, task mode, task, budget, window, rewards normalised, env changes."""
-    changes = ", ".join(f"{key}={value}" for key, value in sorted(row.get("env_kwargs", {}).items()))
+    """
+    :return: What a run compares: experiment, task mode, task, budget, window, rewards normalised, env and learner
+        changes.
+    """
+    env, learner = (
+        ", ".join(f"{key}={value}" for key, value in sorted(row.get(field, {}).items()))
+        for field in ("env_kwargs", "learner_kwargs")
+    )
+    changes = env + (f"; learner: {learner}" if learner else "")
     return (
         row["experiment"], row["tasks"], str(row["task"]), row["timesteps"], row["every"],
         row.get("normalize_reward", False), changes,
@@ -195,18 +205,22 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="+", choices=sorted(ALGORITHMS), default=list(ALGORITHMS))
     parser.add_argument("--normalize-reward", action="store_true", help="PPO: VecNormalize's reward scaling too")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an env keyword argument")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a learner setting")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
     args = parser.parse_args()
     if args.timesteps < args.every:
         parser.error(f"--timesteps {args.timesteps} is shorter than one window (--every {args.every})")
     if args.normalize_reward and "mlsh" in args.algorithms:
         parser.error("--normalize-reward: MLSH does not scale its rewards; use it with --algorithms ppo")
-    env_kwargs = {}
-    for item in args.env:
+    env_kwargs, learner_kwargs = {}, {}
+    for option, item in [("--env", item) for item in args.env] + [("--set", item) for item in args.set]:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            parser.error(f"--env {item}: use KEY=VALUE, e.g. --env reward=progress")
-        env_kwargs[name] = yaml.safe_load(value)
+            parser.error(f"{option} {item}: use KEY=VALUE, e.g. --env reward=progress or --set gamma=0.995")
+        if option == "--env":
+            env_kwargs[name] = yaml.safe_load(value)
+        else:  # YAML 1.1 reads 3e-4 as a string
+            learner_kwargs[name] = float(value) if isinstance(yaml.safe_load(value), str) else yaml.safe_load(value)
     rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
     if not args.render:
         task = EXPERIMENTS[args.experiment].evaluation_tasks()[args.task or 0] if args.tasks == "fixed" else None
@@ -214,7 +228,7 @@ def main() -> None:
         configs = [
             dict(experiment=args.experiment, tasks=args.tasks, task=task, algorithm=algorithm, seed=seed,
                  timesteps=args.timesteps, every=args.every, normalize_reward=args.normalize_reward,
-                 env_kwargs=env_kwargs)
+                 env_kwargs=env_kwargs, learner_kwargs=learner_kwargs)
             for seed in args.seeds
             for algorithm in args.algorithms
         ]  # fmt: skip
