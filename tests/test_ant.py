@@ -54,7 +54,7 @@ def reward_at(env, xy) -> float:
 
 
 def test_two_walk_original_reward_rises_near_the_target_of_the_task():
-    env = gym.make("AntTwoWalk-v0", reward="sqrt").unwrapped
+    env = gym.make("AntTwoWalk-v0", reward="sqrt", upright_reward=0.0).unwrapped  # the original's reward alone
     env.reset(seed=0)
     env.set_task(0)
     far, near, at = (reward_at(env, xy) for xy in [(-3.0, 0.0), (2.0, 0.0), (5.0, 0.0)])
@@ -71,7 +71,7 @@ def test_two_walk_original_reward_rises_near_the_target_of_the_task():
 
 
 def test_two_walk_reward_is_the_velocity_toward_the_target():
-    env = gym.make("AntTwoWalk-v0").unwrapped  # reward="progress", the default
+    env = gym.make("AntTwoWalk-v0", upright_reward=0.0).unwrapped  # reward="progress", the default
     env.reset(seed=0)
     env.set_task(0)  # target (5, 0)
     for velocity, expected_sign in ((1.0, 1), (-1.0, -1)):
@@ -83,6 +83,25 @@ def test_two_walk_reward_is_the_velocity_toward_the_target():
         closed = before - np.linalg.norm(env.xy - (5.0, 0.0))
         assert np.sign(reward) == expected_sign
         assert reward == pytest.approx(closed / env.dt)
+
+
+def test_two_walk_upright_reward_is_paid_only_while_the_torso_points_up():
+    plain = gym.make("AntTwoWalk-v0", upright_reward=0.0).unwrapped
+    env = gym.make("AntTwoWalk-v0").unwrapped  # upright_reward=0.5, the default
+    for upside_down, bonus in ((False, 0.5), (True, 0.0)):
+        rewards = []
+        for ant in (plain, env):
+            ant.reset(seed=0)
+            qpos = ant.init_qpos.copy()
+            if upside_down:
+                qpos[2], qpos[3:7] = 0.3, (0.0, 1.0, 0.0, 0.0)
+            ant.set_state(qpos, np.zeros_like(ant.init_qvel))
+            _, reward, _, _, info = ant.step(np.zeros(8))
+            assert info["upright"] == float(not upside_down)
+            rewards.append(reward)
+        assert rewards[1] - rewards[0] == pytest.approx(bonus)
+    with pytest.raises(ValueError, match="upright_reward=-1"):
+        gym.make("AntTwoWalk-v0", upright_reward=-1)
 
 
 def test_two_walk_redraws_the_joints_every_200_steps_keeping_x_y():

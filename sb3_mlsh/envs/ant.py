@@ -72,6 +72,12 @@ class AntTaskEnv(TaskSet, AntEnv):
         """The torso's x, y position."""
         return self.data.qpos[:2].copy()
 
+    @property
+    def upright(self) -> bool:
+        """Whether the torso's z axis points up (the Ant is not on its back or side)."""
+        _, qx, qy, _ = self.data.qpos[3:7]
+        return bool(1.0 - 2.0 * (qx * qx + qy * qy) > 0.0)
+
     def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
         """:return: This step's reward and its terms, given the torso's position before the step."""
         raise NotImplementedError
@@ -113,12 +119,16 @@ class AntTwoWalkEnv(AntTaskEnv):
       the target, as ``AntMaze-v0`` pays on each axis). ``reward="sqrt"``: the original code's ``-sqrt(distance(torso
       x, y; target)) / 3000`` on each step, from which SB3's PPO learns nothing in 3M steps (docs/mlsh.md,
       "Choices"); ``reward="distance"``: ``-distance / 3000``, this env's reward in sb3-mlsh 0.1.0.
+      ``upright_reward`` (0.5) is added on each step that the torso is upright (its z axis points up): without it the
+      learned walkers dive toward the target after each re-draw and lie on their back until the next.
     - **Every 200 steps** (``redraw_every``) the joints and the torso's height and orientation are re-drawn as at a
       reset, keeping x, y, so that an Ant on its back gets up (as in the paper's other Ant tasks).
     - **Termination**: none; ``AntTwoWalk-v0`` truncates episodes at 1000 steps.
     - **Task**: ``0`` (target at (5, 0)) or ``1`` (target at (0, 5)).
 
     :param reward: ``"progress"``, ``"sqrt"`` (the original code's) or ``"distance"`` (sb3-mlsh 0.1.0's).
+    :param upright_reward: Paid on each step the torso is upright, besides ``reward`` (0: none, the original's and
+        sb3-mlsh 0.1.0's).
     :param redraw_every: Steps between re-draws of the joints; ``None``: never (sb3-mlsh 0.1.0).
     :param render_mode: As in Ant-v5.
     :param kwargs: Further Ant-v5 parameters.
@@ -130,13 +140,21 @@ class AntTwoWalkEnv(AntTaskEnv):
     TASK_HELP = f"the tasks are 0 and 1, the index of the target in {TARGETS}."
 
     def __init__(
-        self, reward: str = "progress", redraw_every: int | None = 200, render_mode: str | None = None, **kwargs: Any
+        self,
+        reward: str = "progress",
+        upright_reward: float = 0.5,
+        redraw_every: int | None = 200,
+        render_mode: str | None = None,
+        **kwargs: Any,
     ) -> None:
         if reward not in self.REWARDS:
             raise ValueError(f"AntTwoWalkEnv: reward={reward!r}; use one of {self.REWARDS}.")
+        if not np.isfinite(upright_reward) or upright_reward < 0:
+            raise ValueError(f"AntTwoWalkEnv: upright_reward={upright_reward!r}; use a number >= 0 (0: none).")
         if redraw_every is not None and (not isinstance(redraw_every, int) or redraw_every < 1):
             raise ValueError(f"AntTwoWalkEnv: redraw_every={redraw_every!r}; use an integer >= 1 or None (never).")
         self.reward = reward
+        self.upright_reward = float(upright_reward)
         self._init_tasks()
         # seen from above, the start and both targets in view
         kwargs.setdefault("default_camera_config", {"distance": 13.0, "elevation": -90.0, "lookat": [2.5, 2.5, 0.0]})
@@ -161,10 +179,13 @@ class AntTwoWalkEnv(AntTaskEnv):
     def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
         target = np.asarray(self.TARGETS[self._task])
         distance = float(np.linalg.norm(self.xy - target))
+        upright = self.upright
+        info = {"distance_to_target": distance, "upright": float(upright)}
         if self.reward == "progress":
-            return (float(np.linalg.norm(xy_before - target)) - distance) / self.dt, {"distance_to_target": distance}
-        scaled = np.sqrt(distance) if self.reward == "sqrt" else distance
-        return -float(scaled) / 3000.0, {"distance_to_target": distance}
+            reward = (float(np.linalg.norm(xy_before - target)) - distance) / self.dt
+        else:
+            reward = -float(np.sqrt(distance) if self.reward == "sqrt" else distance) / 3000.0
+        return reward + self.upright_reward * upright, info
 
 
 # layout: (goal, cells opened besides (8, 0)); see AntMazeEnv
