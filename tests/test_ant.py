@@ -61,7 +61,7 @@ def test_two_walk_original_reward_rises_near_the_target_of_the_task():
     assert far < near < at <= 0.0
     assert at > -0.3 / 3000  # the original code's -sqrt(distance) / 3000
     assert far == pytest.approx(-np.sqrt(8.0) / 3000, rel=0.05)
-    linear = gym.make("AntTwoWalk-v0", reward="distance").unwrapped
+    linear = gym.make("AntTwoWalk-v0", reward="distance", upright_reward=0.0).unwrapped
     linear.reset(seed=0)
     assert reward_at(linear, (-3.0, 0.0)) == pytest.approx(-8.0 / 3000, rel=0.05)
     env.set_task(1)
