@@ -1,15 +1,22 @@
 """
-How much of the time is the Ant on its back, under the random actions that start training?
+How much of the time is the Ant on its back, under the random actions that start training, or under each
+sub-policy of trained MLSH models?
 
     python benchmarks/ant_upright.py [--episodes 8]
+    python benchmarks/ant_upright.py --models MODEL.zip [MODEL.zip ...] [--episodes 8]
 
 AntTwoWalk-v0 with and without the joint re-draw every 200 steps, under zero-mean Gaussian torques
 (clipped to [-1, 1], as SB3 clips them) with the standard deviation of a fresh policy: 1
 (``log_std_init=0``, SB3's default) and exp(-1) (``log_std_init=-1``). Prints the share of steps on
 which the torso's up axis points below the horizon, and the mean distance from the start at the end.
+With ``--models``, each sub-policy of each model acts alone on AntTwoWalk-v0 (its actions sampled, as the master
+runs it; observations normalised as the model does): the share of steps on its back in each quarter of the
+200 steps between two joint re-draws (a policy that dives after each re-draw lies on its back in the later
+quarters), and where it ends.
 """
 
 import argparse
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -29,8 +36,7 @@ def upside_down_share(redraw_every: int | None, log_std: float, episodes: int, s
         while not done:
             action = np.clip(rng.normal(0.0, np.exp(log_std), 8), -1.0, 1.0)
             _, _, terminated, truncated, _ = env.step(action)
-            w, x, y, _ = ant.data.qpos[3:7]
-            down += 1 - 2 * (x * x + y * y) < 0  # the z component of the torso's up axis
+            down += on_its_back(env)
             steps += 1
             done = terminated or truncated
         distances.append(float(np.linalg.norm(ant.xy)))
@@ -38,11 +44,59 @@ def upside_down_share(redraw_every: int | None, log_std: float, episodes: int, s
     return down / steps, float(np.mean(distances))
 
 
+def on_its_back(ant: gym.Env) -> bool:
+    """:return: Whether the torso's up axis points below the horizon (the z component of its rotation)."""
+    _, x, y, _ = ant.unwrapped.data.qpos[3:7]  # type: ignore[attr-defined]
+    return bool(1 - 2 * (x * x + y * y) < 0)
+
+
+def subpolicy_on_its_back(model: Any, k: int, episodes: int, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """
+    :return: Sub-policy ``k`` of the MLSH ``model`` acting alone: the share of steps on its back in each quarter of
+        the re-draw period, and the torso's x, y at the end of each episode.
+    """
+    import torch as th
+
+    subpolicy = model.policy.subpolicies[k]
+    env = gym.make("AntTwoWalk-v0")
+    th.manual_seed(seed)
+    down, steps, ends = np.zeros(4), np.zeros(4), []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done, t = False, 0
+        while not done:
+            with th.no_grad():
+                inputs = model.policy.obs_to_tensor(model.policy.normalize_observation(obs[None]))[0]
+                action = subpolicy.get_distribution(inputs).sample().numpy()[0]
+            obs, _, terminated, truncated, _ = env.step(np.clip(action, -1.0, 1.0))
+            quarter = (t % 200) // 50
+            down[quarter] += on_its_back(env)
+            steps[quarter] += 1
+            done, t = terminated or truncated, t + 1
+        ends.append(env.unwrapped.xy)  # type: ignore[attr-defined]
+    env.close()
+    return down / steps, ends
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument("--models", nargs="+", default=[], help="MLSH models (.zip) whose sub-policies to measure")
     args = parser.parse_args()
-    print(f"command: python benchmarks/ant_upright.py --episodes {args.episodes}")
+    models = f" --models {' '.join(args.models)}" if args.models else ""
+    print(f"command: python benchmarks/ant_upright.py --episodes {args.episodes}{models}")
+    if args.models:
+        print("| model | sub-policy | on its back, steps 0-50 / 50-100 / 100-150 / 150-200 after a re-draw | ends at |")
+        print("|---|---|---|---|")
+        from sb3_mlsh import MLSH
+
+        for path in args.models:
+            model = MLSH.load(path, device="cpu")
+            for k in range(model.n_subpolicies):
+                shares, ends = subpolicy_on_its_back(model, k, args.episodes)
+                where = ", ".join(f"({x:.1f}, {y:.1f})" for x, y in ends)
+                print(f"| {path} | {k} | {' / '.join(f'{share:.0%}' for share in shares)} | {where} |")
+        return
     print("| joints re-drawn | log_std_init | steps on its back | distance from the start at the end |")
     print("|---|---|---|---|")
     for redraw_every in (None, 200):
