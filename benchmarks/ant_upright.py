@@ -36,18 +36,12 @@ def upside_down_share(redraw_every: int | None, log_std: float, episodes: int, s
         while not done:
             action = np.clip(rng.normal(0.0, np.exp(log_std), 8), -1.0, 1.0)
             _, _, terminated, truncated, _ = env.step(action)
-            down += on_its_back(env)
+            down += not ant.upright
             steps += 1
             done = terminated or truncated
         distances.append(float(np.linalg.norm(ant.xy)))
     env.close()
     return down / steps, float(np.mean(distances))
-
-
-def on_its_back(ant: gym.Env) -> bool:
-    """:return: Whether the torso's up axis points below the horizon (the z component of its rotation)."""
-    _, x, y, _ = ant.unwrapped.data.qpos[3:7]  # type: ignore[attr-defined]
-    return bool(1 - 2 * (x * x + y * y) < 0)
 
 
 def subpolicy_on_its_back(model: Any, k: int, episodes: int, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -59,6 +53,7 @@ def subpolicy_on_its_back(model: Any, k: int, episodes: int, seed: int = 0) -> t
 
     subpolicy = model.policy.subpolicies[k]
     env = gym.make("AntTwoWalk-v0")
+    ant = env.unwrapped
     th.manual_seed(seed)
     down, steps, ends = np.zeros(4), np.zeros(4), []
     for episode in range(episodes):
@@ -70,10 +65,10 @@ def subpolicy_on_its_back(model: Any, k: int, episodes: int, seed: int = 0) -> t
                 action = subpolicy.get_distribution(inputs).sample().numpy()[0]
             obs, _, terminated, truncated, _ = env.step(np.clip(action, -1.0, 1.0))
             quarter = (t % 200) // 50
-            down[quarter] += on_its_back(env)
+            down[quarter] += not ant.upright
             steps[quarter] += 1
             done, t = terminated or truncated, t + 1
-        ends.append(env.unwrapped.xy)  # type: ignore[attr-defined]
+        ends.append(ant.xy)
     env.close()
     return down / steps, ends
 

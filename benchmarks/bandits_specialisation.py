@@ -45,6 +45,7 @@ from experiments import (
     SPECIALISED,
     Experiment,
     adaptation_r,
+    setting,
     specialised,
     subpolicies_alone,
     update_json,
@@ -110,20 +111,6 @@ def split_values(text: str) -> list[str]:
             values.append(text[start:index])
             start = index + 1
     return [*values, text[start:]]
-
-
-def setting(text: str) -> Any:
-    """
-    :return: A ``--set`` value as YAML reads it, and ``3e-4`` as a number (YAML 1.1 wants ``3.0e-4``); a schedule
-        string (``lin_1e-3``) stays a string, made a schedule when the model is built.
-    """
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return value
 
 
 def run(config: tuple[Study, dict[str, Any], int, int, int]) -> dict[str, Any]:

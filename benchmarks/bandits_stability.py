@@ -22,8 +22,8 @@ import sys
 from typing import Any
 
 import numpy as np
-from bandits_specialisation import SPEC, label, setting
-from experiments import specialised, subpolicies_alone
+from bandits_specialisation import SPEC, label
+from experiments import setting, specialised, subpolicies_alone
 
 PAGE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "bandits_stability.md"
 HEADER = """# MovementBandits: do specialised sub-policies stay specialised?

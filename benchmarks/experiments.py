@@ -19,6 +19,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import yaml
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
 from sb3_mlsh.zoo import mlsh_settings
@@ -122,6 +123,20 @@ def update_json(path: pathlib.Path, default: Any, change: Callable[[Any], None])
         change(content)
         path.write_text(json.dumps(content, indent=1) + "\n")
     return content
+
+
+def setting(text: str) -> Any:
+    """
+    :return: A ``--set`` value as YAML reads it, and ``3e-4`` as a number (YAML 1.1 wants ``3.0e-4``); a schedule
+        string (``lin_1e-3``) stays a string, made a schedule when the model is built.
+    """
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def code_version() -> str | None:

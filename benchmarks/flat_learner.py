@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from experiments import EXPERIMENTS, code_version, update_json
+from experiments import EXPERIMENTS, code_version, setting, update_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "flat_learner.json"
@@ -219,8 +219,8 @@ def main() -> None:
             parser.error(f"{option} {item}: use KEY=VALUE, e.g. --env reward=progress or --set gamma=0.995")
         if option == "--env":
             env_kwargs[name] = yaml.safe_load(value)
-        else:  # YAML 1.1 reads 3e-4 as a string
-            learner_kwargs[name] = float(value) if isinstance(yaml.safe_load(value), str) else yaml.safe_load(value)
+        else:
+            learner_kwargs[name] = setting(value)
     rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
     if not args.render:
         task = EXPERIMENTS[args.experiment].evaluation_tasks()[args.task or 0] if args.tasks == "fixed" else None
