@@ -16,10 +16,12 @@ quarters), and where it ends.
 """
 
 import argparse
+from itertools import islice
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from experiments import alone_episode
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
 
@@ -46,28 +48,21 @@ def upside_down_share(redraw_every: int | None, log_std: float, episodes: int, s
 
 def subpolicy_on_its_back(model: Any, k: int, episodes: int, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
     """
-    :return: Sub-policy ``k`` of the MLSH ``model`` acting alone: the share of steps on its back in each quarter of
-        the re-draw period, and the torso's x, y at the end of each episode.
+    :return: Sub-policy ``k`` of the MLSH ``model`` acting alone (``alone_episode``, actions sampled): the share of
+        steps on its back in each quarter of the re-draw period, and the torso's x, y at the end of each episode.
     """
     import torch as th
 
-    subpolicy = model.policy.subpolicies[k]
     env = gym.make("AntTwoWalk-v0")
     ant = env.unwrapped
     th.manual_seed(seed)
     down, steps, ends = np.zeros(4), np.zeros(4), []
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done, t = False, 0
-        while not done:
-            with th.no_grad():
-                inputs = model.policy.obs_to_tensor(model.policy.normalize_observation(obs[None]))[0]
-                action = subpolicy.get_distribution(inputs).sample().numpy()[0]
-            obs, _, terminated, truncated, _ = env.step(np.clip(action, -1.0, 1.0))
+        stepped = islice(alone_episode(model, env, k, seed + episode, deterministic=False), 1, None)
+        for t, _ in enumerate(stepped):
             quarter = (t % 200) // 50
             down[quarter] += not ant.upright
             steps[quarter] += 1
-            done, t = terminated or truncated, t + 1
         ends.append(ant.xy)
     env.close()
     return down / steps, ends

@@ -311,10 +311,13 @@ def adaptation_r(model: Any, experiment: Experiment, n_envs: int, seed: int) -> 
 NORMALISER = {"plane": "scripted: always goal 0", "grid": "scripted: shortest path to the goal"}
 
 
-def alone_episode(model: Any, env: gym.Env, k: int, seed: int) -> Iterator[Any]:
+def alone_episode(model: Any, env: gym.Env, k: int, seed: int, deterministic: bool = True) -> Iterator[Any]:
     """
-    Sub-policy ``k`` acting alone (most likely action) for a whole episode of ``env`` from ``env.reset(seed=seed +
-    1000)``, the same start for every sub-policy.
+    Sub-policy ``k`` acting alone for a whole episode of ``env`` from ``env.reset(seed=seed + 1000)``, the same start
+    for every sub-policy.
+
+    :param deterministic: Take the most likely action, or sample it (from torch's global generator), as the master
+        runs the sub-policy.
 
     :return: The episode's observations, the reset's first, each as the env has stepped to it.
     """
@@ -323,7 +326,7 @@ def alone_episode(model: Any, env: gym.Env, k: int, seed: int) -> Iterator[Any]:
     yield obs
     done = False
     while not done:
-        action, state = model.predict(np.asarray(obs)[None], state=state, deterministic=True)
+        action, state = model.predict(np.asarray(obs)[None], state=state, deterministic=deterministic)
         obs, _, terminated, truncated, _ = env.step(action[0])
         done = terminated or truncated
         yield obs
