@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import numpy as np
-from experiments import EXPERIMENTS, adaptation_r, code_version, setting, subpolicy_paths, update_json
+from experiments import EXPERIMENTS, adaptation_r, code_version, page_header, setting, subpolicy_paths, update_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "branches.json"
@@ -131,17 +131,7 @@ def key(row: dict[str, Any]) -> tuple[Any, ...]:
 def render(rows: list[dict[str, Any]]) -> None:
     """Write the page: per trunk, the trunk's end and every branch's end."""
     lines = [
-        "# Branches: which setting keeps meta-training on course",
-        "",
-        f"Measured by `benchmarks/branches.py` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
-        f"thread per run; {sum(row['cpu_minutes'] for row in rows):.0f} CPU minutes in all; last run "
-        f"{max(row['date'] for row in rows)}). The runs are kept in `docs/benchmarks/branches.json`; `--render` "
-        "rewrites this page from them.",
-        "",
-        "```bash",
-        *sorted({row["command"] for row in rows}),
-        "```",
-        "",
+        *page_header("Branches: which setting keeps meta-training on course", "branches.py", rows, RUNS),
         "A trunk meta-trains with the experiment's `hyperparams/mlsh.yml` entry (changed as its title says); each branch "
         "continues the trunk's model with some settings changed. R: the paper's figure of merit at the leg's end (a "
         "fresh master for T steps on each evaluation task, sub-policies frozen), per episode. KL and std: the "

@@ -125,6 +125,27 @@ def update_json(path: pathlib.Path, default: Any, change: Callable[[Any], None])
     return content
 
 
+def page_header(title: str, script: str, rows: list[dict[str, Any]], runs: pathlib.Path) -> list[str]:
+    """
+    :param rows: The saved runs of a benchmark that keeps them in ``runs`` (each with ``machine``, ``cpu_minutes``,
+        ``date`` and ``command``).
+    :return: The first lines of its page: the title, what measured it where and when, and the commands.
+    """
+    return [
+        f"# {title}",
+        "",
+        f"Measured by `benchmarks/{script}` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
+        f"thread per run; {sum(row['cpu_minutes'] for row in rows):.0f} CPU minutes in all; last run "
+        f"{max(row['date'] for row in rows)}). The runs are kept in `docs/benchmarks/{runs.name}`; `--render` "
+        "rewrites this page from them.",
+        "",
+        "```bash",
+        *sorted({row["command"] for row in rows}),
+        "```",
+        "",
+    ]
+
+
 def setting(text: str) -> Any:
     """
     :return: A ``--set`` value as YAML reads it, and ``3e-4`` as a number (YAML 1.1 wants ``3.0e-4``); a schedule

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from experiments import EXPERIMENTS, code_version, setting, update_json
+from experiments import EXPERIMENTS, code_version, page_header, setting, update_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "flat_learner.json"
@@ -142,17 +142,7 @@ def case(row: dict[str, Any]) -> tuple[str, str, str, int, int, bool, str]:
 def render(rows: list[dict[str, Any]]) -> None:
     """Write the page: per case and seed, PPO's and MLSH's training returns at a few points and over the last quarter."""
     lines = [
-        "# MLSH with one sub-policy against SB3's PPO",
-        "",
-        f"Measured by `benchmarks/flat_learner.py` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
-        f"thread per run; {sum(row['cpu_minutes'] for row in rows):.0f} CPU minutes in all; last run "
-        f"{max(row['date'] for row in rows)}). The runs are kept in `docs/benchmarks/flat_learner.json`; `--render` "
-        "rewrites this page from them.",
-        "",
-        "```bash",
-        *sorted({row["command"] for row in rows}),
-        "```",
-        "",
+        *page_header("MLSH with one sub-policy against SB3's PPO", "flat_learner.py", rows, RUNS),
         "MLSH with K = 1, W = 0 and time limits bootstrapped trains one flat policy with SB3's PPO update on every "
         "step; PPO is SB3's, with the same settings (the env's `hyperparams/mlsh.yml` entry: n_envs, n_steps, "
         "learning rate, `policy_kwargs` and observation normalisation, MLSH's own or, for PPO, a `VecNormalize` of the "
