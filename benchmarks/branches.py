@@ -106,8 +106,9 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     model.learn(timesteps - model.num_timesteps, reset_num_timesteps=False, callback=Updates())
     if config["branch"] is None:
         MODELS.mkdir(parents=True, exist_ok=True)
-        model.save(trunk.with_name(f".{trunk.name}.part"))
-        trunk.with_name(f".{trunk.name}.part").replace(trunk)
+        partial = trunk.with_name(f".{trunk.name}.part")  # renamed over the last: a stopped save keeps none half-written
+        model.save(partial)
+        partial.replace(trunk)
     result, r = adaptation_r(model, spec, n_envs, config["seed"])
     per_task = (result.total_rewards * spec.episode_steps / spec.adaptation_timesteps).tolist()
     ends = None
