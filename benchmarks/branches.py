@@ -19,6 +19,7 @@ written from every saved run (``--render``: only that). Branches go ``--jobs`` a
 
 import argparse
 import datetime
+import json
 import multiprocessing
 import pathlib
 import platform
@@ -35,6 +36,11 @@ PAGE = RUNS.with_suffix(".md")
 MODELS = RUNS.with_suffix("")
 ALONE_STARTS = 3  # starts from which each sub-policy acts alone
 LAST_ITERATIONS = 50  # iterations over which the KL and std are averaged
+
+
+def saved_runs() -> list[dict[str, Any]]:
+    """:return: The runs kept in ``RUNS`` (none before the first)."""
+    return json.loads(RUNS.read_text()) if RUNS.is_file() else []
 
 
 def settings(pairs: list[str]) -> dict[str, Any]:
@@ -182,7 +188,7 @@ def main() -> None:
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
     if args.render:
-        render(update_json(RUNS, [], lambda rows: None))
+        render(saved_runs())
         return
     if args.timesteps <= args.branch_at:
         raise SystemExit(f"branches.py: --timesteps {args.timesteps} must be past --branch-at {args.branch_at}.")
@@ -195,7 +201,7 @@ def main() -> None:
     configs = [{**base, "branch": None}] + [
         {**base, "branch": settings([pair for pair in text.split(",") if pair])} for text in args.branches
     ]
-    done = {key(row) for row in update_json(RUNS, [], lambda rows: None)}
+    done = {key(row) for row in saved_runs()}
     if not trunk_path(base).is_file():  # the branches need the trunk's model: meta-train it again
         done.discard(key(configs[0]))
     configs = [config for config in configs if key(config) not in done]
@@ -214,7 +220,7 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(max(min(args.jobs, len(configs)), 1)) as pool:
         for row in pool.imap_unordered(run, configs):
             save(row)
-    render(update_json(RUNS, [], lambda rows: None))
+    render(saved_runs())
 
 
 if __name__ == "__main__":
