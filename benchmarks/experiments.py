@@ -374,8 +374,8 @@ def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, 
     elif experiment.kind == "grid":
         label = "goal" if experiment.tasks is not None else "held-out goal"
         marks = [(label, (float(c), float(r)), 0.4) for r, c in experiment.evaluation_tasks()]
-    elif hasattr(unwrapped, "TARGETS"):
-        marks = [(f"target {i}", tuple(map(float, target)), 0.5) for i, target in enumerate(unwrapped.TARGETS)]
+    elif hasattr(unwrapped, "targets"):
+        marks = [(f"target {i}", tuple(map(float, target)), 0.5) for i, target in enumerate(unwrapped.targets)]
     else:  # the obstacle course
         middle = (unwrapped.GOAL_LOW + unwrapped.GOAL_HIGH) / 2
         marks = [("goal", (middle, middle), (unwrapped.GOAL_HIGH - middle)), ("enemy", unwrapped.ENEMY_POST, 1.0)]

@@ -85,6 +85,23 @@ def test_two_walk_reward_is_the_velocity_toward_the_target():
         assert reward == pytest.approx(closed / env.dt)
 
 
+def test_two_walk_target_distance_moves_both_targets_and_the_reward_with_them():
+    env = gym.make("AntTwoWalk-v0", target_distance=50.0, upright_reward=0.0).unwrapped
+    assert env.targets == ((50.0, 0.0), (0.0, 50.0))
+    env.reset(seed=0)
+    env.set_task(1)  # target (0, 50): past (0, 5), walking north still pays
+    assert np.allclose(env.model.geom_pos[env.model.geom("target").id, :2], (0.0, 50.0))
+    qpos, qvel = env.init_qpos.copy(), np.zeros_like(env.init_qvel)
+    qpos[:2], qvel[1] = (0.0, 10.0), 1.0
+    env.set_state(qpos, qvel)
+    before = np.linalg.norm(env.xy - (0.0, 50.0))
+    reward = env.step(np.zeros(8))[1]
+    assert reward > 0
+    assert reward == pytest.approx((before - np.linalg.norm(env.xy - (0.0, 50.0))) / env.dt)
+    with pytest.raises(ValueError, match="target_distance=-1"):
+        gym.make("AntTwoWalk-v0", target_distance=-1)
+
+
 def test_two_walk_upright_reward_is_paid_only_while_the_torso_points_up():
     plain = gym.make("AntTwoWalk-v0", upright_reward=0.0).unwrapped
     env = gym.make("AntTwoWalk-v0").unwrapped  # upright_reward=0.5, the default

@@ -112,7 +112,8 @@ class AntTwoWalkEnv(AntTaskEnv):
     """
     Ant TwoWalk (Frans et al., 2018): walk to one of two targets, which one being the task.
 
-    A target marker, non-colliding and not observed, sits at (5, 0) or (0, 5); the Ant starts at the origin.
+    A target marker, non-colliding and not observed, sits at (5, 0) or (0, 5) (``target_distance`` from the start,
+    east or north); the Ant starts at the origin.
 
     - **Observation**, **action**: as ``AntTaskEnv`` (29 numbers; 8 torques).
     - **Reward**: the distance to the target closed in this step, per second of simulated time (the velocity toward
@@ -126,6 +127,10 @@ class AntTwoWalkEnv(AntTaskEnv):
     - **Termination**: none; ``AntTwoWalk-v0`` truncates episodes at 1000 steps.
     - **Task**: ``0`` (target at (5, 0)) or ``1`` (target at (0, 5)).
 
+    :param target_distance: How far east (task 0) or north (task 1) of the start the target sits; the paper's 5. The
+        Ant, which observes its x, y, learns to walk to a target and stop there; targets farther than an episode's walk
+        (e.g. 50) teach it to walk east or north instead, as a transfer to a larger arena needs
+        (``benchmarks/obstacle_ceiling.py``).
     :param reward: ``"progress"``, ``"sqrt"`` (the original code's) or ``"distance"`` (sb3-mlsh 0.1.0's).
     :param upright_reward: Paid on each step the torso is upright, besides ``reward`` (0: none, the original's and
         sb3-mlsh 0.1.0's).
@@ -134,30 +139,36 @@ class AntTwoWalkEnv(AntTaskEnv):
     :param kwargs: Further Ant-v5 parameters.
     """
 
-    TARGETS = ((5.0, 0.0), (0.0, 5.0))
+    DIRECTIONS = ((1.0, 0.0), (0.0, 1.0))  # of the targets from the start: east (task 0), north (task 1)
     REWARDS = ("progress", "sqrt", "distance")
     tasks = (0, 1)
-    TASK_HELP = f"the tasks are 0 and 1, the index of the target in {TARGETS}."
+    TASK_HELP = "the tasks are 0 (the target east of the start) and 1 (north)."
 
     def __init__(
         self,
+        target_distance: float = 5.0,
         reward: str = "progress",
         upright_reward: float = 0.5,
         redraw_every: int | None = 200,
         render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if not np.isfinite(target_distance) or target_distance <= 0:
+            raise ValueError(f"AntTwoWalkEnv: target_distance={target_distance!r}; use a number > 0 (the paper's 5).")
         if reward not in self.REWARDS:
             raise ValueError(f"AntTwoWalkEnv: reward={reward!r}; use one of {self.REWARDS}.")
         if not np.isfinite(upright_reward) or upright_reward < 0:
             raise ValueError(f"AntTwoWalkEnv: upright_reward={upright_reward!r}; use a number >= 0 (0: none).")
         if redraw_every is not None and (not isinstance(redraw_every, int) or redraw_every < 1):
             raise ValueError(f"AntTwoWalkEnv: redraw_every={redraw_every!r}; use an integer >= 1 or None (never).")
+        self.targets = tuple((target_distance * x, target_distance * y) for x, y in self.DIRECTIONS)
         self.reward = reward
         self.upright_reward = float(upright_reward)
         self._init_tasks()
         # seen from above, the start and both targets in view
-        kwargs.setdefault("default_camera_config", {"distance": 13.0, "elevation": -90.0, "lookat": [2.5, 2.5, 0.0]})
+        middle = target_distance / 2
+        camera = {"distance": 5.2 * middle, "elevation": -90.0, "lookat": [middle, middle, 0.0]}
+        kwargs.setdefault("default_camera_config", camera)
         super().__init__(render_mode=render_mode, **kwargs)
         self.redraw_every = redraw_every
         self._target_geom = self.model.geom("target").id
@@ -168,16 +179,16 @@ class AntTwoWalkEnv(AntTaskEnv):
             name="target",
             type=mujoco.mjtGeom.mjGEOM_SPHERE,
             size=[0.3, 0, 0],
-            pos=[*self.TARGETS[0], 0.3],
+            pos=[*self.targets[0], 0.3],
             rgba=[0.2, 0.8, 0.3, 0.5],
             **NON_COLLIDING,
         )
 
     def _apply_task(self) -> None:
-        self.model.geom_pos[self._target_geom, :2] = self.TARGETS[self.task]
+        self.model.geom_pos[self._target_geom, :2] = self.targets[self.task]
 
     def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        target = np.asarray(self.TARGETS[self._task])
+        target = np.asarray(self.targets[self._task])
         distance = float(np.linalg.norm(self.xy - target))
         upright = self.upright
         info = {"distance_to_target": distance, "upright": float(upright)}

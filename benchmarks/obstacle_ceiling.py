@@ -1,0 +1,158 @@
+"""
+How far can Ant TwoWalk sub-policies take the Ant on the obstacle course, under the best master one can script?
+
+    python benchmarks/obstacle_ceiling.py MODEL.zip [MODEL.zip ...] [--episodes 4] [--write]
+
+The paper's transfer (Ant Obstacle, ``benchmarks/reproduce.py ant_obstacle``) trains a fresh master over frozen
+TwoWalk sub-policies; whatever that master learns, it cannot earn more than its sub-policies can be steered to. For
+each saved MLSH model, on AntObstacle-v0 (2000 steps, goal region x, y in [35, 40]):
+
+- each sub-policy acts alone for whole episodes (actions sampled, as a master runs it): where it ends, and so its
+  heading (the mean of its ends: where it walks, seen from the start);
+- a scripted master follows ``ROUTE``, waypoints around the enemy's reach and the pocket's walls: every N steps (the
+  model's macro duration) it picks the sub-policy whose heading points closest to the next waypoint; the goal
+  reward per episode (steps in the goal region) and the number of waypoints reached.
+
+The page is ``docs/benchmarks/obstacle_ceiling.md`` (``--write``).
+"""
+
+import argparse
+import datetime
+import pathlib
+import sys
+from itertools import islice
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from experiments import alone_episode
+
+import sb3_mlsh  # noqa: F401  (registers the envs)
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "benchmarks" / "obstacle_ceiling.md"
+ENV_ID = "AntObstacle-v0"
+# east first (out of the enemy's reach: 15 around (0, 20)), north west of the pocket (x = 30, y < 25), then east
+ROUTE = ((20.0, 0.0), (20.0, 37.5), (37.5, 37.5))
+REACHED = 3.0  # a waypoint counts as reached within this distance
+
+
+def alone(model: Any, k: int, n_episodes: int, seed: int) -> tuple[list[np.ndarray], float]:
+    """
+    Sub-policy ``k`` alone on the course (``alone_episode``, actions sampled).
+
+    :return: The torso's x, y at the end of each episode, and the mean goal reward.
+    """
+    import torch as th
+
+    env = gym.make(ENV_ID)
+    ant: Any = env.unwrapped
+    th.manual_seed(seed)
+    ends, rewards = [], []
+    for episode in range(n_episodes):
+        in_goal = 0
+        for _ in islice(alone_episode(model, env, k, seed + episode, deterministic=False), 1, None):
+            in_goal += ant.GOAL_LOW <= min(ant.xy) and max(ant.xy) <= ant.GOAL_HIGH
+        ends.append(ant.xy)
+        rewards.append(in_goal)
+    env.close()
+    return ends, float(np.mean(rewards))
+
+
+def scripted_master(model: Any, headings: np.ndarray, n_episodes: int, seed: int) -> list[tuple[float, int, Any]]:
+    """
+    The route-following master over ``model``'s frozen sub-policies.
+
+    :param headings: One unit vector per sub-policy, the direction it walks alone.
+    :return: Per episode: the goal reward, the number of waypoints reached and the torso's x, y at the end.
+    """
+    import torch as th
+
+    env = gym.make(ENV_ID)
+    ant: Any = env.unwrapped
+    th.manual_seed(seed)
+    episodes = []
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=seed + 1000 + episode)
+        waypoint, total, done, t, k = 0, 0.0, False, 0, 0
+        while not done:
+            while waypoint < len(ROUTE) and np.linalg.norm(np.asarray(ROUTE[waypoint]) - ant.xy) < REACHED:
+                waypoint += 1
+            if t % model.macro_duration == 0:
+                way = np.asarray(ROUTE[min(waypoint, len(ROUTE) - 1)]) - ant.xy
+                k = int(np.argmax(headings @ (way / max(np.linalg.norm(way), 1e-9))))
+            state = (np.array([k]), np.array([np.iinfo(np.int64).max]))  # k acts; the model's master never decides
+            action, _ = model.predict(np.asarray(obs)[None], state=state, deterministic=False)
+            obs, reward, terminated, truncated, _ = env.step(action[0])
+            total += float(reward)
+            done, t = terminated or truncated, t + 1
+        episodes.append((total, waypoint, ant.xy))
+    env.close()
+    return episodes
+
+
+def measure(path: pathlib.Path, n_episodes: int, seed: int = 0) -> list[str]:
+    """:return: The page's rows for one model: one per sub-policy alone, one for the scripted master."""
+    from sb3_mlsh import MLSH
+
+    model = MLSH.load(path, device="cpu")
+    rows, headings = [], []
+    for k in range(model.n_subpolicies):
+        ends, reward = alone(model, k, n_episodes, seed)
+        heading = np.mean(ends, axis=0)
+        headings.append(heading / max(np.linalg.norm(heading), 1e-9))
+        farthest = max(float(np.linalg.norm(end)) for end in ends)
+        where = ", ".join(f"({x:.1f}, {y:.1f})" for x, y in ends)
+        rows.append(
+            f"| {path} | sub-policy {k} alone | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} | {farthest:.1f} "
+            f"| - | {reward:.1f} |"
+        )
+    episodes = scripted_master(model, np.asarray(headings), n_episodes, seed)
+    where = ", ".join(f"({x:.1f}, {y:.1f})" for _, _, (x, y) in episodes)
+    farthest = max(float(np.linalg.norm(end)) for _, _, end in episodes)
+    reached = " / ".join(str(n) for _, n, _ in episodes)
+    reward = float(np.mean([total for total, _, _ in episodes]))
+    rows.append(f"| {path} | scripted master | - | {where} | {farthest:.1f} | {reached} | {reward:.1f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", type=pathlib.Path, help="MLSH models trained on AntTwoWalk-v0 (.zip)")
+    parser.add_argument("--episodes", type=int, default=4, help="episodes per measurement")
+    parser.add_argument("--write", action="store_true", help=f"write {PAGE.relative_to(ROOT)}")
+    args = parser.parse_args()
+    for path in args.models:
+        if not path.is_file():
+            parser.error(f"{path} does not exist; give models saved by benchmarks/reproduce.py (<out>/models/*.zip).")
+    if args.episodes < 1:
+        parser.error(f"--episodes {args.episodes}: give at least 1.")
+    rows = [row for path in args.models for row in measure(path, args.episodes)]
+    route = " -> ".join(f"({x:g}, {y:g})" for x, y in ROUTE)
+    lines = [
+        "# Ant Obstacle: how far the TwoWalk sub-policies can take the Ant",
+        "",
+        f"Measured by `benchmarks/obstacle_ceiling.py` on {datetime.date.today()}, {args.episodes} episodes per "
+        f"measurement, on {ENV_ID} (2000 steps; goal region x, y in [35, 40]):",
+        "",
+        "```bash",
+        "python benchmarks/obstacle_ceiling.py " + " ".join(a for a in sys.argv[1:] if a != "--write"),
+        "```",
+        "",
+        "*Alone*: one sub-policy acts for the whole episode (actions sampled). *Heading*: the mean of its ends. "
+        "*Scripted master*: every N steps it picks the sub-policy whose heading points closest to the next waypoint "
+        f"of the route {route} (east out of the enemy's reach, north west of the pocket, then east into the goal "
+        f"region); a waypoint counts within {REACHED:g}. *Goal reward*: steps in the "
+        "goal region per episode (the paper's MLSH transfer: 193).",
+        "",
+        "| model | who acts | heading | ends at | farthest end from the start | waypoints reached (of 3) | goal reward |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    print("\n".join(lines))
+    if args.write:
+        PAGE.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
