@@ -11,13 +11,11 @@ probability the sub-policy gives to "stay" there. The page is ``docs/benchmarks/
 """
 
 import argparse
-import datetime
 import pathlib
-import sys
 from typing import Any
 
 import numpy as np
-from experiments import EXPERIMENTS
+from experiments import EXPERIMENTS, models_page
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks" / "argmax_stops.md"
@@ -98,29 +96,21 @@ def main() -> None:
         if not path.is_file():
             parser.error(f"{path} does not exist; give models saved by benchmarks/reproduce.py (<out>/models/*.zip).")
     rows = [row for path in args.models for row in measure(path, args.episodes)]
-    lines = [
-        "# MovementBandits: where a sub-policy's most likely action stops",
-        "",
-        f"Measured by `benchmarks/argmax_stops.py` on {datetime.date.today()}, {args.episodes} episodes per "
-        "measurement (the same start and goals for both ways of acting):",
-        "",
-        "```bash",
-        "python benchmarks/argmax_stops.py " + " ".join(a for a in sys.argv[1:] if a != "--write"),
-        "```",
-        "",
+    page = models_page(
+        "MovementBandits: where a sub-policy's most likely action stops",
+        "argmax_stops.py",
+        f"{args.episodes} episodes per measurement (the same start and goals for both ways of acting)",
         "Each sub-policy acts alone on the task whose goal it walks to (where it earns more with sampled actions). "
         "*Sampled*, *most likely*: mean episode reward (a policy that walks straight to the paying goal earns about "
         "44). *No reward*: the share of most-likely-action episodes that never enter the 50-unit reward disc; in "
         "those, where the agent rests at the end: the median distance to the goal and the median probability of "
         '"stay" there.',
-        "",
-        "| model | sub-policy | task | sampled | most likely | no reward | distance at rest | P(stay) there |",
-        "|---|---|---|---|---|---|---|---|",
-        *rows,
-    ]
-    print("\n".join(lines))
+        ["model", "sub-policy", "task", "sampled", "most likely", "no reward", "distance at rest", "P(stay) there"],
+        rows,
+    )
+    print(page, end="")
     if args.write:
-        PAGE.write_text("\n".join(lines) + "\n")
+        PAGE.write_text(page)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,40 @@ def page_header(title: str, script: str, rows: list[dict[str, Any]], runs: pathl
     ]
 
 
+def models_page(title: str, script: str, measured: str, legend: str, columns: list[str], rows: list[str]) -> str:
+    """
+    A page that measures saved models in one invocation (its command written as run, ``--write`` left out).
+
+    :param measured: What each measurement is, after "Measured by ... on <date>, " (e.g. "4 episodes per measurement").
+    :param legend: The paragraph that says what the columns mean.
+    :param columns: The table's column names; ``rows`` its rows, as Markdown lines.
+    :return: The page's Markdown.
+    """
+    import datetime
+    import sys
+
+    return (
+        "\n".join(
+            [
+                f"# {title}",
+                "",
+                f"Measured by `benchmarks/{script}` on {datetime.date.today()}, {measured}:",
+                "",
+                "```bash",
+                f"python benchmarks/{script} " + " ".join(a for a in sys.argv[1:] if a != "--write"),
+                "```",
+                "",
+                legend,
+                "",
+                "| " + " | ".join(columns) + " |",
+                "|" + "---|" * len(columns),
+                *rows,
+            ]
+        )
+        + "\n"
+    )
+
+
 def setting(text: str) -> Any:
     """
     :return: A ``--set`` value as YAML reads it, and ``3e-4`` as a number (YAML 1.1 wants ``3.0e-4``); a schedule

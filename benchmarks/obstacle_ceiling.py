@@ -17,15 +17,13 @@ The page is ``docs/benchmarks/obstacle_ceiling.md`` (``--write``).
 """
 
 import argparse
-import datetime
 import pathlib
-import sys
 from itertools import islice
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from experiments import alone_episode
+from experiments import alone_episode, models_page
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
 
@@ -137,29 +135,21 @@ def main() -> None:
         parser.error(f"--episodes {args.episodes}: give at least 1.")
     rows = [row for path in args.models for row in measure(path, args.episodes)]
     route = " -> ".join(f"({x:g}, {y:g})" for x, y in ROUTE)
-    lines = [
-        "# Ant Obstacle: how far the TwoWalk sub-policies can take the Ant",
-        "",
-        f"Measured by `benchmarks/obstacle_ceiling.py` on {datetime.date.today()}, {args.episodes} episodes per "
-        f"measurement, on {ENV_ID} (2000 steps; goal region x, y in [35, 40]):",
-        "",
-        "```bash",
-        "python benchmarks/obstacle_ceiling.py " + " ".join(a for a in sys.argv[1:] if a != "--write"),
-        "```",
-        "",
+    page = models_page(
+        "Ant Obstacle: how far the TwoWalk sub-policies can take the Ant",
+        "obstacle_ceiling.py",
+        f"{args.episodes} episodes per measurement, on {ENV_ID} (2000 steps; goal region x, y in [35, 40])",
         "*Alone*: one sub-policy acts for the whole episode (actions sampled). *Heading*: the mean of its ends. "
         "*Scripted master*: every N steps it picks the sub-policy whose heading points closest to the next waypoint "
         f"of the route {route} (east out of the enemy's reach, north west of the pocket, then east into the goal "
         f"region); a waypoint counts as passed once the Ant is within {REACHED:g} of it along its leg of the route. "
         "*Goal reward*: steps in the goal region per episode (the paper's MLSH transfer: 193).",
-        "",
-        "| model | who acts | heading | ends at | farthest end from the start | waypoints passed (of 3) | goal reward |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-    ]
-    print("\n".join(lines))
+        ["model", "who acts", "heading", "ends at", "farthest end from the start", "waypoints passed (of 3)", "goal reward"],
+        rows,
+    )
+    print(page, end="")
     if args.write:
-        PAGE.write_text("\n".join(lines) + "\n")
+        PAGE.write_text(page)
 
 
 if __name__ == "__main__":
