@@ -7,11 +7,13 @@ packaged ``hyperparams/mlsh.yml`` (the RL Zoo's config), so that the reproductio
 ``python -m rl_zoo3.train --algo mlsh`` train the same thing.
 """
 
+import datetime
 import fcntl
 import itertools
 import json
 import os
 import pathlib
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -155,9 +157,6 @@ def models_page(title: str, script: str, measured: str, legend: str, columns: li
     :param columns: The table's column names; ``rows`` its rows, as Markdown lines.
     :return: The page's Markdown.
     """
-    import datetime
-    import sys
-
     return (
         "\n".join(
             [
@@ -379,24 +378,29 @@ def adaptation_r(model: Any, experiment: Experiment, n_envs: int, seed: int) -> 
 NORMALISER = {"plane": "scripted: always goal 0", "grid": "scripted: shortest path to the goal"}
 
 
-def alone_episode(model: Any, env: gym.Env, k: int, seed: int, deterministic: bool = True) -> Iterator[Any]:
+def alone_episode(
+    model: Any, env: gym.Env, k: int | Callable[[int], int], seed: int, deterministic: bool = True
+) -> Iterator[Any]:
     """
     Sub-policy ``k`` acting alone for a whole episode of ``env`` from ``env.reset(seed=seed + 1000)``, the same start
     for every sub-policy.
 
+    :param k: The sub-policy, or a function of the step's index that names the sub-policy acting at that step (a
+        scripted master in place of the model's).
     :param deterministic: Take the most likely action, or sample it (from torch's global generator), as the master
         runs the sub-policy.
 
     :return: The episode's observations, the reset's first, each as the env has stepped to it.
     """
+    acting = k if callable(k) else lambda step: k
     obs, _ = env.reset(seed=seed + 1000)
-    state = (np.array([k]), np.array([np.iinfo(np.int64).max]))  # no decision is ever due
     yield obs
-    done = False
+    done, step = False, 0
     while not done:
-        action, state = model.predict(np.asarray(obs)[None], state=state, deterministic=deterministic)
+        state = (np.array([acting(step)]), np.array([np.iinfo(np.int64).max]))  # the model's master never decides
+        action, _ = model.predict(np.asarray(obs)[None], state=state, deterministic=deterministic)
         obs, _, terminated, truncated, _ = env.step(action[0])
-        done = terminated or truncated
+        done, step = terminated or truncated, step + 1
         yield obs
 
 

@@ -360,6 +360,11 @@ class AntObstacleEnv(AntTaskEnv):
         self.data.mocap_pos[self._enemy, :2] = self.ENEMY_POST
         return super().reset_model()
 
+    @property
+    def in_goal(self) -> bool:
+        """Whether the torso is in the goal region."""
+        return bool(np.all((self.xy >= self.GOAL_LOW) & (self.xy <= self.GOAL_HIGH)))
+
     def _move_enemy(self) -> None:
         post = np.asarray(self.ENEMY_POST)
         chasing = np.linalg.norm(self.xy - post) < self.ENEMY_RANGE
@@ -369,5 +374,5 @@ class AntObstacleEnv(AntTaskEnv):
 
     def _task_reward(self, xy_before: np.ndarray, action: np.ndarray) -> tuple[float, dict[str, float]]:
         self._move_enemy()
-        in_goal = bool(np.all((self.xy >= self.GOAL_LOW) & (self.xy <= self.GOAL_HIGH)))
-        return float(in_goal), {"in_goal": float(in_goal)}
+        in_goal = float(self.in_goal)
+        return in_goal, {"in_goal": in_goal}
