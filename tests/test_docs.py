@@ -22,6 +22,19 @@ def test_every_page_with_code_is_tested():
     assert pages <= set(PAGES)
 
 
+def test_every_results_page_is_in_the_index():
+    """reproduce.py and the benchmarks write a page per experiment; the docs site builds with -W, so one left out
+    of docs/index.md's toctree fails CI."""
+    index = (ROOT / "docs/index.md").read_text()
+    pages = [*ROOT.glob("docs/results/*.md"), *ROOT.glob("docs/benchmarks/*.md")]
+    missing = [
+        str(page.relative_to(ROOT))
+        for page in pages
+        if not re.search(rf"^{page.relative_to(ROOT / 'docs').with_suffix('')}$", index, re.MULTILINE)
+    ]
+    assert not missing, f"add these pages to docs/index.md's toctree: {missing}"
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("docs")
