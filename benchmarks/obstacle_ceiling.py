@@ -1,7 +1,8 @@
 """
 How far can Ant TwoWalk sub-policies take the Ant on the obstacle course, under the best master one can script?
 
-    python benchmarks/obstacle_ceiling.py MODEL.zip [MODEL.zip ...] [--episodes 4] [--horizon 2] [--samples 3] [--write]
+    python benchmarks/obstacle_ceiling.py MODEL.zip [MODEL.zip ...] [--episodes 4] [--random-episodes 20]
+        [--horizon 2] [--samples 3] [--write]
 
 The paper's transfer (Ant Obstacle, ``benchmarks/reproduce.py ant_obstacle``) trains a fresh master over frozen
 TwoWalk sub-policies; whatever that master learns, it cannot earn more than its sub-policies can be steered to. For
@@ -9,7 +10,9 @@ each saved MLSH model, on AntObstacle-v0 (2000 steps, goal region x, y in [35, 4
 
 - each sub-policy acts alone for whole episodes (actions sampled, as a master runs it): where it ends, and so its
   heading (the mean of its ends: where it walks, seen from the start);
-- a planning master: every N steps (the model's macro duration) it tries every sequence of ``--horizon`` choices
+- a random master, choosing uniformly every N steps (the model's macro duration), as a fresh master starts: how
+  often the goal region's reward reaches it at all;
+- a planning master: every N steps it tries every sequence of ``--horizon`` choices
   ``--samples`` times in a copy of the simulation (the enemy included), from the course's exact state, and takes the
   first choice of the sequence whose worst try earns the most goal reward, or else ends nearest the goal region by
   the shortest path around the walls and the enemy's reach. It sees what no learned master sees (the simulator,
@@ -22,6 +25,7 @@ from the nearest point reached). The page is ``docs/benchmarks/obstacle_ceiling.
 import argparse
 import heapq
 import pathlib
+from functools import partial
 from itertools import islice, product
 from typing import Any, NamedTuple
 
@@ -123,7 +127,8 @@ class PlanningMaster:
     def __init__(self, model: Any, distance: GoalDistance, horizon: int, samples: int) -> None:
         self.model, self.distance, self.horizon, self.samples = model, distance, horizon, samples
         env = gym.make(ENV_ID)
-        self.max_steps = env.spec.max_episode_steps if env.spec else 2000
+        assert env.spec is not None and env.spec.max_episode_steps is not None
+        self.max_steps = env.spec.max_episode_steps
         self.sim: Any = env.unwrapped
         self.sim.reset(seed=0)
         self.k = 0
@@ -154,11 +159,30 @@ class PlanningMaster:
         return goal, -self.distance(self.sim.xy)
 
 
-def run_episodes(model: Any, k: int | None, n_episodes: int, seed: int, planning: tuple[int, int]) -> list[Episode]:
+class RandomMaster:
+    """
+    Every ``macro_duration`` steps, a sub-policy drawn uniformly at random: how a fresh master starts.
+
+    :param model: The MLSH model whose frozen sub-policies act.
+    :param seed: Seed of the draws.
+    """
+
+    def __init__(self, model: Any, seed: int) -> None:
+        self.model, self.rng, self.k = model, np.random.default_rng(seed), 0
+
+    def choose(self, ant: Any, step: int) -> int:
+        """:return: The sub-policy to act at ``step`` of the episode (``ant`` is not looked at)."""
+        if step % self.model.macro_duration == 0:
+            self.k = int(self.rng.integers(self.model.n_subpolicies))
+        return self.k
+
+
+def run_episodes(model: Any, who: int | str, n_episodes: int, seed: int, planning: tuple[int, int]) -> list[Episode]:
     """
     Episodes of ``alone_episode`` (actions sampled, as a master runs the sub-policies) on the course.
 
-    :param k: The sub-policy acting alone, or ``None`` for the planning master.
+    :param who: The sub-policy acting alone; ``"planning"``: the planning master; ``"random"``: a master choosing
+        uniformly at random every N steps, as a fresh master starts.
     :param planning: The planning master's horizon and samples (``PlanningMaster``).
     """
     import torch as th
@@ -166,11 +190,11 @@ def run_episodes(model: Any, k: int | None, n_episodes: int, seed: int, planning
     env = gym.make(ENV_ID)
     ant: Any = env.unwrapped
     distance = GoalDistance(ant)
-    master = PlanningMaster(model, distance, *planning)
+    master = PlanningMaster(model, distance, *planning) if who == "planning" else RandomMaster(model, seed)
+    acting = who if isinstance(who, int) else partial(master.choose, ant)
     th.manual_seed(seed)
     episodes = []
     for episode in range(n_episodes):
-        acting = k if k is not None else (lambda step: master.choose(ant, step))
         goal, nearest = 0, np.inf
         for _ in islice(alone_episode(model, env, acting, seed + episode, deterministic=False), 1, None):
             goal, nearest = goal + int(ant.in_goal), min(nearest, distance(ant.xy))
@@ -179,20 +203,27 @@ def run_episodes(model: Any, k: int | None, n_episodes: int, seed: int, planning
     return episodes
 
 
-def measure(path: pathlib.Path, n_episodes: int, planning: tuple[int, int], seed: int = 0) -> list[str]:
-    """:return: The page's rows for one model: one per sub-policy alone, one for the planning master."""
+def measure(path: pathlib.Path, n_episodes: tuple[int, int], planning: tuple[int, int], seed: int = 0) -> list[str]:
+    """
+    :param n_episodes: Episodes per measurement, and for the random master.
+    :return: The page's rows for one model: one per sub-policy alone, the random master's, the planning master's.
+    """
     from sb3_mlsh import MLSH
 
     model = MLSH.load(path, device="cpu")
     rows = []
-    for k in [*range(model.n_subpolicies), None]:
-        episodes = run_episodes(model, k, n_episodes, seed, planning)
+    for who in [*range(model.n_subpolicies), "random", "planning"]:
+        episodes = run_episodes(model, who, n_episodes[who == "random"], seed, planning)
         heading = np.mean([episode.end for episode in episodes], axis=0)
-        who = f"sub-policy {k} alone" if k is not None else "planning master"
+        reached = sum(episode.goal_reward > 0 for episode in episodes)
+        who = f"sub-policy {who} alone" if isinstance(who, int) else f"{who} master"
         where = ", ".join(f"({x:.1f}, {y:.1f})" for x, y in (episode.end for episode in episodes))
         nearest = " / ".join(f"{episode.nearest:.1f}" for episode in episodes)
         reward = float(np.mean([episode.goal_reward for episode in episodes]))
-        rows.append(f"| {path} | {who} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} | {nearest} | {reward:.1f} |")
+        rows.append(
+            f"| {path} | {who} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} | {nearest} "
+            f"| {reached} of {len(episodes)} | {reward:.1f} |"
+        )
     return rows
 
 
@@ -200,6 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", type=pathlib.Path, help="MLSH models trained on AntTwoWalk-v0 (.zip)")
     parser.add_argument("--episodes", type=int, default=4, help="episodes per measurement")
+    parser.add_argument("--random-episodes", type=int, default=20, help="episodes for the random master")
     parser.add_argument("--horizon", type=int, default=2, help="how many decisions the planning master looks ahead")
     parser.add_argument("--samples", type=int, default=3, help="how many times the planning master tries a sequence")
     parser.add_argument("--write", action="store_true", help=f"write {PAGE.relative_to(ROOT)}")
@@ -209,15 +241,21 @@ def main() -> None:
             parser.error(f"{path} does not exist; give models saved by benchmarks/reproduce.py (<out>/models/*.zip).")
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes}: give at least 1.")
-    for name in ("horizon", "samples"):
+    for name in ("random_episodes", "horizon", "samples"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} {getattr(args, name)}: give at least 1.")
-    rows = [row for path in args.models for row in measure(path, args.episodes, (args.horizon, args.samples))]
+            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: give at least 1.")
+    rows = [
+        row
+        for path in args.models
+        for row in measure(path, (args.episodes, args.random_episodes), (args.horizon, args.samples))
+    ]
     page = models_page(
         "Ant Obstacle: how far the TwoWalk sub-policies can take the Ant",
         "obstacle_ceiling.py",
         f"{args.episodes} episodes per measurement, on {ENV_ID} (2000 steps; goal region x, y in [35, 40])",
-        "*Alone*: one sub-policy acts for the whole episode (actions sampled). *Planning master*: every N steps it "
+        "*Alone*: one sub-policy acts for the whole episode (actions sampled). *Random master*: every N steps it "
+        f"picks a sub-policy uniformly at random, as a fresh master starts ({args.random_episodes} episodes). "
+        "*Planning master*: every N steps it "
         f"tries each sequence of its next {args.horizon} choices {args.samples} times in a copy of the simulation "
         "set to the course's exact state (the enemy included) and takes the first choice of the sequence whose worst "
         "try earns the most goal reward, else ends nearest the goal region; it sees what a learned master cannot, so "
@@ -226,7 +264,15 @@ def main() -> None:
         "path to the goal region around the walls and the enemy's reach (within it, the enemy pins the Ant for the "
         "rest of the episode) from the nearest point the episode reached; 50.4 from the start. "
         "*Goal reward*: steps in the goal region per episode (the paper's MLSH transfer: 193).",
-        ["model", "who acts", "heading", "ends at", "nearest the goal (per episode)", "goal reward"],
+        [
+            "model",
+            "who acts",
+            "heading",
+            "ends at",
+            "nearest the goal (per episode)",
+            "episodes in the goal region",
+            "goal reward",
+        ],
         rows,
     )
     print(page, end="")
