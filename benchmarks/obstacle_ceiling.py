@@ -192,6 +192,7 @@ def run_episodes(model: Any, who: int | str, n_episodes: int, seed: int, plannin
     distance = GoalDistance(ant)
     master = PlanningMaster(model, distance, *planning) if who == "planning" else RandomMaster(model, seed)
     acting = who if isinstance(who, int) else partial(master.choose, ant)
+    th.set_num_threads(1)
     th.manual_seed(seed)
     episodes = []
     for episode in range(n_episodes):
