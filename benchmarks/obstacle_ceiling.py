@@ -1,11 +1,11 @@
 """
-How far can Ant TwoWalk sub-policies take the Ant on the obstacle course, under the best master one can script?
+How far can Ant TwoWalk sub-policies take the Ant on the obstacle course, under masters one can script?
 
     python benchmarks/obstacle_ceiling.py MODEL.zip [MODEL.zip ...] [--episodes 4] [--random-episodes 20]
         [--horizon 2] [--samples 3] [--write]
 
 The paper's transfer (Ant Obstacle, ``benchmarks/reproduce.py ant_obstacle``) trains a fresh master over frozen
-TwoWalk sub-policies; whatever that master learns, it cannot earn more than its sub-policies can be steered to. For
+TwoWalk sub-policies: it needs sub-policies that can be steered to the goal, and a reward that reaches it. For
 each saved MLSH model, on AntObstacle-v0 (2000 steps, goal region x, y in [35, 40]):
 
 - each sub-policy acts alone for whole episodes (actions sampled, as a master runs it): where it ends, and so its
@@ -16,7 +16,7 @@ each saved MLSH model, on AntObstacle-v0 (2000 steps, goal region x, y in [35, 4
   ``--samples`` times in a copy of the simulation (the enemy included), from the course's exact state, and takes the
   first choice of the sequence whose worst try earns the most goal reward, or else ends nearest the goal region by
   the shortest path around the walls and the enemy's reach. It sees what no learned master sees (the simulator,
-  the enemy), so its goal reward is a ceiling for the transfer.
+  the enemy), but it looks only ``--horizon`` decisions ahead and its tries are noisy: no upper bound.
 
 Both report the goal reward per episode and how near the goal region each episode came (the shortest path's length
 from the nearest point reached). The page is ``docs/benchmarks/obstacle_ceiling.md`` (``--write``).
@@ -259,8 +259,9 @@ def main() -> None:
         "*Planning master*: every N steps it "
         f"tries each sequence of its next {args.horizon} choices {args.samples} times in a copy of the simulation "
         "set to the course's exact state (the enemy included) and takes the first choice of the sequence whose worst "
-        "try earns the most goal reward, else ends nearest the goal region; it sees what a learned master cannot, so "
-        "its goal reward is a ceiling for the transfer. *Heading*: the mean of the episodes' ends. "
+        "try earns the most goal reward, else ends nearest the goal region; it sees what a learned master cannot (the "
+        f"simulator, the enemy), but it looks only {args.horizon} decisions ahead and its tries are noisy, so it is no "
+        "upper bound. *Heading*: the mean of the episodes' ends. "
         "*Nearest the goal*: the length of the shortest "
         "path to the goal region around the walls and the enemy's reach (within it, the enemy pins the Ant for the "
         "rest of the episode) from the nearest point the episode reached; 50.4 from the start. "
