@@ -18,7 +18,7 @@ each saved MLSH model, on AntObstacle-v0 (2000 steps, goal region x, y in [35, 4
   the shortest path around the walls and the enemy's reach. It sees what no learned master sees (the simulator,
   the enemy), but it looks only ``--horizon`` decisions ahead and its tries are noisy: no upper bound.
 
-Both report the goal reward per episode and how near the goal region each episode came (the shortest path's length
+Each reports the goal reward per episode and how near the goal region each episode came (the shortest path's length
 from the nearest point reached). The page is ``docs/benchmarks/obstacle_ceiling.md`` (``--write``).
 """
 
