@@ -88,8 +88,8 @@ class GoalDistance:
     def __init__(self, ant: Any) -> None:
         self.post, self.reach = np.asarray(ant.ENEMY_POST), ant.ENEMY_RANGE
         self.centres, self.lengths = path_lengths(ant)
-        reachable = np.isfinite(self.lengths)
-        self.cells = np.argwhere(reachable)
+        self.cells = np.argwhere(np.isfinite(self.lengths))
+        self.margin: dict[tuple[int, int], float] = {}  # a wall-margin cell's length, found once
 
     def __call__(self, xy: np.ndarray) -> float:
         if np.linalg.norm(xy - self.post) < self.reach:
@@ -97,8 +97,10 @@ class GoalDistance:
         i, j = (np.clip(np.round((xy - self.centres[0]) / CELL), 0, len(self.centres) - 1)).astype(int)
         if np.isfinite(self.lengths[i, j]):
             return float(self.lengths[i, j])
-        nearest = self.cells[np.argmin(np.sum((self.cells - (i, j)) ** 2, axis=1))]
-        return float(self.lengths[tuple(nearest)])
+        if (i, j) not in self.margin:
+            nearest = self.cells[np.argmin(np.sum((self.cells - (i, j)) ** 2, axis=1))]
+            self.margin[i, j] = float(self.lengths[tuple(nearest)])
+        return self.margin[i, j]
 
 
 class Episode(NamedTuple):
@@ -190,8 +192,11 @@ def run_episodes(model: Any, who: int | str, n_episodes: int, seed: int, plannin
     env = gym.make(ENV_ID)
     ant: Any = env.unwrapped
     distance = GoalDistance(ant)
-    master = PlanningMaster(model, distance, *planning) if who == "planning" else RandomMaster(model, seed)
-    acting = who if isinstance(who, int) else partial(master.choose, ant)
+    if isinstance(who, int):
+        acting: int | partial[int] = who
+    else:
+        master = PlanningMaster(model, distance, *planning) if who == "planning" else RandomMaster(model, seed)
+        acting = partial(master.choose, ant)
     th.set_num_threads(1)
     th.manual_seed(seed)
     episodes = []
@@ -217,12 +222,12 @@ def measure(path: pathlib.Path, n_episodes: tuple[int, int], planning: tuple[int
         episodes = run_episodes(model, who, n_episodes[who == "random"], seed, planning)
         heading = np.mean([episode.end for episode in episodes], axis=0)
         reached = sum(episode.goal_reward > 0 for episode in episodes)
-        who = f"sub-policy {who} alone" if isinstance(who, int) else f"{who} master"
+        label = f"sub-policy {who} alone" if isinstance(who, int) else f"{who} master"
         where = ", ".join(f"({x:.1f}, {y:.1f})" for x, y in (episode.end for episode in episodes))
         nearest = " / ".join(f"{episode.nearest:.1f}" for episode in episodes)
         reward = float(np.mean([episode.goal_reward for episode in episodes]))
         rows.append(
-            f"| {path} | {who} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} | {nearest} "
+            f"| {path} | {label} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} | {nearest} "
             f"| {reached} of {len(episodes)} | {reward:.1f} |"
         )
     return rows
