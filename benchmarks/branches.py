@@ -28,7 +28,15 @@ import time
 from typing import Any
 
 import numpy as np
-from experiments import EXPERIMENTS, adaptation_r, code_version, page_header, setting, subpolicy_paths, update_json
+from experiments import (
+    EXPERIMENTS,
+    adaptation_r,
+    code_version,
+    key_values,
+    page_header,
+    subpolicy_paths,
+    update_json,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "branches.json"
@@ -44,21 +52,16 @@ def saved_runs() -> list[dict[str, Any]]:
 
 
 def settings(pairs: list[str]) -> dict[str, Any]:
-    """:return: ``KEY=VALUE`` strings as MLSH keyword arguments (values read by ``setting``)."""
-    parsed = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator:
-            raise SystemExit(f"branches.py: {pair!r} is not KEY=VALUE (e.g. target_kl=0.03).")
-        parsed[key] = setting(value)
+    """:return: ``KEY=VALUE`` strings as MLSH keyword arguments (``key_values``), ``n_envs`` not among them."""
+    parsed = key_values(pairs, "branches.py")
     if "n_envs" in parsed:
         raise SystemExit("branches.py: n_envs cannot change here; change it in the experiment's yml entry.")
     return parsed
 
 
-def label(changes: dict[str, Any]) -> str:
-    """:return: The changes as the page names them (``as the trunk`` for none)."""
-    return ", ".join(f"{key}={value}" for key, value in sorted(changes.items())) or "as the trunk"
+def label(changes: dict[str, Any], unchanged: str = "as the trunk") -> str:
+    """:return: The changes as the page names them (``unchanged`` for none)."""
+    return ", ".join(f"{key}={value}" for key, value in sorted(changes.items())) or unchanged
 
 
 def trunk_path(config: dict[str, Any]) -> pathlib.Path:

@@ -193,6 +193,21 @@ def setting(text: str) -> Any:
     return value
 
 
+def key_values(pairs: list[str], script: str) -> dict[str, Any]:
+    """
+    :param pairs: ``KEY=VALUE`` strings, as a benchmark's command line gives settings.
+    :param script: The benchmark, named in the error on a string that is not ``KEY=VALUE``.
+    :return: The settings as MLSH keyword arguments (values read by ``setting``).
+    """
+    parsed = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise SystemExit(f"{script}: {pair!r} is not KEY=VALUE (e.g. target_kl=0.03).")
+        parsed[key] = setting(value)
+    return parsed
+
+
 def code_version() -> str | None:
     """
     :return: This checkout's commit, ``-dirty`` when a tracked file outside ``docs/`` has uncommitted changes (the

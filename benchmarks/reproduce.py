@@ -280,6 +280,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
 
     from sb3_mlsh import MLSH, evaluate_adaptation
     from sb3_mlsh.baselines import shared_policy_transfer, single_policy
+    from sb3_mlsh.zoo import with_schedules
 
     # commit: the code as the command started (a commit made while the runs go does not relabel them)
     name, method, seed, meta_timesteps, adaptation_timesteps, out, commit = config
@@ -303,8 +304,9 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         result = single_policy(eval_env, **common, **ppo_settings, normalize_observations=normalize)
     else:
         algorithm = PPO if method == "shared_policy" else MLSH
-        if spec.source is not None:
-            model = algorithm.load(model_path(out, spec.source, method, seed))
+        if spec.source is not None:  # as `rl_zoo3.train -i` loads it: the transfer's mlsh.yml entry overrides MLSH's
+            settings = with_schedules(hyperparams) if algorithm is MLSH else {}
+            model = algorithm.load(model_path(out, spec.source, method, seed), **settings)
             statistics = load_statistics(model_path(out, spec.source, method, seed), eval_env)
         else:
             model, meta_curve, cpu_before = meta_train(
