@@ -18,25 +18,14 @@ written from every saved run (``--render``: only that). Branches go ``--jobs`` a
 """
 
 import argparse
-import datetime
 import json
 import multiprocessing
 import pathlib
-import platform
-import sys
 import time
 from typing import Any
 
 import numpy as np
-from experiments import (
-    EXPERIMENTS,
-    adaptation_r,
-    code_version,
-    key_values,
-    page_header,
-    subpolicy_paths,
-    update_json,
-)
+from experiments import EXPERIMENTS, adaptation_r, invocation, keep_run, key_values, page_header, subpolicy_paths
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "branches.json"
@@ -197,9 +186,7 @@ def main() -> None:
         raise SystemExit(f"branches.py: --timesteps {args.timesteps} must be past --branch-at {args.branch_at}.")
     base = dict(
         experiment=args.experiment, seed=args.seed, trunk_set=settings(args.trunk_set), branch_at=args.branch_at,
-        timesteps=args.timesteps, command="python benchmarks/branches.py " + " ".join(
-            f'"{word}"' if word == "" or " " in word else word for word in sys.argv[1:]
-        ), machine=f"{platform.machine()}, {multiprocessing.cpu_count()} cores", commit=code_version(),
+        timesteps=args.timesteps, **invocation("branches.py"),
     )  # fmt: skip
     configs = [{**base, "branch": None}] + [
         {**base, "branch": settings([pair for pair in text.split(",") if pair])} for text in args.branches
@@ -210,12 +197,7 @@ def main() -> None:
     configs = [config for config in configs if key(config) not in done]
 
     def save(row: dict[str, Any]) -> None:
-        row["date"] = datetime.date.today().isoformat()
-
-        def replace(rows: list[dict[str, Any]]) -> None:
-            rows[:] = [saved for saved in rows if key(saved) != key(row)] + [row]
-
-        update_json(RUNS, [], replace)
+        keep_run(RUNS, row, key)
         print(f"{key(row)}: R {row['r']:.1f}", flush=True)
 
     if configs and configs[0]["branch"] is None:  # the branches start from the trunk's model

@@ -11,8 +11,10 @@ import datetime
 import fcntl
 import itertools
 import json
+import multiprocessing
 import os
 import pathlib
+import platform
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -191,6 +193,26 @@ def setting(text: str) -> Any:
         except ValueError:
             pass
     return value
+
+
+def invocation(script: str) -> dict[str, Any]:
+    """:return: What a benchmark records of this invocation with each run: its command, the machine and the commit."""
+    words = " ".join(f'"{word}"' if word == "" or " " in word else word for word in sys.argv[1:])
+    return dict(
+        command=f"python benchmarks/{script} {words}",
+        machine=f"{platform.machine()}, {multiprocessing.cpu_count()} cores",
+        commit=code_version(),
+    )
+
+
+def keep_run(path: pathlib.Path, row: dict[str, Any], key: Callable[[dict[str, Any]], Any]) -> None:
+    """Date ``row`` and keep it in the runs file ``path``, in place of a kept run with the same ``key``."""
+    row["date"] = datetime.date.today().isoformat()
+
+    def replace(rows: list[dict[str, Any]]) -> None:
+        rows[:] = [saved for saved in rows if key(saved) != key(row)] + [row]
+
+    update_json(path, [], replace)
 
 
 def key_values(pairs: list[str], script: str) -> dict[str, Any]:

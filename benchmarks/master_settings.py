@@ -21,18 +21,15 @@ Settings go ``--jobs`` at a time, one torch thread each.
 """
 
 import argparse
-import datetime
 import json
 import multiprocessing
 import pathlib
-import platform
-import sys
 import time
 from typing import Any
 
 import numpy as np
 from branches import label
-from experiments import EXPERIMENTS, code_version, key_values, page_header, update_json
+from experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "master_settings.json"
@@ -150,11 +147,7 @@ def main() -> None:
             f"master_settings.py: {', '.join(missing)} missing: run `python benchmarks/reproduce.py "
             f"{EXPERIMENTS[args.experiment].source} --methods mlsh --seeds {' '.join(map(str, args.seeds))}` first."
         )
-    base = dict(
-        experiment=args.experiment, timesteps=args.timesteps, machine=f"{platform.machine()}, "
-        f"{multiprocessing.cpu_count()} cores", commit=code_version(), command="python benchmarks/master_settings.py "
-        + " ".join(f'"{word}"' if word == "" or " " in word else word for word in sys.argv[1:]),
-    )  # fmt: skip
+    base = dict(experiment=args.experiment, timesteps=args.timesteps, **invocation("master_settings.py"))
     done = {key(row) for row in saved_runs()}
     configs = [
         config
@@ -167,12 +160,7 @@ def main() -> None:
     ]
 
     def save(row: dict[str, Any]) -> None:
-        row["date"] = datetime.date.today().isoformat()
-
-        def replace(rows: list[dict[str, Any]]) -> None:
-            rows[:] = [saved for saved in rows if key(saved) != key(row)] + [row]
-
-        update_json(RUNS, [], replace)
+        keep_run(RUNS, row, key)
         rewarded = sum(int((part > 0).sum()) for part in quarters(row))
         print(f"{key(row)}: {rewarded} of {len(row['episode_returns'])} episodes rewarded", flush=True)
 
