@@ -99,8 +99,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         "A fresh master adapts alone, sub-policies frozen, with the model's settings changed as the row says ("
         "`as saved`: the model's own, as `reproduce.py` adapts it; `master_learning_rate=0`: a master that never "
         "learns, which keeps its fresh near-uniform choice). *Rewarded episodes*: episodes that earned any reward, "
-        "of those that ended, per quarter of the budget. *Return*: the mean episode return per quarter. *Usage*: the "
-        "share of the steps each sub-policy acted, over the whole run.",
+        "of those that ended, per quarter of the budget. *Return*: the mean episode return per quarter and over the "
+        "run. *Usage*: the share of the steps each sub-policy acted, over the whole run.",
         "",
     ]  # fmt: skip
     for experiment, timesteps in sorted({(row["experiment"], row["timesteps"]) for row in rows}):
@@ -111,8 +111,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         lines += [
             f"## {EXPERIMENTS[experiment].env_id} ({experiment}), {timesteps:,} steps",
             "",
-            "| settings | seed | rewarded episodes per quarter | in all | return per quarter | usage |",
-            "|---|---|---|---|---|---|",
+            "| settings | seed | rewarded episodes per quarter | in all | return per quarter | in all | usage |",
+            "|---|---|---|---|---|---|---|",
         ]
         for row in group:
             parts = quarters(row)
@@ -122,6 +122,7 @@ def render(rows: list[dict[str, Any]]) -> None:
                 f"| {' / '.join(f'{n} of {len(part)}' for n, part in zip(rewarded, parts, strict=True))} "
                 f"| {sum(rewarded)} of {len(row['episode_returns'])} "
                 f"| {' / '.join(f'{part.mean():.1f}' if len(part) else '-' for part in parts)} "
+                f"| {np.mean(row['episode_returns']):.1f} "
                 f"| {' / '.join(f'{share:.2f}' for share in row['usage'])} |"
             )
         lines.append("")
