@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from branches import label
 from experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header
+from reproduce import model_path
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "master_settings.json"
@@ -47,7 +48,7 @@ def source_model(experiment: str, seed: int) -> pathlib.Path:
     source = EXPERIMENTS[experiment].source
     if source is None:
         raise SystemExit(f"master_settings.py: {experiment} is not a transfer experiment (no source to start from).")
-    return ROOT / "docs" / "results" / "models" / f"{source}_mlsh_seed{seed}.zip"
+    return model_path(str(ROOT / "docs" / "results"), source, "mlsh", seed)
 
 
 def run(config: dict[str, Any]) -> dict[str, Any]:

@@ -305,9 +305,9 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     else:
         algorithm = PPO if method == "shared_policy" else MLSH
         if spec.source is not None:  # as `rl_zoo3.train -i` loads it: the transfer's mlsh.yml entry overrides MLSH's
-            settings = with_schedules(hyperparams) if algorithm is MLSH else {}
-            model = algorithm.load(model_path(out, spec.source, method, seed), **settings)
-            statistics = load_statistics(model_path(out, spec.source, method, seed), eval_env)
+            source = model_path(out, spec.source, method, seed)
+            model = algorithm.load(source, **(with_schedules(hyperparams) if algorithm is MLSH else {}))
+            statistics = load_statistics(source, eval_env)
         else:
             model, meta_curve, cpu_before = meta_train(
                 name, method, seed, meta_timesteps, adaptation_timesteps, out, cpu_start
