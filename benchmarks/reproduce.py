@@ -22,7 +22,9 @@ Every run is added to ``<out>/<experiment>_runs.json`` as soon as it ends; the m
 shared policy's) are kept in ``<out>/models/``. ``--resume`` keeps the runs
 already there that match this command's budgets and runs only the missing (method, seed) pairs, and a
 run that was stopped during meta-training continues from its last checkpoint, so an experiment longer than a
-sitting goes on where it stopped.
+sitting goes on where it stopped. ``--extend`` with a larger ``--meta-timesteps`` continues the saved runs'
+meta-training from their kept models to the new budget (adaptation measured again; the PPO-from-scratch runs are
+kept); the earlier runs file and models are first copied beside them with the old budget in their names.
 """
 
 import argparse
@@ -31,6 +33,7 @@ import json
 import multiprocessing
 import pathlib
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -90,7 +93,9 @@ class Run:
     # the last quarter of T, and of the deterministic evaluation after adaptation
     late_keys: list[float] | None = None
     final_keys: list[float] | None = None
-    commit: str | None = None  # the code that ran it (``git describe --always --dirty``), if it ran from a checkout
+    # the code that ran it (``git describe --always --dirty``), if it ran from a checkout; a run meta-trained over several
+    # sittings: each sitting's, comma-separated
+    commit: str | None = None
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
@@ -169,15 +174,23 @@ class Checkpoints(BaseCallback):
 
 
 def meta_train(
-    name: str, method: str, seed: int, meta_timesteps: int, adaptation_timesteps: int, out: str, cpu_start: float
-) -> tuple[Any, list[tuple[int, float]] | None, float]:
+    name: str,
+    method: str,
+    seed: int,
+    meta_timesteps: int,
+    adaptation_timesteps: int,
+    out: str,
+    cpu_start: float,
+    commit: str | None,
+) -> tuple[Any, list[tuple[int, float]] | None, float, str | None]:
     """
     Meta-train MLSH or the shared policy: one ``learn`` call checkpointed ``CHUNKS`` times (model, curve, CPU time),
     from the run's checkpoint if there is one; the model is then kept in ``model_path``.
 
     :param cpu_start: ``time.process_time()`` as this sitting's run started.
-    :return: The model, MLSH's meta-training curve (``None`` for the shared policy) and the CPU seconds of earlier
-        sittings (from the checkpoint).
+    :param commit: The code of this sitting (``code_version``).
+    :return: The model, MLSH's meta-training curve (``None`` for the shared policy), the CPU seconds of earlier
+        sittings (from the checkpoint) and the commits of every sitting, comma-separated.
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -210,6 +223,9 @@ def meta_train(
         model = algorithm.load(checkpoint, env=env)
         saved = json.loads(progress.read_text())
         curve, cpu_before = [tuple(point) for point in saved["meta_curve"]], saved["cpu_seconds"]
+        earlier = saved.get("commit")
+        if earlier and commit not in earlier.split(", "):
+            commit = f"{earlier}, {commit}"
     elif algorithm is PPO:
         model = PPO("MlpPolicy", env, seed=seed, learning_rate=hyperparams.get("learning_rate", 3e-4), **ppo_settings)
     else:
@@ -233,7 +249,7 @@ def meta_train(
         save_statistics(trained, checkpoint)
         cpu_seconds = cpu_before + time.process_time() - cpu_start
         partial = progress.with_name(f".{progress.name}.part")
-        partial.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds}))
+        partial.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds, "commit": commit}))
         partial.replace(progress)
 
     checkpoints = Checkpoints(
@@ -245,7 +261,7 @@ def meta_train(
     checkpoints.finish()
     model.save(model_path(out, name, method, seed))  # kept for analyses after the run (not in git: *.zip)
     save_statistics(model, model_path(out, name, method, seed))
-    return model, checkpoints.curve if algorithm is MLSH else None, cpu_before
+    return model, checkpoints.curve if algorithm is MLSH else None, cpu_before, commit
 
 
 def save_statistics(model: Any, path: pathlib.Path) -> None:
@@ -309,8 +325,8 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
             model = algorithm.load(source, **(with_schedules(hyperparams) if algorithm is MLSH else {}))
             statistics = load_statistics(source, eval_env)
         else:
-            model, meta_curve, cpu_before = meta_train(
-                name, method, seed, meta_timesteps, adaptation_timesteps, out, cpu_start
+            model, meta_curve, cpu_before, commit = meta_train(
+                name, method, seed, meta_timesteps, adaptation_timesteps, out, cpu_start, commit
             )
             statistics = model.get_vec_normalize_env() if algorithm is PPO else None
         if algorithm is MLSH:
@@ -406,7 +422,8 @@ def binned_curve(runs: list[Run], adaptation_timesteps: int, bins: int = 10) -> 
 
 def code_versions(runs: list[Run]) -> str:
     """:return: The commits the runs were made with, for the page."""
-    commits = sorted({r.commit for r in runs if r.commit is not None})
+    # a run meta-trained over several sittings (a checkpoint resumed, --extend) names each sitting's commit
+    commits = sorted({part for r in runs if r.commit is not None for part in r.commit.split(", ")})
     unrecorded = sum(r.commit is None for r in runs)
     parts = [f"commit {', '.join(commits)}"] if commits else []
     if unrecorded:
@@ -807,7 +824,12 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="re-write the outputs from the saved runs, without running")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one process each)")
     parser.add_argument("--resume", action="store_true", help="keep the saved runs of this command and run the rest")
+    parser.add_argument(
+        "--extend", action="store_true",
+        help="continue the saved runs' meta-training to a larger --meta-timesteps (implies --resume)",
+    )  # fmt: skip
     args = parser.parse_args()
+    args.resume = args.resume or args.extend
     if args.render:
         runs, seconds = load_runs(args)
         write_outputs(args.experiment, runs, args, seconds)
@@ -889,17 +911,59 @@ def resumed_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
         return [], 0.0
     saved = argparse.Namespace(**vars(args))
     runs, seconds = load_runs(saved)
-    if (saved.meta_timesteps, saved.adaptation_timesteps) != (args.meta_timesteps, args.adaptation_timesteps):
+    longer = args.extend and saved.meta_timesteps < args.meta_timesteps
+    if saved.adaptation_timesteps != args.adaptation_timesteps or (saved.meta_timesteps != args.meta_timesteps and not longer):
         raise SystemExit(
             f"--resume: {path} holds runs with other budgets (meta {saved.meta_timesteps}, adaptation "
-            f"{saved.adaptation_timesteps}); use the same budgets, or another --out."
+            f"{saved.adaptation_timesteps}); use the same budgets (or, with the same adaptation budget, --extend and a "
+            "larger --meta-timesteps), or another --out."
         )
     kept = [item for item in runs if item.method in args.methods and item.seed in args.seeds]
+    if longer:
+        kept = extend(kept, path, saved.meta_timesteps, args)
     if kept and args.machine in saved.machine:
         args.machine = saved.machine
     elif kept:
         args.machine = f"{saved.machine} (earlier runs); {args.machine} (runs added by --resume)"
     return kept, seconds
+
+
+def extend(runs: list[Run], path: pathlib.Path, meta_timesteps: int, args: argparse.Namespace) -> list[Run]:
+    """
+    ``--extend``: turn every saved run that meta-trained (MLSH's, the shared policy's) back into a checkpoint of its
+    kept model, with its meta-training curve and CPU time so far (its earlier adaptation's CPU time included), so that
+    ``meta_train`` continues it to ``args.meta_timesteps``. The runs file and those models are first copied beside
+    them with ``meta_timesteps`` in their names (an existing copy is kept: a second ``--extend`` after an
+    interrupted one finds the same files).
+
+    :param runs: The saved runs of this command; ``path``: their file; ``meta_timesteps``: their budget.
+    :return: The runs kept as they are (PPO from scratch's: it meta-trains nothing).
+    """
+    archive = path.with_name(f"{path.stem}_meta{meta_timesteps}.json")
+    if not archive.exists():
+        shutil.copyfile(path, archive)
+    kept = []
+    for item in runs:
+        if item.method == "single_policy":
+            kept.append(item)
+            continue
+        model = model_path(args.out, args.experiment, item.method, item.seed)
+        checkpoint = checkpoint_path(args.out, args.experiment, item.method, item.seed)
+        progress = checkpoint.with_suffix(".json")
+        if progress.is_file():  # an interrupted --extend (the progress file is written last): it goes on from there
+            continue
+        if not model.is_file():
+            raise SystemExit(f"--extend: {model} (the model of {item.method} seed {item.seed}) is missing.")
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        for source in (model, statistics_path(model)):  # the checkpoint has the model's name, in checkpoints/
+            if source.is_file():
+                earlier = source.with_name(source.name.replace(model.stem, f"{model.stem}_meta{meta_timesteps}", 1))
+                if not earlier.exists():
+                    shutil.copyfile(source, earlier)
+                shutil.copyfile(source, checkpoint.parent / source.name)
+        so_far = {"meta_curve": item.meta_curve or [], "cpu_seconds": item.cpu_seconds or 0.0, "commit": item.commit}
+        progress.write_text(json.dumps(so_far))
+    return kept
 
 
 if __name__ == "__main__":
