@@ -122,6 +122,35 @@ def test_the_masters_of_the_task_groups_decide_as_one_ensemble():
             th.testing.assert_close(log_probs[rows], expected_log_probs, **TOLERANCE)
 
 
+@pytest.mark.parametrize("space", ["Discrete", "Box"])
+def test_under_one_seed_the_ensemble_samples_what_the_rows_own_network_samples(space):
+    """The ensemble samples without torch's distribution objects: the same draws as through them, seed for seed."""
+    policy = make_policy(SPACES[space], n_subpolicies=2)
+    obs = observations(64)
+    for k, subpolicy in enumerate(policy.subpolicies):
+        with th.no_grad():
+            th.manual_seed(3)
+            actions, _, log_probs = policy(obs, np.full(64, k))
+            th.manual_seed(3)
+            expected_actions, _, expected_log_probs = subpolicy(obs)
+        th.testing.assert_close(actions.float(), expected_actions.float(), **TOLERANCE)
+        th.testing.assert_close(log_probs, expected_log_probs, **TOLERANCE)
+
+
+def test_exploring_masters_sample_from_their_mixture_as_each_master_alone_does():
+    """With master exploration the choice comes from (1 - epsilon) softmax + epsilon / K, and so does its probability."""
+    policy = make_policy(SPACES["Discrete"], n_masters=2, master_exploration=0.3)
+    obs = observations(200)
+    for g, master in enumerate(policy.masters):
+        with th.no_grad():
+            th.manual_seed(4)
+            choices, _, log_probs = policy.decide(obs, np.full(200, g))
+            th.manual_seed(4)
+            expected_choices, _, expected_log_probs = master(obs)
+        assert th.equal(choices, expected_choices) and len(choices.unique()) == 3
+        th.testing.assert_close(log_probs, expected_log_probs, **TOLERANCE)
+
+
 class TwoLayerExtractor(BaseFeaturesExtractor):
     """A features extractor with weights: the ensemble cannot batch it."""
 
