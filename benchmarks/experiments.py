@@ -541,18 +541,19 @@ def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=100, loop=0, optimize=True)
 
 
-def subpolicies_separate(experiment: Experiment, paths: dict[str, Any]) -> bool | None:
+def subpolicies_separate(experiment: Experiment, paths: dict[str, Any], share: float = 0.5) -> bool | None:
     """
     ``True`` if the sub-policies end at different goals (plane: within the goal's radius; Ant: within
-    half the start's distance of different targets); ``None`` where the question does not apply (Four Rooms; a
-    transfer experiment, whose sub-policies are its source's).
+    ``share`` of the start's distance of different targets: with ``share=1``, each ends nearer its own target than
+    the start is); ``None`` where the question does not apply (Four Rooms; a transfer experiment, whose
+    sub-policies are its source's).
     """
     if experiment.kind == "grid" or experiment.source is not None:
         return None
     if experiment.kind == "plane":
         goals = [(center, radius) for label, center, radius in paths["marks"] if label.startswith("goal")]
     else:
-        goals = [(center, float(np.linalg.norm(center)) / 2) for _, center, _ in paths["marks"]]
+        goals = [(center, float(np.linalg.norm(center)) * share) for _, center, _ in paths["marks"]]
     ends = []
     for path in paths["paths"]:
         distances = [np.linalg.norm(np.subtract(path[-1], center)) for center, _ in goals]
