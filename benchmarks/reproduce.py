@@ -25,6 +25,7 @@ run that was stopped during meta-training continues from its last checkpoint, so
 sitting goes on where it stopped. ``--extend`` with a larger ``--meta-timesteps`` continues the saved runs'
 meta-training from their kept models to the new budget (adaptation measured again; the PPO-from-scratch runs are
 kept); the earlier runs file and models are first copied beside them with the old budget in their names.
+A transfer experiment's ``--resume`` runs again the transfers whose source model has been trained further since.
 """
 
 import argparse
@@ -36,6 +37,7 @@ import platform
 import shutil
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -96,6 +98,8 @@ class Run:
     # the code that ran it (``git describe --always --dirty``), if it ran from a checkout; a run meta-trained over several
     # sittings: each sitting's, comma-separated
     commit: str | None = None
+    # a transfer: the meta-training steps of the source model it started from (None in runs made before it was kept)
+    source_timesteps: int | None = None
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
@@ -113,6 +117,12 @@ def model_path(out: str, name: str, method: str, seed: int) -> pathlib.Path:
 def statistics_path(path: pathlib.Path) -> pathlib.Path:
     """Where the observation statistics (``VecNormalize``) of a PPO model saved at ``path`` are kept, if it has any."""
     return path.with_suffix(".vecnormalize.pkl")
+
+
+def saved_timesteps(path: pathlib.Path) -> int:
+    """The ``num_timesteps`` of the SB3 model saved at ``path`` (read from its ``data``, without loading the model)."""
+    with zipfile.ZipFile(path) as archive:
+        return int(json.loads(archive.read("data"))["num_timesteps"])
 
 
 def video_path(out: str, name: str, seed: int) -> pathlib.Path:
@@ -312,6 +322,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     )  # fmt: skip
     paths: dict[str, Any] = {}
     meta_curve: list[tuple[int, float]] | None = None  # MLSH's
+    source_timesteps = None  # a transfer's
     alone: dict[str, Any] = {}  # MLSH's on a plane: Run.alone, Run.alone_keys and their sampled counterparts
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
     checkpoint = checkpoint_path(out, name, method, seed)
@@ -322,6 +333,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         algorithm = PPO if method == "shared_policy" else MLSH
         if spec.source is not None:  # as `rl_zoo3.train -i` loads it: the transfer's mlsh.yml entry overrides MLSH's
             source = model_path(out, spec.source, method, seed)
+            source_timesteps = saved_timesteps(source)
             model = algorithm.load(source, **(with_schedules(hyperparams) if algorithm is MLSH else {}))
             statistics = load_statistics(source, eval_env)
         else:
@@ -366,6 +378,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         late_keys=late_keys,
         final_keys=final_keys,
         commit=commit,
+        source_timesteps=source_timesteps,
     )
 
 
@@ -717,7 +730,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"Machine: {args.machine}.  ",
         f"Code: {code_versions(runs)}.  ",
         *in_progress(runs, args),
-        f"Seeds: {', '.join(map(str, args.seeds))}. " + budget(spec, args.meta_timesteps) + " "
+        f"Seeds: {', '.join(map(str, args.seeds))}. " + budget(spec, args.meta_timesteps, runs) + " "
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
         + (" (held out of meta-training)" if spec.tasks is None else "")
         + ".  ",
@@ -764,16 +777,18 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     print("\n".join(lines))
 
 
-def budget(spec: Experiment, meta_timesteps: int) -> str:
+def budget(spec: Experiment, meta_timesteps: int, runs: list[Run]) -> str:
     """:return: The page's sentence on what the methods were meta-trained with."""
     if spec.source is None:
         return (
             f"Meta-training / shared-policy budget: {meta_timesteps} steps (MLSH's settings: the env's entry of "
             "`hyperparams/mlsh.yml`)."
         )
+    sources = sorted({r.source_timesteps for r in runs if r.source_timesteps is not None})
+    steps = f", for {' / '.join(map(str, sources))} steps" if sources else ""
     return (
         f"Transfer: MLSH's sub-policies (frozen) and the shared policy are those `reproduce.py {spec.source}` "
-        "meta-trained with the same seed (`models/`); MLSH's fresh master and the fine-tuning learn here."
+        f"meta-trained with the same seed (`models/`{steps}); MLSH's fresh master and the fine-tuning learn here."
     )
 
 
@@ -928,6 +943,8 @@ def resumed_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
     kept = [item for item in runs if item.method in args.methods and item.seed in args.seeds]
     if longer:
         kept = extend(kept, path, saved.meta_timesteps, args)
+    if EXPERIMENTS[args.experiment].source is not None:
+        kept = current_transfers(kept, path, args)
     if kept and args.machine in saved.machine:
         args.machine = saved.machine
     elif kept:
@@ -971,6 +988,33 @@ def extend(runs: list[Run], path: pathlib.Path, meta_timesteps: int, args: argpa
         so_far = {"meta_curve": item.meta_curve or [], "cpu_seconds": item.cpu_seconds or 0.0, "commit": item.commit}
         progress.write_text(json.dumps(so_far))
     return kept
+
+
+def current_transfers(runs: list[Run], path: pathlib.Path, args: argparse.Namespace) -> list[Run]:
+    """
+    A transfer experiment's saved runs that started from the source models there now (those of PPO from scratch,
+    which start from nothing, are all kept). The others are run again; the runs file is first copied beside itself
+    as ``<experiment>_runs_source<steps>.json`` (the source's steps those runs started from, or ``unknown``).
+    """
+    source = EXPERIMENTS[args.experiment].source
+    assert source is not None
+    stale = [
+        item
+        for item in runs
+        if item.method != "single_policy"
+        and item.source_timesteps != saved_timesteps(model_path(args.out, source, item.method, item.seed))
+    ]
+    if stale:
+        steps = sorted({str(item.source_timesteps) if item.source_timesteps else "unknown" for item in stale})
+        archive = path.with_name(f"{path.stem}_source{'_'.join(steps)}.json")
+        if not archive.exists():
+            shutil.copyfile(path, archive)
+        print(
+            f"--resume: {', '.join(f'{item.method} seed {item.seed}' for item in stale)} started from {source} models "
+            f"that have been trained further since (or not recorded): run again; the earlier runs are in {archive}.",
+            flush=True,
+        )
+    return [item for item in runs if item not in stale]
 
 
 if __name__ == "__main__":
