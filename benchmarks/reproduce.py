@@ -961,7 +961,8 @@ def extend(runs: list[Run], path: pathlib.Path, meta_timesteps: int, args: argpa
     interrupted one finds the same files).
 
     :param runs: The saved runs of this command; ``path``: their file; ``meta_timesteps``: their budget.
-    :return: The runs kept as they are (PPO from scratch's: it meta-trains nothing).
+    :return: The runs kept as they are (PPO from scratch's: it meta-trains nothing). A run whose model is not there
+        is left out, to be meta-trained afresh to the new budget.
     """
     archive = path.with_name(f"{path.stem}_meta{meta_timesteps}.json")
     if not archive.exists():
@@ -976,8 +977,9 @@ def extend(runs: list[Run], path: pathlib.Path, meta_timesteps: int, args: argpa
         progress = checkpoint.with_suffix(".json")
         if progress.is_file():  # an interrupted --extend (the progress file is written last): it goes on from there
             continue
-        if not model.is_file():
-            raise SystemExit(f"--extend: {model} (the model of {item.method} seed {item.seed}) is missing.")
+        if not model.is_file():  # e.g. a shared policy whose model was not kept: meta-trained afresh to the new budget
+            print(f"--extend: {model} is missing: {item.method} seed {item.seed} starts afresh.", flush=True)
+            continue
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         for source in (model, statistics_path(model)):  # the checkpoint has the model's name, in checkpoints/
             if source.is_file():
