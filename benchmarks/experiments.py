@@ -267,7 +267,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         ratio_aim=1.8,
         mean_bars=(("shared_policy", 1.3), ("single_policy", 5.0)),
     ),
-    "key_door": Experiment("KeyDoor-v0", "plane", 2_000_000, 40_000, 100, tasks=(0, 1), key_index=8),
+    "key_door": Experiment("KeyDoor-v0", "plane", 4_000_000, 40_000, 100, tasks=(0, 1), key_index=8),
     "four_rooms": Experiment(
         "FourRooms-v0",
         "grid",
