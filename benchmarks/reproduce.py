@@ -100,6 +100,7 @@ class Run:
     commit: str | None = None
     # a transfer: the meta-training steps of the source model it started from (None in runs made before it was kept)
     source_timesteps: int | None = None
+    adaptation_timesteps: int | None = None  # T: the steps of adaptation per task
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
@@ -379,6 +380,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         final_keys=final_keys,
         commit=commit,
         source_timesteps=source_timesteps,
+        adaptation_timesteps=adaptation_timesteps,
     )
 
 
@@ -832,6 +834,8 @@ def load_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
     runs = [Run(**item) for item in record["runs"]]
     for item in runs:  # JSON turns tuple tasks (Four Rooms' cells) into lists
         item.tasks = [tuple(task) if isinstance(task, list) else task for task in item.tasks]
+        # runs saved before T was kept per run: a file's runs share its command's T (``--resume`` holds them to it)
+        item.adaptation_timesteps = item.adaptation_timesteps or record["adaptation_timesteps"]
     return runs, record["seconds"]
 
 
