@@ -19,7 +19,8 @@ Cases: ``bandits`` (MovementBandits-v0, 8 envs, K = 2, N = 10; also K = 8 and th
 ``ant`` (AntTwoWalk-v0, 4 envs, K = 2, N = 200; also K = 8, and warm-up-only iterations, from which
 the paper's W = 20, U = 40 schedule is derived), ``workers`` (MLSH on AntTwoWalk-v0 with its envs
 in this process, ``DummyVecEnv``, or in worker processes, ``SubprocVecEnv``, with 1 or 2 torch
-threads). ``--write`` saves the tables to docs/benchmarks/speed.md.
+threads). ``--write`` saves the tables to docs/benchmarks/speed.md; when every case ran, the page ends with
+the speed issue's five targets, each against its measurement.
 """
 
 import argparse
@@ -245,6 +246,87 @@ def table(case: str, configs: list[dict[str, Any]], iterations: list[list[dict[s
     return lines
 
 
+def per_step(record: list[dict[str, float]]) -> dict[str, float]:
+    """A run's seconds per environment step over its timed iterations: in all, in the envs, collecting outside them."""
+    steps = sum(item["steps"] for item in record)
+    seconds = {name: sum(item[name] for item in record) / steps for name in ("total", "env", "collect", "update")}
+    return {**seconds, "outside": seconds["collect"] - seconds["env"]}
+
+
+def ratio_to(record: list[dict[str, float]], base: list[dict[str, float]]) -> float:
+    """Median over the turns of ``record``'s steps/s against ``base``'s (the base's time over the record's)."""
+    return statistics.median(other["total"] / item["total"] for item, other in zip(record, base, strict=True))
+
+
+def targets(results: dict[str, tuple[list[dict[str, Any]], list[list[dict[str, float]]], list[float]]]) -> list[str]:
+    """The speed issue's targets, each with its measurement on this page and whether it is met."""
+    runs = {
+        (case, config["label"]): (record, memory)
+        for case, (configs, iterations, rss) in results.items()
+        for config, record, memory in zip(configs, iterations, rss, strict=True)
+    }
+    k8 = "MLSH, same work (W = 0), K = 8"
+    workers = [config["label"] for config in CASES["workers"]]
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "not met"
+
+    rows = []
+    same_work = {case: ratio_to(runs[case, SAME_WORK][0], runs[case, "PPO"][0]) for case in ("bandits", "ant")}
+    rows.append(
+        (
+            "1. same work, >= 0.95x PPO's steps/s",
+            ", ".join(f"{case} {ratio:.2f}x" for case, ratio in same_work.items()),
+            ", ".join(f"{case} {verdict(ratio >= 0.95)}" for case, ratio in same_work.items()),
+        )
+    )
+    k_cost = {
+        case: per_step(runs[case, SAME_WORK][0])["collect"] / per_step(runs[case, k8][0])["collect"]
+        for case in ("bandits", "ant")
+    }
+    rows.append(
+        (
+            "2. K = 8 collection steps/s within 10 % of K = 2",
+            ", ".join(f"{case} {100 * ratio:.0f} %" for case, ratio in k_cost.items()),
+            ", ".join(f"{case} {verdict(ratio >= 0.9)}" for case, ratio in k_cost.items()),
+        )
+    )
+    one_process = per_step(runs["workers", workers[0]][0])
+    subproc = ratio_to(runs["workers", workers[1]][0], runs["workers", workers[0]][0])
+    free_envs = one_process["total"] / (one_process["total"] - one_process["env"])
+    rows.append(
+        (
+            "3. envs in worker processes, >= 1.6x one process (Ant)",
+            f"{subproc:.2f}x; the envs take {one_process['env'] / one_process['total']:.0%} of a step, so even free "
+            f"envs would give at most {free_envs:.2f}x",
+            f"{verdict(subproc >= 1.6)} on this layout; the layout that splits collection and updates too "
+            "(`torchrun`) is measured in [distributed.md](distributed.md), and `reproduce.py` runs seeds side by side",
+        )
+    )
+    outside = {
+        case: (per_step(runs[case, SAME_WORK][0])["outside"], per_step(runs[case, "PPO"][0])["outside"])
+        for case in ("bandits", "ant")
+    }
+    rows.append(
+        (
+            "4. MLSH's time per step outside `env.step` <= PPO's",
+            ", ".join(f"{case} {1e6 * mlsh:.0f} vs {1e6 * ppo:.0f} us" for case, (mlsh, ppo) in outside.items()),
+            ", ".join(f"{case} {verdict(mlsh <= ppo)} ({mlsh / ppo - 1:+.0%})" for case, (mlsh, ppo) in outside.items()),
+        )
+    )
+    memory = runs["ant", SAME_WORK][1] / runs["ant", "PPO"][1]
+    rows.append(("5. peak RSS within 1.2x of PPO's (Ant)", f"{memory:.2f}x", verdict(memory <= 1.2)))
+    return [
+        "### Targets",
+        "",
+        "The speed issue's targets, from the tables above (medians; time per step over all timed iterations).",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *(f"| {target} | {measured} | {met} |" for target, measured, met in rows),
+    ]
+
+
 def derived_paper_schedule(
     configs: list[dict[str, Any]], iterations: list[list[dict[str, float]]], warmup: int = 20, joint: int = 40
 ) -> str:
@@ -285,12 +367,16 @@ def main() -> None:
         "microseconds per environment step (all envs' steps counted), over all timed iterations. Peak RSS: a "
         "fresh process that trains the run for three iterations.",
     ]
+    results = {}
     for case in args.cases:
         configs = CASES[case]
         iterations = measure_case(configs, args.rounds)
         rss = [peak_rss_mb(config) for config in configs]
+        results[case] = (configs, iterations, rss)
         lines += ["", *table(case, configs, iterations, rss)]
         print("\n".join(lines[-len(configs) - 4 :]), flush=True)
+    if set(results) == set(CASES):
+        lines += ["", *targets(results)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
