@@ -9,7 +9,8 @@ The model of each seed is the one ``reproduce.py`` meta-trained for the experime
 ``docs/results/models/``). Each setting (``KEY=VALUE[,KEY=VALUE...]``; ``""``: the model's own, as ``reproduce.py``
 adapts it) loads the model with those MLSH parameters changed, then ``evaluate_adaptation`` trains a fresh master
 alone, sub-policies frozen, on the experiment's first evaluation task with the experiment's ``n_envs`` (envs and
-masters seeded with ``seed + 100``, as ``reproduce.py`` does). ``master_learning_rate=0`` is a master that never
+masters seeded with ``seed + 100``, as ``reproduce.py`` does); each run records how long that model was meta-trained,
+and runs over models trained for different budgets are kept and shown apart. ``master_learning_rate=0`` is a master that never
 learns: it keeps its fresh, near-uniform choice (with the model's ``master_exploration``), the reference a learning
 master must beat. With the sub-policies frozen only the master trains, so ``n_steps``, ``n_epochs``,
 ``normalize_advantage``, ``target_kl``, ``gae_lambda`` and ``clip_range`` act on the master alone; ``n_envs`` sets
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 from branches import label
 from experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header
-from reproduce import model_path
+from reproduce import model_path, saved_timesteps
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "master_settings.json"
@@ -69,7 +70,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     th.set_num_threads(1)
     start = time.process_time()
     seed = config["seed"] + 100
-    model = MLSH.load(source_model(config["experiment"], config["seed"]), custom_objects=with_schedules(changes))
+    source = source_model(config["experiment"], config["seed"])
+    model = MLSH.load(source, custom_objects=with_schedules(changes))
     env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=spec.env_kwargs)
     task = spec.evaluation_tasks()[0]
     result = evaluate_adaptation(model, env, n_tasks=1, adaptation_timesteps=config["timesteps"], seed=seed, tasks=[task])
@@ -81,8 +83,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """:return: What identifies a run: experiment, seed, settings, budget."""
-    return row["experiment"], row["seed"], label(row["changes"], "as saved"), row["timesteps"]
+    """:return: What identifies a run: experiment, seed, settings, budget, the source model's meta-training steps."""
+    return row["experiment"], row["seed"], label(row["changes"], "as saved"), row["timesteps"], row["source_timesteps"]
 
 
 def quarters(row: dict[str, Any]) -> list[np.ndarray]:
@@ -104,13 +106,20 @@ def render(rows: list[dict[str, Any]]) -> None:
         "run. *Usage*: the share of the steps each sub-policy acted, over the whole run.",
         "",
     ]  # fmt: skip
-    for experiment, timesteps in sorted({(row["experiment"], row["timesteps"]) for row in rows}):
+    for experiment, timesteps, source_timesteps in sorted(
+        {(row["experiment"], row["timesteps"], row["source_timesteps"]) for row in rows}
+    ):
         group = sorted(
-            (row for row in rows if (row["experiment"], row["timesteps"]) == (experiment, timesteps)),
+            (
+                row
+                for row in rows
+                if (row["experiment"], row["timesteps"], row["source_timesteps"]) == (experiment, timesteps, source_timesteps)
+            ),
             key=lambda row: (label(row["changes"], "as saved"), row["seed"]),
         )
         lines += [
-            f"## {EXPERIMENTS[experiment].env_id} ({experiment}), {timesteps:,} steps",
+            f"## {EXPERIMENTS[experiment].env_id} ({experiment}), {timesteps:,} steps, over sub-policies meta-trained "
+            f"{source_timesteps:,} steps",
             "",
             "| settings | seed | rewarded episodes per quarter | in all | return per quarter | in all | usage |",
             "|---|---|---|---|---|---|---|",
@@ -156,7 +165,12 @@ def main() -> None:
         for text in args.settings
         for seed in args.seeds
         if key(
-            config := {**base, "seed": seed, "changes": key_values([p for p in text.split(",") if p], "master_settings.py")}
+            config := {
+                **base,
+                "seed": seed,
+                "source_timesteps": saved_timesteps(source_model(args.experiment, seed)),
+                "changes": key_values([p for p in text.split(",") if p], "master_settings.py"),
+            }
         )
         not in done
     ]
