@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import pathlib
 import platform
+import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -148,6 +149,21 @@ def page_header(title: str, script: str, rows: list[dict[str, Any]], runs: pathl
         "```",
         "",
     ]
+
+
+def add_section(path: pathlib.Path, page: str) -> None:
+    """
+    Write ``page`` (a ``models_page``) to ``path``, keeping the measurements already there: each invocation's is a
+    section, from its "Measured by" line on, under the page's title; an earlier section of the same command is replaced.
+    """
+    title, _, section = page.partition("\n\n")
+    sections = [section]
+    if path.is_file():
+        _, _, earlier = path.read_text().partition("\n\n")
+        command = section.split("```")[1]
+        sections = [part for part in re.split(r"\n(?=Measured by )", earlier) if part.split("```")[1] != command]
+        sections.append(section)
+    path.write_text(title + "\n\n" + "\n".join(part.rstrip("\n") + "\n" for part in sections))
 
 
 def models_page(title: str, script: str, measured: str, legend: str, columns: list[str], rows: list[str]) -> str:

@@ -19,7 +19,8 @@ each saved MLSH model, on AntObstacle-v0 (2000 steps, goal region x, y in [35, 4
   the enemy), but it looks only ``--horizon`` decisions ahead and its tries are noisy: no upper bound.
 
 Each reports the goal reward per episode and how near the goal region each episode came (the shortest path's length
-from the nearest point reached). The page is ``docs/benchmarks/obstacle_ceiling.md`` (``--write``).
+from the nearest point reached), and each model's meta-training steps. ``--write`` adds the measurements to
+``docs/benchmarks/obstacle_ceiling.md`` as a section of their own (an earlier run of the same command is replaced).
 """
 
 import argparse
@@ -32,7 +33,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import mujoco
 import numpy as np
-from experiments import alone_episode, models_page, subpolicy_action
+from experiments import add_section, alone_episode, models_page, subpolicy_action
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
 
@@ -227,7 +228,7 @@ def measure(path: pathlib.Path, n_episodes: tuple[int, int], planning: tuple[int
         nearest = " / ".join(f"{episode.nearest:.1f}" for episode in episodes)
         reward = float(np.mean([episode.goal_reward for episode in episodes]))
         rows.append(
-            f"| {path} | {label} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} | {nearest} "
+            f"| {path} ({model.num_timesteps:,} steps) | {label} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} | {nearest} "
             f"| {reached} of {len(episodes)} | {reward:.1f} |"
         )
     return rows
@@ -240,7 +241,9 @@ def main() -> None:
     parser.add_argument("--random-episodes", type=int, default=20, help="episodes for the random master")
     parser.add_argument("--horizon", type=int, default=2, help="how many decisions the planning master looks ahead")
     parser.add_argument("--samples", type=int, default=3, help="how many times the planning master tries a sequence")
-    parser.add_argument("--write", action="store_true", help=f"write {PAGE.relative_to(ROOT)}")
+    parser.add_argument(
+        "--write", action="store_true", help=f"add the measurements to {PAGE.relative_to(ROOT)} (the same command's replaced)"
+    )
     args = parser.parse_args()
     for path in args.models:
         if not path.is_file():
@@ -284,7 +287,7 @@ def main() -> None:
     )
     print(page, end="")
     if args.write:
-        PAGE.write_text(page)
+        add_section(PAGE, page)
 
 
 if __name__ == "__main__":
