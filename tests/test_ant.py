@@ -299,3 +299,15 @@ def test_obstacle_course_enemy_chases_within_range_and_knocks_the_ant_back():
         env.step(np.zeros(8))
     still = env.xy - (20.0, 20.0)
     assert abs(still[1]) < 0.05 and pushed[1] < 10.0 - 0.3  # pushed back by the enemy
+
+
+def test_obstacle_course_walls_hold_an_ant_the_enemy_throws():
+    # the enemy's hit can throw the Ant several units high; the walls (5 high, as the original's) keep it in the arena
+    env = gym.make("AntObstacle-v0").unwrapped
+    env.reset(seed=0)
+    qpos, qvel = env.init_qpos.copy(), np.zeros_like(env.init_qvel)
+    qpos[:3], qvel[:3] = (0.0, 3.0, 3.5), (-15.0, -15.0, 3.0)  # high, flying toward the west and south walls
+    env.set_state(qpos, qvel)
+    for _ in range(40):
+        env.step(np.zeros(8))
+        assert env.xy.min() > -3.0, env.xy

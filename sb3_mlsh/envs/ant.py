@@ -298,7 +298,7 @@ class AntObstacleEnv(AntTaskEnv):
     """
     Ant obstacle course (Frans et al., 2018): the paper's sparse-reward transfer task, a single task.
 
-    A walled arena (walls at -3 and 40 on both axes); the Ant starts near (0, 0) and is paid only in
+    A walled arena (walls at -3 and 40 on both axes, 5 high); the Ant starts near (0, 0) and is paid only in
     the goal region, the top-right corner x, y in [35, 40]. An inner wall pair (x = 30 for y < 25,
     and y = 25 for x in (30, 40)) closes off the pocket x in (30, 40), y < 25, so the way is north
     first, then east. An enemy, a colliding block, waits at (0, 20); while the Ant is within 15 of
@@ -321,6 +321,7 @@ class AntObstacleEnv(AntTaskEnv):
     ENEMY_RANGE = 15.0
     ENEMY_STEP = 1.0
     REDRAW_EVERY = 200
+    WALL_HEIGHT = 5.0
     tasks = (0,)
     TASK_HELP = "this env has the single task 0."
 
@@ -340,7 +341,8 @@ class AntObstacleEnv(AntTaskEnv):
             ("wall_pocket_west", (30.0, 11.0), (0.25, 14.0)),
             ("wall_pocket_north", (35.0, 25.0), (5.0, 0.25)),
         ):
-            self._add_box(spec, name, (*center, 1.0), (*half, 1.0), **wall)
+            # 5 high, as the original's: the enemy's hit can throw the Ant several units up, over lower walls
+            self._add_box(spec, name, (*center, self.WALL_HEIGHT / 2), (*half, self.WALL_HEIGHT / 2), **wall)
         enemy = spec.worldbody.add_body(name="enemy", pos=[*self.ENEMY_POST, 1.0], mocap=True)
         enemy.add_geom(
             name="enemy", type=mujoco.mjtGeom.mjGEOM_BOX, size=[1.0, 1.0, 1.0], rgba=[0.8, 0.2, 0.2, 1.0],
