@@ -70,8 +70,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     th.set_num_threads(1)
     start = time.process_time()
     seed = config["seed"] + 100
-    source = source_model(config["experiment"], config["seed"])
-    model = MLSH.load(source, custom_objects=with_schedules(changes))
+    model = MLSH.load(source_model(config["experiment"], config["seed"]), custom_objects=with_schedules(changes))
     env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=spec.env_kwargs)
     task = spec.evaluation_tasks()[0]
     result = evaluate_adaptation(model, env, n_tasks=1, adaptation_timesteps=config["timesteps"], seed=seed, tasks=[task])

@@ -46,6 +46,7 @@ MLSH_ANT = dict(n_subpolicies=2, macro_duration=200, warmup_iterations=0, joint_
 WARMUP_ONLY = dict(warmup_iterations=10**6, joint_iterations=1)
 # The Ant runs from which the paper's schedule is derived
 SAME_WORK = "MLSH, same work (W = 0), K = 2"
+SAME_WORK_K8 = "MLSH, same work (W = 0), K = 8"
 WARMUP_ONLY_LABEL = "MLSH, warm-up iterations only, K = 2"
 # Adam's fused implementation (the same update in one kernel), MLSH's opt-in
 FUSED_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
@@ -61,7 +62,7 @@ CASES: dict[str, list[dict[str, Any]]] = {
     "bandits": [
         dict(label="PPO", algo="PPO", **BANDITS),
         dict(label="MLSH, same work (W = 0), K = 2", algo="MLSH", mlsh=MLSH_BANDITS, **BANDITS),
-        dict(label="MLSH, same work (W = 0), K = 8", algo="MLSH", mlsh={**MLSH_BANDITS, "n_subpolicies": 8}, **BANDITS),
+        dict(label=SAME_WORK_K8, algo="MLSH", mlsh={**MLSH_BANDITS, "n_subpolicies": 8}, **BANDITS),
         fused_adam_run(MLSH_BANDITS, BANDITS),
         dict(
             label="MLSH, the paper's schedule (W = 9, U = 1), K = 2",
@@ -73,7 +74,7 @@ CASES: dict[str, list[dict[str, Any]]] = {
     "ant": [
         dict(label="PPO", algo="PPO", **ANT),
         dict(label=SAME_WORK, algo="MLSH", mlsh=MLSH_ANT, **ANT),
-        dict(label="MLSH, same work (W = 0), K = 8", algo="MLSH", mlsh={**MLSH_ANT, "n_subpolicies": 8}, **ANT),
+        dict(label=SAME_WORK_K8, algo="MLSH", mlsh={**MLSH_ANT, "n_subpolicies": 8}, **ANT),
         fused_adam_run(MLSH_ANT, ANT),
         dict(label=WARMUP_ONLY_LABEL, algo="MLSH", mlsh={**MLSH_ANT, **WARMUP_ONLY}, **ANT),
     ],
@@ -210,6 +211,13 @@ def summarise(values: list[float], digits: int = 0) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f} to {max(values):.{digits}f})"
 
 
+def per_step(record: list[dict[str, float]]) -> dict[str, float]:
+    """A run's seconds per environment step over its timed iterations: in all, in the envs, collecting outside them."""
+    steps = sum(item["steps"] for item in record)
+    seconds = {name: sum(item[name] for item in record) / steps for name in ("total", "env", "collect", "update")}
+    return {**seconds, "outside": seconds["collect"] - seconds["env"]}
+
+
 def table(case: str, configs: list[dict[str, Any]], iterations: list[list[dict[str, float]]], rss: list[float]) -> list[str]:
     """A case's results as markdown: speed, ratios to the case's PPO runs, time per step, memory."""
     # ratios to every PPO run of the case, or else to its first run
@@ -225,8 +233,7 @@ def table(case: str, configs: list[dict[str, Any]], iterations: list[list[dict[s
         "|---|---|" + "---|" * len(bases) + "---|---|---|---|---|",
     ]
     for config, record, memory in zip(configs, iterations, rss, strict=True):
-        steps = sum(item["steps"] for item in record)
-        seconds = {name: sum(item[name] for item in record) for name in ("total", "env", "collect", "update")}
+        seconds = per_step(record)
         ratios = [
             summarise([base["total"] / item["total"] for item, base in zip(record, iterations[index], strict=True)], 2)
             for index in bases
@@ -234,23 +241,16 @@ def table(case: str, configs: list[dict[str, Any]], iterations: list[list[dict[s
         cells = [
             summarise([item["steps"] / item["total"] for item in record]),
             *ratios,
-            f"{steps / seconds['collect']:.0f}",
-            f"{1e6 * seconds['env'] / steps:.0f}",
-            f"{1e6 * (seconds['collect'] - seconds['env']) / steps:.0f}",
-            f"{1e6 * seconds['update'] / steps:.0f}",
+            f"{1 / seconds['collect']:.0f}",
+            f"{1e6 * seconds['env']:.0f}",
+            f"{1e6 * seconds['outside']:.0f}",
+            f"{1e6 * seconds['update']:.0f}",
             f"{memory:.0f}",
         ]
         lines.append(f"| {config['label']} | " + " | ".join(cells) + " |")
     if case == "ant":
         lines += ["", derived_paper_schedule(configs, iterations)]
     return lines
-
-
-def per_step(record: list[dict[str, float]]) -> dict[str, float]:
-    """A run's seconds per environment step over its timed iterations: in all, in the envs, collecting outside them."""
-    steps = sum(item["steps"] for item in record)
-    seconds = {name: sum(item[name] for item in record) / steps for name in ("total", "env", "collect", "update")}
-    return {**seconds, "outside": seconds["collect"] - seconds["env"]}
 
 
 def ratio_to(record: list[dict[str, float]], base: list[dict[str, float]]) -> float:
@@ -265,7 +265,6 @@ def targets(results: dict[str, tuple[list[dict[str, Any]], list[list[dict[str, f
         for case, (configs, iterations, rss) in results.items()
         for config, record, memory in zip(configs, iterations, rss, strict=True)
     }
-    k8 = "MLSH, same work (W = 0), K = 8"
     workers = [config["label"] for config in CASES["workers"]]
 
     def verdict(met: bool) -> str:
@@ -281,7 +280,7 @@ def targets(results: dict[str, tuple[list[dict[str, Any]], list[list[dict[str, f
         )
     )
     k_cost = {
-        case: per_step(runs[case, SAME_WORK][0])["collect"] / per_step(runs[case, k8][0])["collect"]
+        case: per_step(runs[case, SAME_WORK][0])["collect"] / per_step(runs[case, SAME_WORK_K8][0])["collect"]
         for case in ("bandits", "ant")
     }
     rows.append(
