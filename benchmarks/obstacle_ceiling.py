@@ -2,7 +2,7 @@
 How far can Ant TwoWalk sub-policies take the Ant on the obstacle course, under masters one can script?
 
     python benchmarks/obstacle_ceiling.py MODEL.zip [MODEL.zip ...] [--episodes 4] [--random-episodes 20]
-        [--horizon 2] [--samples 3] [--write]
+        [--horizon 2] [--samples 3] [--routes X,Y ...] [--route-every N] [--write]
 
 The paper's transfer (Ant Obstacle, ``benchmarks/reproduce.py ant_obstacle``) trains a fresh master over frozen
 TwoWalk sub-policies: it needs sub-policies that can be steered to the goal, and a reward that reaches it. For
@@ -16,7 +16,12 @@ each saved MLSH model, on AntObstacle-v0 (2000 steps, goal region x, y in [35, 4
   ``--samples`` times in a copy of the simulation (the enemy included), from the course's exact state, and takes the
   first choice of the sequence whose worst try earns the most goal reward, or else ends nearest the goal region by
   the shortest path around the walls and the enemy's reach. It sees what no learned master sees (the simulator,
-  the enemy), but it looks only ``--horizon`` decisions ahead and its tries are noisy: no upper bound.
+  the enemy), but it looks only ``--horizon`` decisions ahead and its tries are noisy: no upper bound;
+- route masters (``--routes``), written by hand from the course's map: every N steps the east walker while x < X,
+  or while y >= Y short of the goal region's x, else the north walker (the walkers told apart by where each ends
+  alone): east, then north past the enemy's reach, then east into the goal region. They look only at the torso's
+  x, y, as a learned master could (it observes them), so what they earn is what a master of this simple form can
+  earn with these walkers (``--route-every``: deciding more often than the model's N).
 
 Each reports the goal reward per episode and how near the goal region each episode came (the shortest path's length
 from the nearest point reached), and each model's meta-training steps. ``--write`` adds the measurements to
@@ -162,6 +167,30 @@ class PlanningMaster:
         return goal, -self.distance(self.sim.xy)
 
 
+class RouteMaster:
+    """
+    Every ``every`` steps, the east walker while the torso's x < ``turn_north``, or while y >= ``turn_east`` short
+    of the goal region's x, else the north walker.
+
+    :param walkers: The east and the north walker (sub-policy indices).
+    :param turn_north: Below this x, walk east.
+    :param turn_east: From this y on, walk east again.
+    :param every: How many steps between decisions (a master's N).
+    """
+
+    def __init__(self, walkers: tuple[int, int], turn_north: float, turn_east: float, every: int) -> None:
+        self.walkers, self.turn, self.every = walkers, (turn_north, turn_east), every
+        self.k = walkers[0]
+
+    def choose(self, ant: Any, step: int) -> int:
+        """:return: The sub-policy to act at ``step`` of the episode on ``ant``."""
+        if step % self.every == 0:
+            x, y = ant.xy
+            east = x < self.turn[0] or (y >= self.turn[1] and x < ant.GOAL_LOW)
+            self.k = self.walkers[0 if east else 1]
+        return self.k
+
+
 class RandomMaster:
     """
     Every ``macro_duration`` steps, a sub-policy drawn uniformly at random: how a fresh master starts.
@@ -180,12 +209,14 @@ class RandomMaster:
         return self.k
 
 
-def run_episodes(model: Any, who: int | str, n_episodes: int, seed: int, planning: tuple[int, int]) -> list[Episode]:
+def run_episodes(
+    model: Any, who: int | str | RouteMaster, n_episodes: int, seed: int, planning: tuple[int, int]
+) -> list[Episode]:
     """
     Episodes of ``alone_episode`` (actions sampled, as a master runs the sub-policies) on the course.
 
     :param who: The sub-policy acting alone; ``"planning"``: the planning master; ``"random"``: a master choosing
-        uniformly at random every N steps, as a fresh master starts.
+        uniformly at random every N steps, as a fresh master starts; or a route master.
     :param planning: The planning master's horizon and samples (``PlanningMaster``).
     """
     import torch as th
@@ -195,6 +226,8 @@ def run_episodes(model: Any, who: int | str, n_episodes: int, seed: int, plannin
     distance = GoalDistance(ant)
     if isinstance(who, int):
         acting: int | partial[int] = who
+    elif isinstance(who, RouteMaster):
+        acting = partial(who.choose, ant)
     else:
         master = PlanningMaster(model, distance, *planning) if who == "planning" else RandomMaster(model, seed)
         acting = partial(master.choose, ant)
@@ -210,28 +243,64 @@ def run_episodes(model: Any, who: int | str, n_episodes: int, seed: int, plannin
     return episodes
 
 
-def measure(path: pathlib.Path, n_episodes: tuple[int, int], planning: tuple[int, int], seed: int = 0) -> list[str]:
+def measure(
+    path: pathlib.Path,
+    n_episodes: tuple[int, int],
+    masters: list[str],
+    planning: tuple[int, int],
+    routes: list[tuple[float, float]],
+    route_every: int | None,
+    seed: int = 0,
+) -> list[str]:
     """
     :param n_episodes: Episodes per measurement, and for the random master.
-    :return: The page's rows for one model: one per sub-policy alone, the random master's, the planning master's.
+    :param masters: Which of ``"random"`` and ``"planning"`` to measure.
+    :param routes: Each route master's turns (``RouteMaster``).
+    :param route_every: The route masters' steps between decisions; ``None``: the model's N.
+    :return: The page's rows for one model: one per sub-policy alone, then one per master.
     """
     from sb3_mlsh import MLSH
 
     model = MLSH.load(path, device="cpu")
-    rows = []
-    for who in [*range(model.n_subpolicies), "random", "planning"]:
-        episodes = run_episodes(model, who, n_episodes[who == "random"], seed, planning)
+    rows, headings = [], []
+
+    def row(who: int | str | RouteMaster, label: str, count: int) -> None:
+        episodes = run_episodes(model, who, count, seed, planning)
         heading = np.mean([episode.end for episode in episodes], axis=0)
+        headings.append(heading)
         reached = sum(episode.goal_reward > 0 for episode in episodes)
-        label = f"sub-policy {who} alone" if isinstance(who, int) else f"{who} master"
         where = ", ".join(f"({x:.1f}, {y:.1f})" for x, y in (episode.end for episode in episodes))
         nearest = " / ".join(f"{episode.nearest:.1f}" for episode in episodes)
         reward = float(np.mean([episode.goal_reward for episode in episodes]))
         rows.append(
-            f"| {path} ({model.num_timesteps:,} steps) | {label} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} | {nearest} "
-            f"| {reached} of {len(episodes)} | {reward:.1f} |"
+            f"| {path} ({model.num_timesteps:,} steps) | {label} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} "
+            f"| {nearest} | {reached} of {len(episodes)} | {reward:.1f} |"
         )
+
+    for k in range(model.n_subpolicies):
+        row(k, f"sub-policy {k} alone", n_episodes[0])
+    east_of_north = np.array([x - y for x, y in headings])
+    walkers = (int(np.argmax(east_of_north)), int(np.argmin(east_of_north)))
+    for who in masters:
+        row(who, f"{who} master", n_episodes[who == "random"])
+    every = route_every or model.macro_duration
+    for turn_north, turn_east in routes:
+        label = f"route master (walker {walkers[0]} east to x {turn_north:g}, {walkers[1]} north to y {turn_east:g}" + (
+            f"; every {every} steps)" if every != model.macro_duration else ")"
+        )
+        row(RouteMaster(walkers, turn_north, turn_east, every), label, n_episodes[0])
     return rows
+
+
+def route(text: str) -> tuple[float, float]:
+    """:return: A route master's turns from ``"X,Y"``."""
+    try:
+        turn_north, turn_east = (float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a route as X,Y (e.g. 12,30): north from x X, east from y Y"
+        ) from None
+    return turn_north, turn_east
 
 
 def main() -> None:
@@ -242,6 +311,17 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=2, help="how many decisions the planning master looks ahead")
     parser.add_argument("--samples", type=int, default=3, help="how many times the planning master tries a sequence")
     parser.add_argument(
+        "--masters", nargs="*", choices=["random", "planning"], default=["random", "planning"],
+        help="the masters to measure besides the routes (none: give the option alone)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--routes", nargs="*", type=route, default=[], metavar="X,Y",
+        help="route masters: the east walker below x X, or from y Y on short of the goal region, else the north walker",
+    )  # fmt: skip
+    parser.add_argument(
+        "--route-every", type=int, metavar="N", help="the route masters decide every N steps (default: the model's N)"
+    )
+    parser.add_argument(
         "--write", action="store_true", help=f"add the measurements to {PAGE.relative_to(ROOT)} (the same command's replaced)"
     )
     args = parser.parse_args()
@@ -250,13 +330,22 @@ def main() -> None:
             parser.error(f"{path} does not exist; give models saved by benchmarks/reproduce.py (<out>/models/*.zip).")
     if args.episodes < 1:
         parser.error(f"--episodes {args.episodes}: give at least 1.")
+    if args.route_every is not None and args.route_every < 1:
+        parser.error(f"--route-every {args.route_every}: give at least 1 step.")
     for name in ("random_episodes", "horizon", "samples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: give at least 1.")
     rows = [
         row
         for path in args.models
-        for row in measure(path, (args.episodes, args.random_episodes), (args.horizon, args.samples))
+        for row in measure(
+            path,
+            (args.episodes, args.random_episodes),
+            args.masters,
+            (args.horizon, args.samples),
+            args.routes,
+            args.route_every,
+        )
     ]
     page = models_page(
         "Ant Obstacle: how far the TwoWalk sub-policies can take the Ant",
@@ -269,8 +358,12 @@ def main() -> None:
         "set to the course's exact state (the enemy included) and takes the first choice of the sequence whose worst "
         "try earns the most goal reward, else ends nearest the goal region; it sees what a learned master cannot (the "
         f"simulator, the enemy), but it looks only {args.horizon} decisions ahead and its tries are noisy, so it is no "
-        "upper bound. *Heading*: the mean of the episodes' ends. "
-        "*Nearest the goal*: the length of the shortest "
+        "upper bound. *Route master*: written by hand from the course's map, it looks only at the torso's x, y (as a "
+        "learned master could): every N steps the east walker while x is below the first number, or while y has reached "
+        "the second short of the goal region's x (35), else the north walker (east, north past the enemy's reach, "
+        "east into the goal region); the walkers told apart by where each ends alone; it decides every N steps, or as "
+        "often as its row says. "
+        "*Heading*: the mean of the episodes' ends. *Nearest the goal*: the length of the shortest "
         "path to the goal region around the walls and the enemy's reach (within it, the enemy pins the Ant for the "
         "rest of the episode) from the nearest point the episode reached; 50.4 from the start. "
         "*Goal reward*: steps in the goal region per episode (the paper's MLSH transfer: 193).",
