@@ -1,5 +1,7 @@
 """AntTwoWalk-v0 and AntMaze-v0: built from gymnasium's Ant, as the notes define them. Few hundred steps each."""
 
+import pathlib
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -311,3 +313,24 @@ def test_obstacle_course_walls_hold_an_ant_the_enemy_throws():
     for _ in range(40):
         env.step(np.zeros(8))
         assert env.xy.min() > -3.0, env.xy
+
+
+def test_obstacle_course_enemy_hit_does_not_throw_the_ant_out():
+    # a hit recorded on the course (seed 1's far-target walkers under a route master): the Ant near the edge of the
+    # enemy's reach, the enemy coming at it. Moved a whole unit at once, the enemy landed inside the Ant and MuJoCo
+    # threw it 13.6 high, over the walls and out of the arena; moved smoothly through the frames, it pushes it aside
+    import mujoco
+
+    recorded = np.load(pathlib.Path(__file__).parent / "data" / "ant_obstacle_enemy_hit.npz")
+    env = gym.make("AntObstacle-v0").unwrapped
+    env.reset(seed=0)
+    kind = mujoco.mjtState.mjSTATE_INTEGRATION
+    assert mujoco.mj_stateSize(env.model, kind) == recorded["state"].size, "the course's model changed: record again"
+    mujoco.mj_setState(env.model, env.data, recorded["state"], kind)
+    mujoco.mj_forward(env.model, env.data)
+    env._steps = int(recorded["steps"])
+    highest = 0.0
+    for action in recorded["actions"]:
+        env.step(action)
+        highest = max(highest, env.data.qpos[2])
+    assert highest < env.WALL_HEIGHT and np.all(env.xy > -3.0) and np.all(env.xy < 40.0), (highest, env.xy)
