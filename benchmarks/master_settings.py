@@ -6,11 +6,12 @@ with each of several settings, side by side, and count per quarter of the budget
         --settings "" master_learning_rate=0 n_steps=2000 "n_steps=2000,master_ent_coef=0.01"
 
 The model of each seed is the one ``reproduce.py`` meta-trained for the experiment's source (MLSH's, in
-``docs/results/models/``). Each setting (``KEY=VALUE[,KEY=VALUE...]``; ``""``: the model's own, as ``reproduce.py``
-adapts it) loads the model with those MLSH parameters changed, then ``evaluate_adaptation`` trains a fresh master
-alone, sub-policies frozen, on the experiment's first evaluation task with the experiment's ``n_envs`` (envs and
-masters seeded with ``seed + 100``, as ``reproduce.py`` does); each run records how long that model was meta-trained,
-and runs over models trained for different budgets are kept and shown apart. ``master_learning_rate=0`` is a master that never
+``docs/results/models/``). Each setting (``KEY=VALUE[,KEY=VALUE...]``; ``""``: the model's own, those it was
+meta-trained with; ``reproduce.py`` adapts with the experiment's ``hyperparams/mlsh.yml`` entry over them) loads the
+model with those MLSH parameters changed, then ``evaluate_adaptation`` trains a fresh master alone, sub-policies
+frozen, on the experiment's first evaluation task with the experiment's ``n_envs`` (envs and masters seeded with
+``seed + 100``, as ``reproduce.py`` does); each run records how long that model was meta-trained, and runs over
+models trained for different budgets are kept and shown apart. ``master_learning_rate=0`` is a master that never
 learns: it keeps its fresh, near-uniform choice (with the model's ``master_exploration``), the reference a learning
 master must beat. With the sub-policies frozen only the master trains, so ``n_steps``, ``n_epochs``,
 ``normalize_advantage``, ``target_kl``, ``gae_lambda`` and ``clip_range`` act on the master alone; ``n_envs`` sets
@@ -99,7 +100,9 @@ def render(rows: list[dict[str, Any]]) -> None:
         *page_header("Master settings: which let a fresh master learn over frozen sub-policies", "master_settings.py",
                      rows, RUNS),
         "A fresh master adapts alone, sub-policies frozen, with the model's settings changed as the row says ("
-        "`as saved`: the model's own, as `reproduce.py` adapts it; `master_learning_rate=0`: a master that never "
+        "`as saved`: the model's own, those it was meta-trained with (`reproduce.py` adapts with the experiment's "
+        "`hyperparams/mlsh.yml` entry over them: for ant_obstacle, `n_steps=2000,master_ent_coef=0.01`); "
+        "`master_learning_rate=0`: a master that never "
         "learns, which keeps its fresh near-uniform choice). *Rewarded episodes*: episodes that earned any reward, "
         "of those that ended, per quarter of the budget. *Return*: the mean episode return per quarter and over the "
         "run. *Usage*: the share of the steps each sub-policy acted, over the whole run.",
