@@ -226,10 +226,13 @@ def run_episodes(
     distance = GoalDistance(ant)
     if isinstance(who, int):
         acting: int | partial[int] = who
-    elif isinstance(who, RouteMaster):
-        acting = partial(who.choose, ant)
     else:
-        master = PlanningMaster(model, distance, *planning) if who == "planning" else RandomMaster(model, seed)
+        if isinstance(who, RouteMaster):
+            master: RouteMaster | PlanningMaster | RandomMaster = who
+        elif who == "planning":
+            master = PlanningMaster(model, distance, *planning)
+        else:
+            master = RandomMaster(model, seed)
         acting = partial(master.choose, ant)
     th.set_num_threads(1)
     th.manual_seed(seed)
@@ -262,12 +265,12 @@ def measure(
     from sb3_mlsh import MLSH
 
     model = MLSH.load(path, device="cpu")
-    rows, headings = [], []
+    rows = []
 
-    def row(who: int | str | RouteMaster, label: str, count: int) -> None:
+    def row(who: int | str | RouteMaster, label: str, count: int) -> np.ndarray:
+        """Add ``who``'s row; :return: its heading."""
         episodes = run_episodes(model, who, count, seed, planning)
         heading = np.mean([episode.end for episode in episodes], axis=0)
-        headings.append(heading)
         reached = sum(episode.goal_reward > 0 for episode in episodes)
         where = ", ".join(f"({x:.1f}, {y:.1f})" for x, y in (episode.end for episode in episodes))
         nearest = " / ".join(f"{episode.nearest:.1f}" for episode in episodes)
@@ -276,9 +279,9 @@ def measure(
             f"| {path} ({model.num_timesteps:,} steps) | {label} | ({heading[0]:.1f}, {heading[1]:.1f}) | {where} "
             f"| {nearest} | {reached} of {len(episodes)} | {reward:.1f} |"
         )
+        return heading
 
-    for k in range(model.n_subpolicies):
-        row(k, f"sub-policy {k} alone", n_episodes[0])
+    headings = [row(k, f"sub-policy {k} alone", n_episodes[0]) for k in range(model.n_subpolicies)]
     east_of_north = np.array([x - y for x, y in headings])
     walkers = (int(np.argmax(east_of_north)), int(np.argmin(east_of_north)))
     for who in masters:
