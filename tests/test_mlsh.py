@@ -183,6 +183,22 @@ def test_frozen_subpolicies_train_only_the_master_on_the_env_task():
     assert model.tasks_sampled == 0 and env.get_attr("task") == [1] and model.phase == "master_only"
 
 
+@pytest.mark.parametrize(
+    "skip, scale, learns",
+    [(True, 0, False), (False, 0, True), (True, 1, True)],
+    ids=["skip-rewardless", "update-rewardless", "skip-but-rewarded"],
+)
+def test_master_skip_rewardless_leaves_a_master_whose_batch_earned_nothing(skip, scale, learns):
+    # truncated episodes: the macro rewards hold value bootstraps, which are not earned reward
+    env = DummyVecEnv([lambda: gym.wrappers.TimeLimit(CountingEnv(terminate=False), max_episode_steps=5)])
+    env.env_method("set_task", scale)  # the reward per step
+    model = small_model(env, train_subpolicies=False, master_skip_rewardless=skip)
+    master = parameters(model.policy.master)
+    model.learn(60)
+    assert same(master, parameters(model.policy.master)) is not learns
+    assert (model.logger.name_to_value.get("train/master/skipped_rewardless") == (0 if learns else 1)) is skip
+
+
 def test_master_exploration_log_prob_is_that_of_the_mixture():
     class CheckLogProbs(BaseCallback):
         def _on_step(self) -> bool:

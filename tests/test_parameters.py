@@ -38,6 +38,7 @@ WRONG = {
     "max_grad_norm": ("x", 0.0),
     "target_kl": ("0.01", -0.1),
     "master_exploration": ("0.1", 1.5),
+    "master_skip_rewardless": ("True", None),
     "train_subpolicies": (1, None),
     "bootstrap_truncation": ("False", None),
     "normalize_observations": ("True", None),

@@ -58,7 +58,10 @@ _MIN_UPDATE_ROWS = 2
 
 @dataclass
 class MacroState:
-    """Per env: the macro step under way (decision observation, choice, value, log-probability) and its running reward."""
+    """
+    Per env: the macro step under way (decision observation, choice, value, log-probability), its running reward,
+    and whether any of its steps earned a reward (value bootstraps aside).
+    """
 
     obs: Observations
     active: np.ndarray
@@ -67,6 +70,7 @@ class MacroState:
     episode_start: np.ndarray
     value: np.ndarray
     log_prob: np.ndarray
+    earned: np.ndarray
 
 
 class MLSH(OnPolicyAlgorithm):
@@ -116,6 +120,10 @@ class MLSH(OnPolicyAlgorithm):
     :param target_kl: Approximate KL past which an update stops early, at both levels (``None``: no limit).
     :param master_exploration: Probability that the master's choice is replaced by a uniformly random
         sub-policy (the original code used 0.1). The master's PPO ratio uses that mixture's probability.
+    :param master_skip_rewardless: Skip a master's update when no macro transition in its batch earned a reward
+        (value bootstraps at time limits aside). Its policy gradient is then only the value baseline's noise,
+        which ``normalize_advantage`` scales up to full-size steps; with a sparse reward such updates move a fresh
+        master onto one sub-policy before the first reward comes. For sparse rewards (``AntObstacle-v0``).
     :param train_subpolicies: ``False`` freezes the sub-policies and trains only the master.
     :param bootstrap_truncation: Whether an episode cut by a time limit adds the discounted value of its
         final observation to its last reward, at both levels. MLSH's value functions do not see the task,
@@ -174,6 +182,7 @@ class MLSH(OnPolicyAlgorithm):
         max_grad_norm: float = 0.5,
         target_kl: float | None = None,
         master_exploration: float = 0.0,
+        master_skip_rewardless: bool = False,
         train_subpolicies: bool = True,
         bootstrap_truncation: bool = True,
         normalize_observations: bool = True,
@@ -223,6 +232,7 @@ class MLSH(OnPolicyAlgorithm):
         self.master_ent_coef = master_ent_coef
         self.target_kl = target_kl
         self.master_exploration = master_exploration
+        self.master_skip_rewardless = master_skip_rewardless
         self.train_subpolicies = train_subpolicies
         self.n_task_groups = n_task_groups
         self.bootstrap_truncation = bootstrap_truncation
@@ -235,6 +245,7 @@ class MLSH(OnPolicyAlgorithm):
         self._task_returns: dict[Any, deque[float]] = {}
         self._warned_single_task = False
         self._new_obs_stats: RunningMeanStd | None = None  # this iteration's observations, for the normaliser
+        self._rewarded_masters: np.ndarray | None = None  # per task group: whether its batch earned any reward
         # The steps of a run that goes through several learn(..., reset_num_timesteps=False) calls (checkpoints between
         # them): when set, the schedules' progress is num_timesteps / schedule_timesteps instead of each call's own
         self.schedule_timesteps: int | None = None
@@ -404,6 +415,7 @@ class MLSH(OnPolicyAlgorithm):
             "_env_has_tasks",
             "_per_task_returns",
             "_new_obs_stats",
+            "_rewarded_masters",
             "reset_master_on_load",
             "schedule_timesteps",
         ]
@@ -618,11 +630,13 @@ class MLSH(OnPolicyAlgorithm):
                 episode_start=np.zeros(n_envs, dtype=bool),
                 value=np.zeros(n_envs, dtype=np.float32),
                 log_prob=np.zeros(n_envs, dtype=np.float32),
+                earned=np.zeros(n_envs, dtype=bool),
             )
         put(state.obs, env_indices, take(obs, env_indices))
         state.active[env_indices] = choices
         state.steps_left[env_indices] = self.macro_duration
         state.reward[env_indices] = 0.0
+        state.earned[env_indices] = False
         state.episode_start[env_indices] = episode_start
         state.value[env_indices] = values
         state.log_prob[env_indices] = log_probs
@@ -661,6 +675,7 @@ class MLSH(OnPolicyAlgorithm):
         self.master_rollout_buffer.reset()
         master_gamma = self.master_rollout_buffer.gamma
         group_of_env = self.task_groups.group_of_env
+        self._rewarded_masters = np.zeros(self.n_task_groups, dtype=bool)
         bootstrapped, earned = 0.0, 0.0
         normalizer = self.policy.obs_normalizer
         self._new_obs_stats = None
@@ -696,6 +711,7 @@ class MLSH(OnPolicyAlgorithm):
                 actions = actions.reshape(-1, 1)
 
             state.reward += rewards
+            state.earned |= rewards != 0
             earned += float(np.abs(rewards).sum())
             # A time limit is not a termination: with bootstrap_truncation, bootstrap from the value, at each level
             for idx in np.flatnonzero(dones) if self.bootstrap_truncation else ():
@@ -732,6 +748,7 @@ class MLSH(OnPolicyAlgorithm):
                     state.log_prob[ended],
                     env_indices=ended,
                 )
+                self._rewarded_masters[group_of_env[ended[state.earned[ended]]]] = True
                 self._decide(new_obs, ended, dones[ended])
 
             last_obs = new_obs
@@ -792,17 +809,23 @@ class MLSH(OnPolicyAlgorithm):
 
     def train(self) -> None:
         """
-        Update each task group's master on its macro transitions, and each sub-policy once on the steps
-        it took in the groups that are in their joint phase; then advance the task schedule.
+        Update each task group's master on its macro transitions (with ``master_skip_rewardless``, only
+        if one of them earned a reward), and each sub-policy once on the steps it took in the groups that
+        are in their joint phase; then advance the task schedule.
         """
-        assert self.task_groups is not None
+        assert self.task_groups is not None and self._rewarded_masters is not None
         self.master_rollout_buffer.flatten()
         master_logger = LevelLogger(self.logger, "master", average=True)
         groups = self.task_groups.group_of_env[self.master_rollout_buffer.env_indices]
+        skipped = 0
         for group, learner in zip(self.task_groups, self.master_learners, strict=True):
             learner.rollout_buffer.select(groups == group.index)
-            if learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
+            if self.master_skip_rewardless and not self._rewarded_masters[group.index]:
+                skipped += 1
+            elif learner.rollout_buffer.size() >= _MIN_UPDATE_ROWS:
                 learner.update(master_logger, self._current_progress_remaining)
+        if self.master_skip_rewardless:
+            self.logger.record("train/master/skipped_rewardless", skipped)
         self._train_subpolicies(self.task_groups.joint_envs())
         if self._new_obs_stats is not None and self.policy.obs_normalizer is not None:
             self.policy.obs_normalizer.update(self._pooled_obs_stats(self._new_obs_stats))

@@ -76,6 +76,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_grad_norm": (_number(0.0, strict=True), "a float > 0"),
     "target_kl": (_or_none(_number(0.0, strict=True)), "a float > 0 or None"),
     "master_exploration": (_FRACTION, "a probability in [0, 1]"),
+    "master_skip_rewardless": (_boolean, "True or False"),
     "train_subpolicies": (_boolean, "True or False"),
     "bootstrap_truncation": (_boolean, "True or False"),
     "normalize_observations": (_boolean, "True or False"),
