@@ -83,7 +83,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         model = MLSH("MlpPolicy", env, seed=config["seed"], **with_schedules({**hyperparams, **config["trunk_set"]}))
         timesteps = config["branch_at"]
     else:
-        model = MLSH.load(trunk, env=env, custom_objects=with_schedules(config["branch"]))
+        model = MLSH.load(trunk, env=env, **with_schedules(config["branch"]))  # as master_settings.py: any setting
         timesteps = config["timesteps"]
     kl: list[float] = []
     std: list[float] = []

@@ -71,7 +71,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     th.set_num_threads(1)
     start = time.process_time()
     seed = config["seed"] + 100
-    model = MLSH.load(source_model(config["experiment"], config["seed"]), custom_objects=with_schedules(changes))
+    # keyword arguments, not custom_objects: SB3 applies those only to settings the file holds (not newer ones)
+    model = MLSH.load(source_model(config["experiment"], config["seed"]), **with_schedules(changes))
     env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=spec.env_kwargs)
     task = spec.evaluation_tasks()[0]
     result = evaluate_adaptation(model, env, n_tasks=1, adaptation_timesteps=config["timesteps"], seed=seed, tasks=[task])
