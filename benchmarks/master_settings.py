@@ -36,6 +36,8 @@ from reproduce import model_path, saved_timesteps
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "master_settings.json"
+# the transfer entry's settings that shape the fresh master's learning (the page names those reproduce.py uses)
+_ADAPTATION = ("n_steps", "master_learning_rate", "master_ent_coef", "master_skip_rewardless", "master_exploration")
 PAGE = RUNS.with_suffix(".md")
 QUARTERS = 4
 
@@ -97,12 +99,16 @@ def quarters(row: dict[str, Any]) -> list[np.ndarray]:
 
 def render(rows: list[dict[str, Any]]) -> None:
     """Write the page: per experiment and budget, one row per setting and seed."""
+    transfers = "; ".join(
+        f"for {name}, `{label({k: v for k, v in EXPERIMENTS[name].hyperparams()[1].items() if k in _ADAPTATION}, '-')}`"
+        for name in sorted({row["experiment"] for row in rows})
+    )
     lines = [
         *page_header("Master settings: which let a fresh master learn over frozen sub-policies", "master_settings.py",
                      rows, RUNS),
         "A fresh master adapts alone, sub-policies frozen, with the model's settings changed as the row says ("
         "`as saved`: the model's own, those it was meta-trained with (`reproduce.py` adapts with the experiment's "
-        "`hyperparams/mlsh.yml` entry over them: for ant_obstacle, `n_steps=2000,master_ent_coef=0.01`); "
+        f"`hyperparams/mlsh.yml` entry over them: {transfers}); "
         "`master_learning_rate=0`: a master that never "
         "learns, which keeps its fresh near-uniform choice). *Rewarded episodes*: episodes that earned any reward, "
         "of those that ended, per quarter of the budget. *Return*: the mean episode return per quarter and over the "
