@@ -10,7 +10,8 @@ The model of each seed is the one ``reproduce.py`` meta-trained for the experime
 meta-trained with; ``reproduce.py`` adapts with the experiment's ``hyperparams/mlsh.yml`` entry over them) loads the
 model with those MLSH parameters changed, then ``evaluate_adaptation`` trains a fresh master alone, sub-policies
 frozen, on the experiment's first evaluation task with the experiment's ``n_envs`` (envs and masters seeded with
-``seed + 100``, as ``reproduce.py`` does); each run records how long that model was meta-trained, and runs over
+``seed + 100``, as ``reproduce.py`` does; ``--repeat R``: ``seed + 100 + 1000 R``, another draw over the same
+sub-policies, shown as "seed (repeat R)"); each run records how long that model was meta-trained, and runs over
 models trained for different budgets are kept and shown apart. ``master_learning_rate=0`` is a master that never
 learns: it keeps its fresh, near-uniform choice (with the model's ``master_exploration``), the reference a learning
 master must beat. With the sub-policies frozen only the master trains, so ``n_steps``, ``n_epochs``,
@@ -72,7 +73,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     n_envs = changes.pop("n_envs", spec.hyperparams()[0])
     th.set_num_threads(1)
     start = time.process_time()
-    seed = config["seed"] + 100
+    seed = config["seed"] + 100 + 1000 * config.get("repeat", 0)  # repeat 0: reproduce.py's seed
     # keyword arguments, not custom_objects: SB3 applies those only to settings the file holds (not newer ones)
     model = MLSH.load(source_model(config["experiment"], config["seed"]), **with_schedules(changes))
     env = make_vec_env(spec.env_id, n_envs=n_envs, seed=seed, env_kwargs=spec.env_kwargs)
@@ -86,8 +87,12 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """:return: What identifies a run: experiment, seed, settings, budget, the source model's meta-training steps."""
-    return row["experiment"], row["seed"], label(row["changes"], "as saved"), row["timesteps"], row["source_timesteps"]
+    """
+    :return: What identifies a run: experiment, seed, settings, budget, the source model's meta-training steps, the
+        draw of the adaptation's randomness.
+    """
+    changes = label(row["changes"], "as saved")
+    return row["experiment"], row["seed"], changes, row["timesteps"], row["source_timesteps"], row.get("repeat", 0)
 
 
 def quarters(row: dict[str, Any]) -> list[np.ndarray]:
@@ -124,7 +129,7 @@ def render(rows: list[dict[str, Any]]) -> None:
                 for row in rows
                 if (row["experiment"], row["timesteps"], row["source_timesteps"]) == (experiment, timesteps, source_timesteps)
             ),
-            key=lambda row: (label(row["changes"], "as saved"), row["seed"]),
+            key=lambda row: (label(row["changes"], "as saved"), row["seed"], row.get("repeat", 0)),
         )
         lines += [
             f"## {EXPERIMENTS[experiment].env_id} ({experiment}), {timesteps:,} steps, over sub-policies meta-trained "
@@ -136,8 +141,9 @@ def render(rows: list[dict[str, Any]]) -> None:
         for row in group:
             parts = quarters(row)
             rewarded = [int((part > 0).sum()) for part in parts]
+            repeat = f" (repeat {row['repeat']})" if row.get("repeat") else ""
             lines.append(
-                f"| {label(row['changes'], 'as saved')} | {row['seed']} "
+                f"| {label(row['changes'], 'as saved')} | {row['seed']}{repeat} "
                 f"| {' / '.join(f'{n} of {len(part)}' for n, part in zip(rewarded, parts, strict=True))} "
                 f"| {sum(rewarded)} of {len(row['episode_returns'])} "
                 f"| {' / '.join(f'{part.mean():.1f}' if len(part) else '-' for part in parts)} "
@@ -155,6 +161,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--timesteps", type=int, default=400_000, help="adaptation steps of each run")
     parser.add_argument("--settings", nargs="*", default=[""], help='"KEY=VALUE[,KEY=VALUE...]" each; "": as saved')
+    parser.add_argument(
+        "--repeat", type=int, default=0,
+        help="another draw of the adaptation's randomness (envs, fresh master; seeded seed + 100 + 1000 * REPEAT), over "
+        "the same sub-policies; 0: reproduce.py's",
+    )  # fmt: skip
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
@@ -167,7 +178,7 @@ def main() -> None:
             f"master_settings.py: {', '.join(missing)} missing: run `python benchmarks/reproduce.py "
             f"{EXPERIMENTS[args.experiment].source} --methods mlsh --seeds {' '.join(map(str, args.seeds))}` first."
         )
-    base = dict(experiment=args.experiment, timesteps=args.timesteps, **invocation("master_settings.py"))
+    base = dict(experiment=args.experiment, timesteps=args.timesteps, repeat=args.repeat, **invocation("master_settings.py"))
     done = {key(row) for row in saved_runs()}
     configs = [
         config
