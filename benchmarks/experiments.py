@@ -53,6 +53,8 @@ class Experiment:
         by how often they reach the key.
     :param source: A transfer experiment: the experiment whose meta-trained models (MLSH's sub-policies, the shared
         policy) it starts from, the model of the same method and seed; it meta-trains nothing itself.
+    :param sparse_reward: Most episodes earn nothing: the page also counts, per method and seed, the episodes of the
+        adaptation that earned any reward (a mean R can come from a few episodes).
     """
 
     env_id: str
@@ -70,6 +72,7 @@ class Experiment:
     mean_bars: tuple[tuple[str, float], ...] = ()
     key_index: int | None = None
     source: str | None = None
+    sparse_reward: bool = False
 
     def hyperparams(self) -> tuple[int, dict[str, Any]]:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
@@ -338,6 +341,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         tasks=(0,),
         n_eval_episodes=4,
         source="ant_two_walk_far",
+        sparse_reward=True,
         note="The paper's transfer task: a fresh master over the sub-policies of Ant TwoWalk with far targets "
         "(ant_two_walk_far; frozen), the shared policy trained there fine-tuned here, PPO from scratch; the paper "
         "tables MLSH 193, PPO from scratch 0, and does not state T.",

@@ -515,6 +515,8 @@ def claims(
         if spec.kind == "ant" and spec.source is None:
             lines += target_claims([r for r in runs if r.method == "mlsh"])
     lines += key_claims(spec, runs, methods)
+    if spec.sparse_reward:
+        lines += rewarded_claims(runs, methods)
     if spec.kind == "ant" and spec.source is None:
         still = next(iter(refs.values()))
         above = ", ".join(f"{LABELS[m]}: " + ("yes" if r_per_episode(m) > still else "**no**") for m in methods)
@@ -550,6 +552,23 @@ def key_claims(spec: Experiment, runs: list[Run], methods: list[str]) -> list[st
             + ", ".join(f"{share:.0%}" for share in final)
             + ")."
         )
+    return lines
+
+
+def rewarded_claims(runs: list[Run], methods: list[str]) -> list[str]:
+    """With a sparse reward: per method, how many of the adaptation's episodes earned any reward, seed by seed."""
+    lines = []
+    for method in methods:
+        items = sorted((r for r in runs if r.method == method), key=lambda r: r.seed)
+        counts = [
+            (sum(ret > 0 for _, rets in r.curves for ret in rets), sum(len(rets) for _, rets in r.curves)) for r in items
+        ]
+        if counts:
+            per_seed = " / ".join(f"{rewarded} of {ended}" for rewarded, ended in counts)
+            seeds = " / ".join(str(r.seed) for r in items)
+            lines.append(
+                f"- *{LABELS[method]}*: episodes of the adaptation that earned any reward, seeds {seeds}: {per_seed}."
+            )
     return lines
 
 
