@@ -9,6 +9,7 @@ packaged ``hyperparams/mlsh.yml`` (the RL Zoo's config), so that the reproductio
 
 import datetime
 import fcntl
+import importlib.metadata
 import itertools
 import json
 import multiprocessing
@@ -215,13 +216,32 @@ def setting(text: str) -> Any:
 
 
 def invocation(script: str) -> dict[str, Any]:
-    """:return: What a benchmark records of this invocation with each run: its command, the machine and the commit."""
+    """
+    :return: What a benchmark records of this invocation with each run: its command, the machine, the commit and the
+        packages.
+    """
     words = " ".join(f'"{word}"' if word == "" or " " in word else word for word in sys.argv[1:])
     return dict(
         command=f"python benchmarks/{script} {words}",
         machine=f"{platform.machine()}, {multiprocessing.cpu_count()} cores",
         commit=code_version(),
+        packages=package_versions(),
     )
+
+
+# the packages whose versions change a run's numbers: a new MuJoCo, for one, sends the same seed down another path
+PACKAGES = ("torch", "stable-baselines3", "gymnasium", "mujoco", "numpy")
+
+
+def package_versions() -> str:
+    """:return: The installed versions of ``PACKAGES``, e.g. ``"torch 2.13.0+cpu, ..., mujoco 4.0.1, numpy 2.4.6"``."""
+    found = []
+    for package in PACKAGES:
+        try:
+            found.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
 
 
 def keep_run(path: pathlib.Path, row: dict[str, Any], key: Callable[[dict[str, Any]], Any]) -> None:

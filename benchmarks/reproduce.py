@@ -52,6 +52,7 @@ from experiments import (
     Experiment,
     code_version,
     draw_paths,
+    package_versions,
     references,
     specialised,
     subpolicies_alone,
@@ -101,6 +102,8 @@ class Run:
     # a transfer: the meta-training steps of the source model it started from (None in runs made before it was kept)
     source_timesteps: int | None = None
     adaptation_timesteps: int | None = None  # T: the steps of adaptation per task
+    # the versions of experiments.PACKAGES in the sitting that measured it (None in runs made before they were kept)
+    packages: str | None = None
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
@@ -381,6 +384,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         commit=commit,
         source_timesteps=source_timesteps,
         adaptation_timesteps=adaptation_timesteps,
+        packages=package_versions(),
     )
 
 
@@ -444,6 +448,16 @@ def code_versions(runs: list[Run]) -> str:
     if unrecorded:
         parts.append(f"{unrecorded} run{'s' if unrecorded > 1 else ''} made before the commit was recorded")
     return "; ".join(parts)
+
+
+def package_lines(runs: list[Run]) -> list[str]:
+    """:return: The page's line naming the packages the runs were measured with (none if no run kept them)."""
+    versions = sorted({r.packages for r in runs if r.packages is not None})
+    if not versions:
+        return []
+    unrecorded = sum(r.packages is None for r in runs)
+    before = f"; {unrecorded} run{'s' if unrecorded > 1 else ''} measured before they were kept" if unrecorded else ""
+    return [f"Packages: {'; '.join(versions)}{before}.  "]
 
 
 def claims(
@@ -750,6 +764,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"Command: `python benchmarks/reproduce.py {args.command}`  ",
         f"Machine: {args.machine}.  ",
         f"Code: {code_versions(runs)}.  ",
+        *package_lines(runs),
         *in_progress(runs, args),
         f"Seeds: {', '.join(map(str, args.seeds))}. " + budget(spec, args.meta_timesteps, runs) + " "
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
