@@ -146,13 +146,26 @@ def page_header(title: str, script: str, rows: list[dict[str, Any]], runs: pathl
         f"Measured by `benchmarks/{script}` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
         f"thread per run; {sum(row['cpu_minutes'] for row in rows):.0f} CPU minutes in all; last run "
         f"{max(row['date'] for row in rows)}). The runs are kept in `docs/benchmarks/{runs.name}`; `--render` "
-        "rewrites this page from them.",
+        "rewrites this page from them." + packages_note(rows),
         "",
         "```bash",
         *sorted({row["command"] for row in rows}),
         "```",
         "",
     ]
+
+
+def packages_note(rows: list[dict[str, Any]]) -> str:
+    """:return: A sentence naming the package versions the runs were measured with, and how many runs had each."""
+    kept: dict[str, int] = {}
+    for row in rows:
+        if row.get("packages"):
+            kept[row["packages"]] = kept.get(row["packages"], 0) + 1
+    if not kept:
+        return ""
+    unrecorded = len(rows) - sum(kept.values())
+    before = f"; {unrecorded} runs measured before they were kept" if unrecorded else ""
+    return " Packages: " + "; ".join(f"{versions} ({n} runs)" for versions, n in sorted(kept.items())) + before + "."
 
 
 def add_section(path: pathlib.Path, page: str) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from experiments import EXPERIMENTS, code_version, page_header, setting, update_json
+from experiments import EXPERIMENTS, code_version, package_versions, page_header, setting, update_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "flat_learner.json"
@@ -226,9 +226,11 @@ def main() -> None:
         command = f"python benchmarks/flat_learner.py {' '.join(sys.argv[1:])}"
         machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {args.jobs} runs at a time"
         commit = code_version()  # as the command started: a commit made while the runs go does not relabel them
+        kept = dict(command=command, date=str(datetime.date.today()), machine=machine, commit=commit,
+                    packages=package_versions())  # fmt: skip
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             for row in pool.imap_unordered(run, configs):
-                saved = {**row, "command": command, "date": str(datetime.date.today()), "machine": machine, "commit": commit}
+                saved = {**row, **kept}
                 rows = update_json(RUNS, [], lambda runs, saved=saved: runs.append(saved))
                 print(f"{case(row)} {row['algorithm']} seed {row['seed']}: {np.round(row['returns'], 1)}", flush=True)
     if rows:
