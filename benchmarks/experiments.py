@@ -140,13 +140,14 @@ def page_header(title: str, script: str, rows: list[dict[str, Any]], runs: pathl
         ``date`` and ``command``).
     :return: The first lines of its page: the title, what measured it where and when, and the commands.
     """
+    packages = packages_note([row.get("packages") for row in rows])
     return [
         f"# {title}",
         "",
         f"Measured by `benchmarks/{script}` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
         f"thread per run; {sum(row['cpu_minutes'] for row in rows):.0f} CPU minutes in all; last run "
         f"{max(row['date'] for row in rows)}). The runs are kept in `docs/benchmarks/{runs.name}`; `--render` "
-        "rewrites this page from them." + packages_note(rows),
+        "rewrites this page from them." + (f" {packages}" if packages else ""),
         "",
         "```bash",
         *sorted({row["command"] for row in rows}),
@@ -155,17 +156,25 @@ def page_header(title: str, script: str, rows: list[dict[str, Any]], runs: pathl
     ]
 
 
-def packages_note(rows: list[dict[str, Any]]) -> str:
-    """:return: A sentence naming the package versions the runs were measured with, and how many runs had each."""
-    kept: dict[str, int] = {}
-    for row in rows:
-        if row.get("packages"):
-            kept[row["packages"]] = kept.get(row["packages"], 0) + 1
-    if not kept:
+def packages_note(kept: list[str | None]) -> str:
+    """
+    :param kept: Each run's package versions (``package_versions``), ``None`` for a run made before they were kept.
+    :return: A sentence naming the package versions the runs were measured with, and how many runs had each (empty if
+        no run kept them).
+    """
+    counts: dict[str, int] = {}
+    for versions in kept:
+        if versions:
+            counts[versions] = counts.get(versions, 0) + 1
+    if not counts:
         return ""
-    unrecorded = len(rows) - sum(kept.values())
-    before = f"; {unrecorded} runs measured before they were kept" if unrecorded else ""
-    return " Packages: " + "; ".join(f"{versions} ({n} runs)" for versions, n in sorted(kept.items())) + before + "."
+
+    def runs(n: int) -> str:
+        return f"{n} run{'s' if n > 1 else ''}"
+
+    unrecorded = len(kept) - sum(counts.values())
+    before = f"; {runs(unrecorded)} measured before they were kept" if unrecorded else ""
+    return "Packages: " + "; ".join(f"{versions} ({runs(n)})" for versions, n in sorted(counts.items())) + before + "."
 
 
 def add_section(path: pathlib.Path, page: str) -> None:

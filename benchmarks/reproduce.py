@@ -53,6 +53,7 @@ from experiments import (
     code_version,
     draw_paths,
     package_versions,
+    packages_note,
     references,
     specialised,
     subpolicies_alone,
@@ -450,16 +451,6 @@ def code_versions(runs: list[Run]) -> str:
     return "; ".join(parts)
 
 
-def package_lines(runs: list[Run]) -> list[str]:
-    """:return: The page's line naming the packages the runs were measured with (none if no run kept them)."""
-    versions = sorted({r.packages for r in runs if r.packages is not None})
-    if not versions:
-        return []
-    unrecorded = sum(r.packages is None for r in runs)
-    before = f"; {unrecorded} run{'s' if unrecorded > 1 else ''} measured before they were kept" if unrecorded else ""
-    return [f"Packages: {'; '.join(versions)}{before}.  "]
-
-
 def claims(
     spec: Experiment, runs: list[Run], methods: list[str], refs: dict[str, float], adaptation_timesteps: int
 ) -> list[str]:
@@ -758,13 +749,14 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     ratio_header = f" R / {normaliser} |" if normaliser else ""
     shared_env = sum(other.env_id == spec.env_id for other in EXPERIMENTS.values()) > 1
     early_header = "".join(f" R per episode, first {t:,} steps |" for t in spec.report_at)
+    packages = packages_note([r.packages for r in runs])
     lines = [
         f"## {spec.env_id}" + (f" ({name})" if shared_env else ""),
         "",
         f"Command: `python benchmarks/reproduce.py {args.command}`  ",
         f"Machine: {args.machine}.  ",
         f"Code: {code_versions(runs)}.  ",
-        *package_lines(runs),
+        *([f"{packages}  "] if packages else []),
         *in_progress(runs, args),
         f"Seeds: {', '.join(map(str, args.seeds))}. " + budget(spec, args.meta_timesteps, runs) + " "
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
