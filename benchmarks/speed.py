@@ -1,7 +1,7 @@
 """
 Wall-clock speed of MLSH against SB3's PPO at the same work, and where each spends its time.
 
-    python benchmarks/speed.py [--rounds 10] [--cases bandits ant workers] [--write]
+    python benchmarks/speed.py [--rounds 10] [--cases bandits ant packaged workers] [--write]
 
 The runs of a case (PPO, MLSH variants) live in one process and take turns, one iteration each,
 ``--rounds`` times, so that they share the machine's conditions; ratios compare the iterations of
@@ -19,16 +19,22 @@ Cases: ``bandits`` (MovementBandits-v0, 8 envs, K = 2, N = 10; also K = 8 and th
 ``ant`` (AntTwoWalk-v0, 4 envs, K = 2, N = 200; also K = 8, and warm-up-only iterations, from which
 the paper's W = 20, U = 40 schedule is derived), ``workers`` (MLSH on AntTwoWalk-v0 with its envs
 in this process, ``DummyVecEnv``, or in worker processes, ``SubprocVecEnv``, with 1 or 2 torch
-threads). ``--write`` saves the tables to docs/benchmarks/speed.md; when every case ran, the page ends with
-the speed issue's five targets, each against its measurement.
+threads), ``packaged`` (MLSH with the packaged ``hyperparams/mlsh.yml`` AntTwoWalk-v0 entry, as the RL Zoo
+builds it, in joint and in warm-up iterations, against MuJoCo alone: ``mj_step(model, data, nstep=frame_skip)``
+on each of as many Ants, with random controls, no Python env layer and no policy, the physics limit; the entry's
+W : U mix is derived from the two). ``--write`` saves the tables to docs/benchmarks/speed.md: when every case ran, the
+whole page, ending with the speed issue's five targets, each against its measurement; else the sections of the cases
+run, each with its own date and command, the others' kept.
 """
 
 import argparse
 import datetime
 import json
+import math
 import os
 import pathlib
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -48,6 +54,11 @@ WARMUP_ONLY = dict(warmup_iterations=10**6, joint_iterations=1)
 SAME_WORK = "MLSH, same work (W = 0), K = 2"
 SAME_WORK_K8 = "MLSH, same work (W = 0), K = 8"
 WARMUP_ONLY_LABEL = "MLSH, warm-up iterations only, K = 2"
+# The packaged AntTwoWalk-v0 entry of hyperparams/mlsh.yml (its envs, task groups and settings), against MuJoCo alone
+PACKAGED_ENV = "AntTwoWalk-v0"
+PACKAGED_JOINT = "MLSH, packaged settings, joint iterations only"
+PACKAGED_WARMUP = "MLSH, packaged settings, warm-up iterations only"
+PHYSICS = "MuJoCo alone: mj_step(frame_skip) on each Ant, random controls"
 # Adam's fused implementation (the same update in one kernel), MLSH's opt-in
 FUSED_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
 
@@ -56,6 +67,23 @@ def fused_adam_run(mlsh: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
     """MLSH at the same work with Adam's fused implementation (opt-in)."""
     label = "MLSH, same work (W = 0), K = 2, fused Adam (opt-in)"
     return dict(label=label, algo="MLSH", mlsh={**mlsh, "policy_kwargs": FUSED_ADAM}, **env)
+
+
+def packaged_case() -> list[dict[str, Any]]:
+    """
+    The packaged AntTwoWalk-v0 settings (``hyperparams/mlsh.yml``: envs, task groups, batch size, ...) in joint and in
+    warm-up iterations, and MuJoCo's own stepping of as many Ants (the physics limit).
+    """
+    from sb3_mlsh.zoo import mlsh_settings
+
+    n_envs, settings = mlsh_settings(PACKAGED_ENV)
+    schedule = [settings["warmup_iterations"], settings["joint_iterations"]]  # the mix of iterations to derive
+    env = dict(env_id=PACKAGED_ENV, n_envs=n_envs, n_steps=settings["n_steps"], schedule=schedule)
+    return [
+        dict(label=PACKAGED_JOINT, algo="MLSH", settings={**settings, "warmup_iterations": 0, "joint_iterations": 1}, **env),
+        dict(label=PACKAGED_WARMUP, algo="MLSH", settings={**settings, **WARMUP_ONLY}, **env),
+        dict(label=PHYSICS, algo="physics", **env),
+    ]
 
 
 CASES: dict[str, list[dict[str, Any]]] = {
@@ -78,6 +106,7 @@ CASES: dict[str, list[dict[str, Any]]] = {
         fused_adam_run(MLSH_ANT, ANT),
         dict(label=WARMUP_ONLY_LABEL, algo="MLSH", mlsh={**MLSH_ANT, **WARMUP_ONLY}, **ANT),
     ],
+    "packaged": packaged_case(),
     "workers": [
         dict(label="MLSH, W = 0, 4 envs in this process (DummyVecEnv)", algo="MLSH", mlsh=MLSH_ANT, **ANT),
         dict(
@@ -100,6 +129,44 @@ CASES: dict[str, list[dict[str, Any]]] = {
 }
 
 
+class PhysicsRun:
+    """
+    MuJoCo's own stepping rate, the limit of any learner on these envs: ``mj_step(model, data, nstep=frame_skip)`` on
+    each of ``n_envs`` Ants in turn, with random controls, no Python env layer and no policy.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import gymnasium as gym
+        import numpy as np
+
+        import sb3_mlsh  # noqa: F401  (registers the envs)
+
+        self.config = config
+        self.envs = [gym.make(config["env_id"]).unwrapped for _ in range(config["n_envs"])]
+        for seed, env in enumerate(self.envs):
+            env.reset(seed=seed)
+        self.iteration = config["n_envs"] * config["n_steps"]
+        size = (config["n_steps"], config["n_envs"], self.envs[0].model.nu)
+        self.controls = np.random.default_rng(0).uniform(-1.0, 1.0, size)
+        self.env = self  # closed like a TimedRun's
+
+    def iterate(self) -> dict[str, float]:
+        """Step every Ant ``n_steps`` times; its seconds, all of them in the physics."""
+        import mujoco
+
+        start = time.perf_counter()
+        for controls in self.controls:
+            for env, control in zip(self.envs, controls, strict=True):
+                env.data.ctrl[:] = control
+                mujoco.mj_step(env.model, env.data, nstep=env.frame_skip)
+        seconds = time.perf_counter() - start
+        return dict(total=seconds, steps=self.iteration, env=seconds, collect=seconds, update=0.0)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
 class TimedRun:
     """One configuration's model, its envs wrapped to time ``step``, and its collection and update timed."""
 
@@ -107,7 +174,7 @@ class TimedRun:
         import torch as th
         from stable_baselines3 import PPO
         from stable_baselines3.common.env_util import make_vec_env
-        from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
+        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
         from sb3_mlsh import MLSH
 
@@ -116,33 +183,39 @@ class TimedRun:
         self.threads = config.get("threads", 1)
         th.set_num_threads(self.threads)
 
-        class TimedVecEnv(VecEnvWrapper):
+        subproc = config.get("vec_env") == "subproc"
+        # worker processes import sb3_mlsh (which registers the env) through the id's module prefix
+        env_id = f"sb3_mlsh:{config['env_id']}" if subproc else config["env_id"]
+        vec_env_cls = SubprocVecEnv if subproc else DummyVecEnv
+
+        # a subclass, not a VecEnvWrapper: MLSH's task groups reset their envs through the vec env itself
+        class TimedVecEnv(vec_env_cls):  # type: ignore[valid-type,misc]
             """Adds the time spent in the envs' ``step`` and ``reset`` to ``timers["env"]``."""
 
             def reset(self):  # type: ignore[no-untyped-def]
                 start = time.perf_counter()
-                obs = self.venv.reset()
+                obs = super().reset()
                 timers["env"] += time.perf_counter() - start
                 return obs
 
             def step_async(self, actions):  # type: ignore[no-untyped-def]
                 start = time.perf_counter()
-                self.venv.step_async(actions)
+                super().step_async(actions)
                 timers["env"] += time.perf_counter() - start
 
             def step_wait(self):  # type: ignore[no-untyped-def]
                 start = time.perf_counter()
-                result = self.venv.step_wait()
+                result = super().step_wait()
                 timers["env"] += time.perf_counter() - start
                 return result
 
-        subproc = config.get("vec_env") == "subproc"
-        # worker processes import sb3_mlsh (which registers the env) through the id's module prefix
-        env_id = f"sb3_mlsh:{config['env_id']}" if subproc else config["env_id"]
-        vec_env_cls = SubprocVecEnv if subproc else None
-        self.env = TimedVecEnv(make_vec_env(env_id, n_envs=config["n_envs"], seed=0, vec_env_cls=vec_env_cls))
+        self.env = make_vec_env(env_id, n_envs=config["n_envs"], seed=0, vec_env_cls=TimedVecEnv)
         shared = dict(n_steps=config["n_steps"], batch_size=64, n_epochs=10, seed=0)
-        if config["algo"] == "PPO":
+        if "settings" in config:  # a packaged entry, as rl_zoo3.train --algo mlsh builds it
+            from sb3_mlsh.zoo import with_schedules
+
+            self.model = MLSH("MlpPolicy", self.env, seed=0, **with_schedules(config["settings"]))
+        elif config["algo"] == "PPO":
             self.model: Any = PPO("MlpPolicy", self.env, policy_kwargs=config.get("policy_kwargs"), **shared)
         else:
             self.model = MLSH(
@@ -176,7 +249,7 @@ class TimedRun:
 
 def measure_case(configs: list[dict[str, Any]], rounds: int) -> list[list[dict[str, float]]]:
     """Every configuration in this process, one iteration each in turn, ``rounds`` times: per configuration, its iterations."""
-    runs = [TimedRun(config) for config in configs]
+    runs = [PhysicsRun(config) if config["algo"] == "physics" else TimedRun(config) for config in configs]
     iterations: list[list[dict[str, float]]] = [[] for _ in configs]
     for round_index in range(rounds):
         for run, record in zip(runs, iterations, strict=True):
@@ -220,8 +293,9 @@ def per_step(record: list[dict[str, float]]) -> dict[str, float]:
 
 def table(case: str, configs: list[dict[str, Any]], iterations: list[list[dict[str, float]]], rss: list[float]) -> list[str]:
     """A case's results as markdown: speed, ratios to the case's PPO runs, time per step, memory."""
-    # ratios to every PPO run of the case, or else to its first run
-    bases = [index for index, config in enumerate(configs) if config["algo"] == "PPO"] or [0]
+    # ratios to every PPO run of the case, or else to MuJoCo alone, or else to its first run
+    bases = [index for index, config in enumerate(configs) if config["algo"] == "PPO"]
+    bases = bases or [index for index, config in enumerate(configs) if config["algo"] == "physics"] or [0]
     lines = [
         f"### {case}: {configs[0]['env_id']}, {configs[0]['n_envs']} envs x {configs[0]['n_steps']} steps per iteration, "
         f"{len(iterations[0])} timed iterations per run",
@@ -245,11 +319,13 @@ def table(case: str, configs: list[dict[str, Any]], iterations: list[list[dict[s
             f"{1e6 * seconds['env']:.0f}",
             f"{1e6 * seconds['outside']:.0f}",
             f"{1e6 * seconds['update']:.0f}",
-            f"{memory:.0f}",
+            "-" if math.isnan(memory) else f"{memory:.0f}",
         ]
         lines.append(f"| {config['label']} | " + " | ".join(cells) + " |")
     if case == "ant":
         lines += ["", derived_paper_schedule(configs, iterations)]
+    if case == "packaged":
+        lines += ["", derived_packaged_schedule(configs, iterations)]
     return lines
 
 
@@ -345,6 +421,23 @@ def derived_paper_schedule(
     )
 
 
+def derived_packaged_schedule(configs: list[dict[str, Any]], iterations: list[list[dict[str, float]]]) -> str:
+    """The packaged entry's W : U mix of iterations against MuJoCo alone, from its timed joint and warm-up iterations."""
+    by_label = {config["label"]: record for config, record in zip(configs, iterations, strict=True)}
+    warmup, joint = configs[0]["schedule"]
+    runs = zip(by_label[PHYSICS], by_label[PACKAGED_JOINT], by_label[PACKAGED_WARMUP], strict=True)
+    ratios = [
+        physics["total"] / ((warmup * warmup_run["total"] + joint * joint_run["total"]) / (warmup + joint))
+        for physics, joint_run, warmup_run in runs
+    ]
+    return (
+        f"The packaged schedule (W = {warmup}, U = {joint}: each task group's steps train the sub-policies in {joint} of "
+        f"{warmup + joint} iterations), derived from the joint and warm-up runs (time per step weighted {warmup}:{joint}): "
+        f"{summarise(ratios, 2)} x "
+        "MuJoCo's own stepping rate (the issue's target: >= 0.8)."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10, help="timed iterations of each configuration, in turn")
@@ -357,12 +450,14 @@ def main() -> None:
     import sb3_mlsh
 
     command = "python benchmarks/speed.py " + " ".join(sys.argv[1:])
-    lines = [
+    measured = (
         f"Measured on {datetime.date.today().isoformat()}: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, torch {th.__version__}, sb3-mlsh {sb3_mlsh.__version__}, "
-        "one torch thread unless the run says otherwise.",
-        "",
-        f"```bash\n{command}\n```",
+        "one torch thread unless the run says otherwise."
+    )
+    provenance = [measured, "", f"```bash\n{command}\n```"]
+    lines = [
+        *provenance,
         "",
         "All runs of a case live in one process and take turns, one iteration each, so that they share the "
         "machine's conditions (its speed drifts by up to 2x over minutes). steps/s and the ratios: median over "
@@ -370,20 +465,39 @@ def main() -> None:
         "microseconds per environment step (all envs' steps counted), over all timed iterations. Peak RSS: a "
         "fresh process that trains the run for three iterations.",
     ]
-    results = {}
+    results, sections = {}, {}
     for case in args.cases:
         configs = CASES[case]
         iterations = measure_case(configs, args.rounds)
-        rss = [peak_rss_mb(config) for config in configs]
+        rss = [float("nan") if config["algo"] == "physics" else peak_rss_mb(config) for config in configs]
         results[case] = (configs, iterations, rss)
-        lines += ["", *table(case, configs, iterations, rss)]
-        print("\n".join(lines[-len(configs) - 4 :]), flush=True)
+        sections[case] = table(case, configs, iterations, rss)
+        lines += ["", *sections[case]]
+        print("\n".join(sections[case]), flush=True)
     if set(results) == set(CASES):
         lines += ["", *targets(results)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
+        if set(results) != set(CASES) and PAGE.is_file():
+            text = replace_sections(PAGE.read_text().partition("\n\n")[2], sections, provenance)
         PAGE.write_text("# Speed: MLSH and PPO side by side\n\n" + text)
+
+
+def replace_sections(page: str, sections: dict[str, list[str]], provenance: list[str]) -> str:
+    """
+    :param page: The page's text below its title.
+    :param sections: The tables of the cases this command ran, by case.
+    :param provenance: This command's date, machine and command line.
+    :return: ``page`` with each of those cases' sections replaced (or added before the targets), each naming its own
+        provenance; the other cases' sections, measured earlier, as they were.
+    """
+    head, *parts = re.split(r"\n(?=### )", page)
+    by_case = {part.split()[1].rstrip(":"): part.rstrip("\n") for part in parts}
+    for case, section in sections.items():
+        by_case[case] = "\n".join([section[0], "", *provenance, "", *section[1:]])
+    order = [case for case in CASES if case in by_case] + [case for case in by_case if case not in CASES]
+    return "\n\n".join([head.rstrip("\n"), *(by_case[case] for case in order)]) + "\n"
 
 
 if __name__ == "__main__":
