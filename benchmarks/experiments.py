@@ -75,15 +75,21 @@ class Experiment:
     source: str | None = None
     sparse_reward: bool = False
 
+    @property
+    def has_targets(self) -> bool:
+        """Whether each task is a target to walk to (Ant TwoWalk): a sub-policy alone is judged by where it ends."""
+        return self.env_id == "AntTwoWalk-v0"
+
     def hyperparams(self) -> tuple[int, dict[str, Any]]:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
         return mlsh_settings(self.env_id)
 
     def ppo_settings(self) -> tuple[dict[str, Any], bool]:
         """
-        :return: The PPO baselines' settings taken from MLSH's entry: ``n_steps``, MLSH's GAE lambda (0.98) and the
-            sub-policies' ``policy_kwargs`` (the master's left out); and whether PPO learns in normalised observations,
-            as MLSH does (its ``normalize_observations``, on the observation spaces it normalises).
+        :return: The PPO baselines' settings taken from MLSH's entry: ``n_steps``, MLSH's GAE lambda (0.98), the
+            sub-policies' ``batch_size`` (where the entry sets it) and ``policy_kwargs`` (the master's left out); and
+            whether PPO learns in normalised observations, as MLSH does (its ``normalize_observations``, on the
+            observation spaces it normalises).
         """
         from sb3_mlsh.common.normalization import normalizable
 
@@ -92,6 +98,8 @@ class Experiment:
             key: value for key, value in hyperparams.get("policy_kwargs", {}).items() if not key.startswith("master_")
         }
         settings = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98, policy_kwargs=policy_kwargs or None)
+        if "batch_size" in hyperparams:  # the sub-policies' minibatch, where the entry sets one
+            settings["batch_size"] = hyperparams["batch_size"]
         space = gym.make(self.env_id, **self.env_kwargs).observation_space
         return settings, hyperparams.get("normalize_observations", True) and normalizable(space)
 

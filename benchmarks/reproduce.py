@@ -30,6 +30,7 @@ A transfer experiment's ``--resume`` runs again the transfers whose source model
 
 import argparse
 import csv
+import itertools
 import json
 import multiprocessing
 import pathlib
@@ -87,7 +88,9 @@ class Run:
     subpolicy_paths: dict[str, Any]
     seconds: float
     cpu_seconds: float | None = None
-    meta_curve: list[tuple[int, float]] | None = None  # MLSH: (meta-training steps, R per episode at CURVE_T)
+    # MLSH: (meta-training steps, R per episode at CURVE_T) and, on the Ant TwoWalk, a third item: where each
+    # sub-policy acting alone (most likely action, one episode from the same start) ends then, [k] -> (x, y)
+    meta_curve: list[tuple[Any, ...]] | None = None
     alone: list[list[float]] | None = None  # MLSH on a plane: [k][task], sub-policy k's mean episode reward alone
     alone_keys: list[list[float]] | None = None  # MLSH on KeyDoor: [k][task], the share of those episodes with the key
     # as the two above, the sub-policy's actions sampled (as the master runs it) instead of its most likely action
@@ -160,7 +163,7 @@ class Checkpoints(BaseCallback):
         every: int,
         curve: list[tuple[int, float]],
         save: Callable[[Any, list[tuple[int, float]]], None],
-        curve_point: Callable[[Any], tuple[int, float]] | None,
+        curve_point: Callable[[Any], tuple[Any, ...]] | None,
     ) -> None:
         super().__init__()
         self.every, self.curve, self.save, self.curve_point = every, curve, save, curve_point
@@ -248,12 +251,18 @@ def meta_train(
         model = MLSH("MlpPolicy", env, seed=seed, **{**hyperparams, **overrides})
     curve_t = curve_timesteps(spec, adaptation_timesteps)
 
-    def curve_point(mlsh: Any) -> tuple[int, float]:
-        """The paper's R at curve_t now: when the hierarchy became useful (the model is not changed)."""
+    def curve_point(mlsh: Any) -> tuple[Any, ...]:
+        """
+        The paper's R at curve_t now: when the hierarchy became useful (the model is not changed); with targets (Ant
+        TwoWalk), also where each sub-policy alone ends now, so that the page can show them nearing their targets.
+        """
         point = evaluate_adaptation(
             mlsh, make_env(seed + 200), n_tasks=len(tasks), adaptation_timesteps=curve_t, seed=seed + 200, tasks=tasks,
         )  # fmt: skip
-        return mlsh.num_timesteps, point.mean * spec.episode_steps / curve_t
+        r = point.mean * spec.episode_steps / curve_t
+        if not spec.has_targets:
+            return mlsh.num_timesteps, r
+        return mlsh.num_timesteps, r, [list(path[-1]) for path in subpolicy_paths(mlsh, spec, seed)["paths"]]
 
     def save(trained: Any, curve: list[tuple[int, float]]) -> None:
         # each file is written beside and renamed over the last: a run killed while saving keeps a checkpoint
@@ -326,7 +335,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         n_eval_episodes=spec.n_eval_episodes,
     )  # fmt: skip
     paths: dict[str, Any] = {}
-    meta_curve: list[tuple[int, float]] | None = None  # MLSH's
+    meta_curve: list[tuple[Any, ...]] | None = None  # MLSH's
     source_timesteps = None  # a transfer's
     alone: dict[str, Any] = {}  # MLSH's on a plane: Run.alone, Run.alone_keys and their sampled counterparts
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
@@ -624,7 +633,39 @@ def target_claims(mlsh_runs: list[Run]) -> list[str]:
         lines.append(
             f"- Seed {item.seed}, each sub-policy alone (the start is {start:.0f} from each target): " + "; ".join(parts) + "."
         )
+        ends = [(point[0], point[2]) for point in item.meta_curve or [] if len(point) > 2]
+        if ends:
+            lines.append(
+                "  Over meta-training, the worse of the sub-policies' ends from distinct targets: "
+                + ", ".join(f"{steps / 1e6:g}M: {worse_end(end, targets):.2f}" for steps, end in ends)
+                + "."
+            )
+    finals = [worse_end([path[-1] for path in item.subpolicy_paths["paths"]], targets) for item in mlsh_runs]
+    if finals:
+        met = sum(distance <= TARGET_REACHED for distance in finals)
+        lines.append(
+            f"- Each sub-policy alone ends within {TARGET_REACHED:g} of a distinct target in {met} of {len(finals)} "
+            f"seeds (the worse end: {', '.join(f'{distance:.2f}' for distance in finals)})."
+        )
     return lines
+
+
+TARGET_REACHED = 1.0  # Ant TwoWalk: a sub-policy alone that ends this near its target walks there
+
+
+def worse_end(ends: list[Any], targets: list[np.ndarray]) -> float:
+    """
+    :param ends: Where each sub-policy alone ends, [k] -> (x, y).
+    :param targets: The targets' x, y.
+    :return: With each sub-policy paired with a distinct target (the pairing that makes it least), the largest
+        distance of an end from its target (infinite if there are more sub-policies than targets).
+    """
+    pairings = itertools.permutations(range(len(targets)), len(ends))
+    return min(
+        (max(float(np.linalg.norm(np.subtract(end, targets[t]))) for end, t in zip(ends, pairing, strict=True))
+        for pairing in pairings),
+        default=float("inf"),
+    )  # fmt: skip
 
 
 def write_index(results: pathlib.Path) -> None:
@@ -694,7 +735,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     if curves:
         figure, axis = plt.subplots(figsize=(7, 4.5))
         for item in curves:
-            steps, values = zip(*item.meta_curve, strict=True)  # type: ignore[arg-type]
+            steps, values = [point[0] for point in item.meta_curve], [point[1] for point in item.meta_curve]
             axis.plot(steps, values, marker="o", label=f"{LABELS[item.method]}, seed {item.seed}")
         for (label, value), style in zip(refs.items(), ("--", ":"), strict=False):
             axis.axhline(value, color="grey", linestyle=style, label=label)
