@@ -485,13 +485,6 @@ def adaptation_r(model: Any, experiment: Experiment, n_envs: int, seed: int) -> 
 NORMALISER = {"plane": "scripted: always goal 0", "grid": "scripted: shortest path to the goal"}
 
 
-def subpolicy_action(model: Any, obs: Any, k: int, deterministic: bool) -> np.ndarray:
-    """:return: The action of ``model``'s sub-policy ``k`` on one observation (its master never decides)."""
-    state = (np.array([k]), np.array([np.iinfo(np.int64).max]))
-    action, _ = model.predict(np.asarray(obs)[None], state=state, deterministic=deterministic)
-    return action[0]
-
-
 def alone_episode(
     model: Any, env: gym.Env, k: int | Callable[[int], int], seed: int, deterministic: bool = True
 ) -> Iterator[Any]:
@@ -511,7 +504,8 @@ def alone_episode(
     yield obs
     done, step = False, 0
     while not done:
-        obs, _, terminated, truncated, _ = env.step(subpolicy_action(model, obs, acting(step), deterministic))
+        action, _ = model.predict(obs, subpolicy=acting(step), deterministic=deterministic)
+        obs, _, terminated, truncated, _ = env.step(action)
         done, step = terminated or truncated, step + 1
         yield obs
 

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import mujoco
 import numpy as np
-from experiments import add_section, alone_episode, models_page, subpolicy_action
+from experiments import add_section, alone_episode, models_page
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
 
@@ -162,7 +162,7 @@ class PlanningMaster:
         obs, goal = self.sim._get_obs(), 0
         for step in range(min(len(sequence) * self.model.macro_duration, steps_left)):
             k = sequence[step // self.model.macro_duration]
-            obs, *_ = self.sim.step(subpolicy_action(self.model, obs, k, deterministic=False))
+            obs, *_ = self.sim.step(self.model.predict(obs, subpolicy=k, deterministic=False)[0])
             goal += int(self.sim.in_goal)
         return goal, -self.distance(self.sim.xy)
 

@@ -3,7 +3,8 @@ Meta-train MLSH on MovementBandits, then adapt a fresh master to each task with 
 
     python examples/meta_train_bandits.py [--timesteps 1600000] [--adaptation-timesteps 20000]
 
-The settings are the packaged RL Zoo entry's (hyperparams/mlsh.yml): the paper's K = 2, N = 10, W = 9, U = 1.
+The settings are the packaged RL Zoo entry's (hyperparams/mlsh.yml), read from it: the paper's K = 2, N = 10,
+W = 9, U = 1, with its learning rate (a linear decay from 2e-3) and without observation normalisation.
 """
 
 import argparse
@@ -12,6 +13,7 @@ import torch
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_mlsh import MLSH, evaluate_adaptation
+from sb3_mlsh.zoo import mlsh_settings, with_schedules
 
 
 def main() -> None:
@@ -22,11 +24,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    env = make_vec_env("MovementBandits-v0", n_envs=16, seed=0)
-    model = MLSH(
-        "MlpPolicy", env, n_subpolicies=2, macro_duration=10, warmup_iterations=9, joint_iterations=1, n_steps=125,
-        learning_rate=1e-3, master_exploration=0.1, bootstrap_truncation=False, seed=0,
-    )  # fmt: skip
+    n_envs, settings = mlsh_settings("MovementBandits-v0")  # the packaged entry, as the RL Zoo reads it
+    env = make_vec_env("MovementBandits-v0", n_envs=n_envs, seed=0)
+    model = MLSH("MlpPolicy", env, seed=0, **with_schedules(settings))
     model.learn(args.timesteps, progress_bar=True)
     model.save(args.save_path)
 

@@ -79,10 +79,9 @@ def subpolicy_returns(model: MLSH, n_episodes: int, seed: int) -> np.ndarray:
         for task in TASKS:
             env.env_method("set_task", task)
             obs = env.reset()
-            state = (np.full(N_ENVS, k), np.full(N_ENVS, np.iinfo(np.int64).max))  # no decision is ever due
             total = 0.0
             for _ in range(n_episodes // N_ENVS * env.get_attr("spec")[0].max_episode_steps):
-                actions, state = model.predict(cast(np.ndarray, obs), state=state, deterministic=True)
+                actions, _ = model.predict(cast(np.ndarray, obs), subpolicy=k, deterministic=True)
                 obs, rewards, _, _ = env.step(actions)
                 total += float(rewards.sum())
             result[k, task] = total / (n_episodes // N_ENVS * N_ENVS)

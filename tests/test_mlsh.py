@@ -82,6 +82,41 @@ def test_predict_state_keeps_subpolicy_for_macro_duration_and_rechooses_on_episo
     assert state[1][0] == 3 and (state[1][1:] == 2).all()
 
 
+def test_predict_with_a_subpolicy_runs_it_alone_and_lets_the_master_choose_next():
+    model = small_model(n_subpolicies=3)
+    obs = np.random.default_rng(0).random((16, 6)).astype(np.float32)
+    for k in range(3):
+        actions, (active, steps_left) = model.predict(obs, deterministic=True, subpolicy=k)
+        with th.no_grad():
+            obs_tensor = model.policy.obs_to_tensor(model.policy.normalize_observation(obs))[0]
+            expected = model.policy.subpolicies[k]._predict(obs_tensor, deterministic=True).numpy()
+        assert (actions == expected).all() and (active == k).all()
+        # a state given beside it is not read; the state returned lets the master decide at the next call
+        _, (active, steps_left) = model.predict(obs, state=(np.full(16, 7), np.full(16, 9)), subpolicy=k)
+        assert (active == k).all() and (steps_left == 0).all()
+    _, (_, steps_left) = model.predict(obs, state=(active, steps_left))
+    assert (steps_left == model.macro_duration - 1).all()
+    single, _ = model.predict(obs[0], subpolicy=1, deterministic=True)
+    assert np.shape(single) == ()
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda model, obs: model.predict(obs, subpolicy=2), r"subpolicy holds sub-policy 2, but this model has 2 \(0 to 1\)"),
+        (lambda model, obs: model.predict(obs, subpolicy=-1), "subpolicy holds sub-policy -1"),
+        (lambda model, obs: model.predict(obs, state=(np.array([5]), np.array([3]))), r"state\[0\] .* sub-policy 5"),
+        (lambda model, obs: model.predict(obs[:5]), r"Unexpected observation shape \(5,\)"),
+    ],
+    ids=["subpolicy-too-large", "subpolicy-negative", "state-out-of-range", "observation-shape"],
+)
+def test_predict_errors_name_the_argument(call, match):
+    model = small_model()
+    obs = np.zeros(6, dtype=np.float32)
+    with pytest.raises(ValueError, match=match):
+        call(model, obs)
+
+
 class MasterBufferAtRolloutEnd(BaseCallback):
     """Copies the master buffer's columns at the end of each rollout, before training consumes them."""
 

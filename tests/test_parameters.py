@@ -93,3 +93,13 @@ def test_schedules_and_numpy_numbers_are_accepted():
     numpy_numbers = dict(gamma=np.float32(0.9), n_steps=np.int64(30), ent_coef=np.float64(0.01))
     model = MLSH("MlpPolicy", "MovementBandits-v0", **{**SMALL, **schedules, **numpy_numbers})
     assert model.clip_range(0.5) == 0.2
+
+
+@pytest.mark.parametrize(
+    "typo, match",
+    [("n_subpolicy", "did you mean 'n_subpolicies'"), ("macro_durations", "did you mean 'macro_duration'"),
+     ("zzz", "see help")],
+)  # fmt: skip
+def test_a_misspelt_parameter_names_the_closest_one(typo, match):
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{typo}'; {match}"):
+        MLSH("MlpPolicy", "MovementBandits-v0", **{typo: 3})

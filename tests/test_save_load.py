@@ -213,3 +213,13 @@ def test_killed_save_leaves_the_earlier_file_intact(tmp_path):
         process.wait()
     assert (tmp_path / "victim.zip").read_bytes() == before
     MLSH.load(tmp_path / "victim.zip")
+
+
+def test_loading_a_model_of_another_algorithm_says_what_it_is(tmp_path):
+    from stable_baselines3 import PPO
+
+    PPO("MlpPolicy", "CartPole-v1", n_steps=64).save(tmp_path / "ppo")
+    with pytest.raises(
+        ValueError, match=r"not an MLSH model .* stable_baselines3\.common\.policies\.ActorCriticPolicy.*PPO\.load"
+    ):
+        MLSH.load(tmp_path / "ppo.zip")

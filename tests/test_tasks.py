@@ -66,6 +66,59 @@ def test_wrapper_with_a_finite_task_list_draws_uniformly():
     assert all(150 < count < 250 for count in counts.values())
 
 
+class NeedsTaskEnv(gym.Env):
+    """As Meta-World's envs: ``reset`` fails until a task was set."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+    def __init__(self) -> None:
+        self.goal: np.ndarray | None = None
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        assert self.goal is not None, "set a task before reset"
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        assert self.goal is not None
+        return np.zeros(2, dtype=np.float32), -float(np.linalg.norm(action - self.goal)), False, False, {}
+
+
+def needs_task(**kwargs) -> gym.Env:
+    env = gym.wrappers.TimeLimit(NeedsTaskEnv(), max_episode_steps=20)
+    return TaskSamplerWrapper(env, set_task=lambda env, goal: setattr(env.unwrapped, "goal", np.asarray(goal)), **kwargs)
+
+
+def test_an_env_that_needs_a_task_before_its_first_reset_gets_one_drawn_by_the_reset_seed():
+    def first_task(seed: int) -> tuple[float, float]:
+        env = needs_task(sample_task=lambda rng: tuple(rng.uniform(-1.0, 1.0, 2)))
+        assert env.task is None
+        _, info = env.reset(seed=seed)
+        assert info["task"] == env.task and env.unwrapped.goal is not None
+        return env.task
+
+    assert first_task(3) == first_task(3) != first_task(4)
+    # SB3 resets the envs before MLSH sets any task
+    goals = [(0.5, 0.5), (-0.5, 0.5)]
+    model = MLSH("MlpPolicy", make_vec_env(lambda: needs_task(tasks=goals), n_envs=2, seed=0), n_steps=20, seed=0)
+    model.learn(80)
+    assert model.num_timesteps == 80
+
+
+def test_held_out_tasks_are_never_drawn_and_are_what_adaptation_evaluates():
+    from sb3_mlsh.evaluation import _choose_tasks
+
+    env = needs_task(tasks=[(0.5, 0.5), (-0.5, 0.5), (0.0, -0.5)], held_out_tasks=[(0.0, -0.5)])
+    env.reset(seed=0)
+    assert env.train_tasks == [(0.5, 0.5), (-0.5, 0.5)]
+    assert {env.sample_task() for _ in range(50)} == {(0.5, 0.5), (-0.5, 0.5)}
+    vec_env = DummyVecEnv([lambda: env])
+    assert _choose_tasks(vec_env, 3, np.random.default_rng(0)) == [(0.0, -0.5)] * 3
+    with pytest.raises(ValueError, match="holds out every one of `tasks`"):
+        needs_task(tasks=[(0.5, 0.5)], held_out_tasks=[(0.5, 0.5)])
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

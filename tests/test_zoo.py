@@ -37,6 +37,7 @@ def run_dir(cwd: Path, exp_id: int) -> Path:
     return cwd / "logs" / "mlsh" / f"{ENV}_{exp_id}"
 
 
+@pytest.mark.slow  # several rl_zoo3 processes: 40 to 90 s
 @needs_hook
 def test_zoo_train_eval_checkpoints_continue_and_enjoy(tmp_path):
     run("-m", "rl_zoo3.train", "--algo", "mlsh", "--env", ENV, "-n", "4000", "--eval-freq", "2000", "--save-freq", "2000",
@@ -67,12 +68,14 @@ def test_zoo_train_eval_checkpoints_continue_and_enjoy(tmp_path):
     assert "Episode Reward" in output
 
 
+@pytest.mark.slow  # several rl_zoo3 processes: 40 to 90 s
 @needs_hook
 def test_zoo_subproc_vec_env(tmp_path):
     run("-m", "rl_zoo3.train", "--algo", "mlsh", "--env", ENV, "--vec-env", "subproc", "-n", "2000", cwd=tmp_path)
     assert (run_dir(tmp_path, 1) / f"{ENV}.zip").is_file()
 
 
+@pytest.mark.slow  # several rl_zoo3 processes: 40 to 90 s
 @needs_hook
 def test_zoo_optimize(tmp_path):
     run("-m", "rl_zoo3.train", "--algo", "mlsh", "--env", ENV, "-n", "2000", "-optimize", "--n-trials", "2",
@@ -129,6 +132,7 @@ def test_pep_829_start_file_names_the_hooks_installer():
         assert any((Path(path) / "sb3_mlsh_zoo.start").is_file() for path in site.getsitepackages())
 
 
+@pytest.mark.slow  # several rl_zoo3 processes: 40 to 90 s
 def test_adaptation_eval_callback_from_the_zoo_callback_key(tmp_path):
     docs = (Path(__file__).parents[1] / "docs" / "zoo.md").read_text()
     entry = yaml.safe_load(docs.split("```yaml\n")[2].split("```")[0])  # the page's second YAML block

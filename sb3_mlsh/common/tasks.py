@@ -44,6 +44,13 @@ class TaskSamplerWrapper(gym.Wrapper):
     :param sample_task: A callable that takes a ``numpy.random.Generator`` and returns a task.
     :param set_task: A callable ``(env, task) -> None`` that puts ``task`` into ``env`` (the wrapped env).
         Not needed when the wrapped env has a ``set_task`` method of its own.
+    :param held_out_tasks: Tasks kept for evaluation: ``evaluate_adaptation`` adapts to these when it is given no
+        ``tasks``. With ``tasks``, ``sample_task()`` never draws them (it draws from ``train_tasks``); with
+        ``sample_task``, that callable should not draw them.
+
+    Until a task is set, the first ``reset`` sets one drawn with ``sample_task`` (with a generator seeded by the
+    reset's ``seed``, else the env's ``np_random``), so that an env which needs a task before its first reset (as
+    Meta-World's do) can be reset by SB3 before MLSH sets the tasks.
     """
 
     def __init__(
@@ -52,6 +59,7 @@ class TaskSamplerWrapper(gym.Wrapper):
         tasks: Sequence[Any] | None = None,
         sample_task: Callable[[np.random.Generator], Any] | None = None,
         set_task: Callable[[gym.Env, Any], None] | None = None,
+        held_out_tasks: Sequence[Any] | None = None,
     ) -> None:
         super().__init__(env)
         if (tasks is None) == (sample_task is None):
@@ -68,26 +76,34 @@ class TaskSamplerWrapper(gym.Wrapper):
                 f"TaskSamplerWrapper: {env} has no `set_task` method, so pass `set_task`, "
                 "a callable `(env, task) -> None`, e.g. `set_task=lambda env, g: setattr(env.unwrapped, 'g', g)`."
             )
+        self.held_out_tasks = list(held_out_tasks or ())
         self.tasks = tasks
+        self.train_tasks = None
+        if tasks is not None:
+            self.train_tasks = [task for task in tasks if not any(_same(task, held) for held in self.held_out_tasks)]
+            if not self.train_tasks:
+                raise ValueError(
+                    "TaskSamplerWrapper: `held_out_tasks` holds out every one of `tasks`; keep at least one for training."
+                )
         self._sample_task = sample_task
         self._set_task = set_task
         self._task = env.get_wrapper_attr("task") if env.has_wrapper_attr("task") else None
 
     @property
     def task(self) -> Any:
-        """The current task (``None`` until a task was set, unless the wrapped env has one)."""
+        """The current task (``None`` until a task was set or the first reset, unless the wrapped env has one)."""
         return self._task
 
     def sample_task(self, rng: np.random.Generator | None = None) -> Any:
         """
-        Draw a task from ``tasks`` (uniformly) or from ``sample_task``.
+        Draw a task from ``train_tasks`` (uniformly: ``tasks`` less ``held_out_tasks``) or from ``sample_task``.
 
         :param rng: The generator to draw with (``None``: the env's ``np_random``).
         :return: The task (it is not set: call ``set_task``).
         """
         rng = self.np_random if rng is None else rng
-        if self.tasks is not None:
-            return self.tasks[int(rng.integers(len(self.tasks)))]
+        if self.train_tasks is not None:
+            return self.train_tasks[int(rng.integers(len(self.train_tasks)))]
         assert self._sample_task is not None
         return self._sample_task(rng)
 
@@ -104,6 +120,8 @@ class TaskSamplerWrapper(gym.Wrapper):
         self._task = task
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if self._task is None:  # no task yet: draw one before the wrapped env's reset, which may need it
+            self.set_task(self.sample_task(None if seed is None else np.random.default_rng(seed)))
         obs, info = self.env.reset(seed=seed, options=options)
         info["task"] = self._task
         return obs, info
@@ -112,6 +130,14 @@ class TaskSamplerWrapper(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         info["task"] = self._task
         return obs, reward, terminated, truncated, info
+
+
+def _same(task: Any, other: Any) -> bool:
+    """:return: Whether two tasks are equal (arrays compared whole)."""
+    try:
+        return bool(task == other)
+    except ValueError:  # arrays of several elements
+        return bool(np.array_equal(task, other))
 
 
 def has_task_protocol(env: VecEnv) -> bool:

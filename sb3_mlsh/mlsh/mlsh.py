@@ -1,10 +1,13 @@
 """Meta Learning Shared Hierarchies (Frans et al., ICLR 2018) as an SB3 algorithm."""
 
+import difflib
+import inspect
 import io
 import json
 import math
 import os
 import pathlib
+import re
 import tempfile
 import zipfile
 from collections import deque
@@ -154,6 +157,18 @@ class MLSH(OnPolicyAlgorithm):
     }
     policy: MLSHPolicy  # type: ignore[assignment]  # a hierarchy of ActorCriticPolicy, not one
     rollout_buffer: TaggedRolloutBuffer
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "MLSH":
+        # a misspelt parameter: name the closest one, as gymnasium does for env ids (Python's own error only says no)
+        parameters = inspect.signature(cls.__init__).parameters
+        if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+            return super().__new__(cls)  # a subclass that passes its keyword arguments on checks them there
+        for name in kwargs:
+            if name not in parameters:
+                close = difflib.get_close_matches(name, [p for p in parameters if not p.startswith("_")], n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else "; see help(MLSH) for the parameters."
+                raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}{hint}")
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -513,7 +528,12 @@ class MLSH(OnPolicyAlgorithm):
         As SB3's ``load``; a model saved before observation normalisation existed (sb3-mlsh 0.1.0) loads
         with ``normalize_observations=False``, as it was trained.
         """
-        saved = _saved_attributes(path)
+        saved = _saved_data(path)
+        if saved is not None and "n_subpolicies" not in saved:
+            raise ValueError(
+                f"MLSH.load: {path} is not an MLSH model (it has no sub-policies): its policy is "
+                f"{_policy_name(saved)}. Load it with the algorithm that saved it, e.g. stable_baselines3.PPO.load(path)."
+            )
         if saved is not None and "normalize_observations" not in saved:
             kwargs.setdefault("normalize_observations", False)
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
@@ -864,11 +884,20 @@ class MLSH(OnPolicyAlgorithm):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        subpolicy: int | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """
         The hierarchy's action (see ``MLSHPolicy.predict``). With several task groups, a batch of
         ``n_envs`` rows is read as one row per training env, each decided by its group's master;
         any other batch is decided by group 0's master.
+
+        :param observation: One observation or a batch (one row per env).
+        :param state: ``(active_subpolicy, steps_left)`` per env, as returned by the previous call; ``None`` makes
+            the master choose for every env.
+        :param episode_start: Per env, whether an episode starts: the master chooses again there.
+        :param deterministic: Whether both levels act deterministically.
+        :param subpolicy: Run sub-policy ``k`` alone (no master decides): what each sub-policy does by itself.
+        :return: The actions and the next state ``(active_subpolicy, steps_left)``.
         """
         masters = None
         # SB3's annotation says arrays, its code takes Dict observations too
@@ -876,7 +905,7 @@ class MLSH(OnPolicyAlgorithm):
             if len(observation) == self.n_envs:
                 assert self.task_groups is not None
                 masters = self.task_groups.group_of_env
-        return self.policy.predict(observation, state, episode_start, deterministic, masters=masters)
+        return self.policy.predict(observation, state, episode_start, deterministic, masters=masters, subpolicy=subpolicy)
 
     def learn(
         self: SelfMLSH,
@@ -912,9 +941,9 @@ def _check_finite(obs: Observations, rewards: np.ndarray, num_timesteps: int) ->
             )
 
 
-def _saved_attributes(path: str | pathlib.Path | io.BufferedIOBase) -> set[str] | None:
+def _saved_data(path: str | pathlib.Path | io.BufferedIOBase) -> dict[str, Any] | None:
     """
-    :return: The names of the attributes saved in a model file's ``data`` entry (the file's position is kept),
+    :return: The attributes saved in a model file's ``data`` entry, as SB3 wrote them (the file's position is kept),
         or ``None`` if the file cannot be read so (``load`` then reports the problem as SB3 does).
     """
     try:
@@ -924,7 +953,8 @@ def _saved_attributes(path: str | pathlib.Path | io.BufferedIOBase) -> set[str] 
     position = file.tell()
     try:
         with zipfile.ZipFile(file) as archive:
-            return set(json.loads(archive.read("data").decode()))
+            data = json.loads(archive.read("data").decode())
+            return data if isinstance(data, dict) else None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
     finally:
@@ -932,6 +962,15 @@ def _saved_attributes(path: str | pathlib.Path | io.BufferedIOBase) -> set[str] 
             file.close()
         else:
             file.seek(position)
+
+
+def _policy_name(saved: dict[str, Any]) -> str:
+    """:return: The policy class a model file's ``data`` names (SB3 keeps its module and its methods' names)."""
+    policy = saved.get("policy_class")
+    if not isinstance(policy, dict):
+        return "not recorded"
+    names = re.findall(r"<function (\w+)\.__init__", str(policy.get("__init__", "")))
+    return ".".join([str(policy.get("__module__", "?")), *names[:1]])
 
 
 def _umask() -> int:

@@ -9,6 +9,7 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.utils import is_vectorized_observation
 from torch import nn
 
 from sb3_mlsh.common.distributions import EpsilonCategoricalDistribution
@@ -340,6 +341,7 @@ class MLSHPolicy(BasePolicy):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
         masters: np.ndarray | None = None,
+        subpolicy: int | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """
         Get the hierarchy's action; the master chooses where ``state`` says a decision is due.
@@ -350,6 +352,8 @@ class MLSHPolicy(BasePolicy):
         :param episode_start: Per env, whether an episode starts: the master chooses again there.
         :param deterministic: Whether both levels act deterministically.
         :param masters: Per row, the index of the master that decides there (``None``: master 0 everywhere).
+        :param subpolicy: Sub-policy ``k`` acts alone on every row (no master decides, ``state`` is not read);
+            the state returned then lets the master choose at the next call without ``subpolicy``.
         :return: The actions and the next state ``(active_subpolicy, steps_left)``.
         """
         self.set_training_mode(False)
@@ -359,8 +363,17 @@ class MLSHPolicy(BasePolicy):
                 "observation alone: obs, info = env.reset(); model.predict(obs). A VecEnv's reset() returns the "
                 "observation alone. See https://stable-baselines3.readthedocs.io/en/master/guide/vec_envs.html"
             )
+        if self.obs_normalizer is not None and not isinstance(observation, dict):
+            observation = np.asarray(observation)
+            is_vectorized_observation(observation, self.observation_space)  # SB3's error for a wrong shape, first
         obs_tensor, vectorized_env = self.obs_to_tensor(self.normalize_observation(observation))
         rows_in_batch = n_rows(obs_tensor)
+        if subpolicy is not None:
+            self._check_subpolicies(np.asarray([subpolicy]), "subpolicy")
+            active = np.full(rows_in_batch, subpolicy, dtype=np.int64)
+            with th.no_grad():
+                actions = self._act(obs_tensor, active, deterministic).cpu().numpy()
+            return self._actions_out(actions, vectorized_env), (active, np.zeros(rows_in_batch, dtype=np.int64))
         if state is None:
             active = np.zeros(rows_in_batch, dtype=np.int64)
             steps_left = np.zeros(rows_in_batch, dtype=np.int64)
@@ -370,6 +383,8 @@ class MLSHPolicy(BasePolicy):
         if episode_start is not None:
             steps_left[np.asarray(episode_start, dtype=bool).reshape(rows_in_batch)] = 0
         decide = steps_left <= 0
+        if state is not None:
+            self._check_subpolicies(active[~decide], "state[0] (the active sub-policy of each row)")
         with th.no_grad():
             if decide.any():
                 rows = th.as_tensor(np.flatnonzero(decide), device=self.device)
@@ -378,12 +393,25 @@ class MLSHPolicy(BasePolicy):
                 steps_left[decide] = self.macro_duration
             actions = self._act(obs_tensor, active, deterministic).cpu().numpy()
         steps_left -= 1
+        return self._actions_out(actions, vectorized_env), (active, steps_left)
+
+    def _check_subpolicies(self, indices: np.ndarray, name: str) -> None:
+        """Raise ``ValueError`` naming ``name`` if an index is not that of a sub-policy."""
+        wrong = indices[(indices < 0) | (indices >= self.n_subpolicies)]
+        if len(wrong) > 0:
+            raise ValueError(
+                f"predict(): {name} holds sub-policy {int(wrong[0])}, but this model has {self.n_subpolicies} "
+                f"(0 to {self.n_subpolicies - 1})."
+            )
+
+    def _actions_out(self, actions: np.ndarray, vectorized_env: bool) -> np.ndarray:
+        """:return: The actions shaped as the action space (clipped to a ``Box``), without the batch axis if one row came."""
         actions = actions.reshape((-1, *(self.action_space.shape or ())))
         if isinstance(self.action_space, spaces.Box):
             actions = np.clip(actions, self.action_space.low, self.action_space.high)
         if not vectorized_env:
             actions = actions.squeeze(axis=0)
-        return actions, (active, steps_left)
+        return actions
 
 
 class MLSHCnnPolicy(MLSHPolicy):
