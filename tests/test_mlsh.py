@@ -1,5 +1,7 @@
 """The MLSH algorithm: API, schedule, macro transitions, save/load, callbacks, determinism."""
 
+import time
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -428,3 +430,26 @@ def test_pendulum_gravity_tasks_through_the_wrapper():
     model.learn(40)
     assert 5.0 <= model.current_task <= 15.0
     assert [e.unwrapped.g for e in env.envs] == [model.current_task] * 2
+
+
+def test_logs_of_a_run_learned_in_chunks_count_its_iterations_and_time():
+    from stable_baselines3.common.logger import KVWriter, Logger
+
+    class Records(KVWriter):
+        def __init__(self) -> None:
+            self.rows: list[dict] = []
+
+        def write(self, key_values, key_excluded, step=0) -> None:
+            self.rows.append(dict(key_values))
+
+    records = Records()
+    model = small_model()
+    model.set_logger(Logger(folder=None, output_formats=[records]))
+    iteration = model.n_steps * model.n_envs
+    model.learn(iteration)
+    for _ in range(2):  # as the distributed command does between checkpoints
+        time.sleep(1.1)
+        model.learn(iteration, reset_num_timesteps=False)
+    assert [row["time/iterations"] for row in records.rows] == [1, 2, 3]
+    assert records.rows[-1]["time/time_elapsed"] >= 2
+    assert records.rows[-1]["time/total_timesteps"] == 3 * iteration

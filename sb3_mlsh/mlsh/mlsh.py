@@ -264,6 +264,8 @@ class MLSH(OnPolicyAlgorithm):
         # The steps of a run that goes through several learn(..., reset_num_timesteps=False) calls (checkpoints between
         # them): when set, the schedules' progress is num_timesteps / schedule_timesteps instead of each call's own
         self.schedule_timesteps: int | None = None
+        # SB3's start_time and num_timesteps at the start of this process's first learn call of the run (not saved)
+        self._run_clock: tuple[float, int] | None = None
 
         if _init_setup_model:
             self._setup_model()
@@ -433,6 +435,7 @@ class MLSH(OnPolicyAlgorithm):
             "_rewarded_masters",
             "reset_master_on_load",
             "schedule_timesteps",
+            "_run_clock",
         ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
@@ -624,7 +627,17 @@ class MLSH(OnPolicyAlgorithm):
             for group in self.task_groups:
                 if group.phase != "master_only" and group.iteration_in_task > 0 and self._env_has_tasks:
                     set_task(self.env, group.task, indices=list(group.envs))
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        setup = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        # learn called again and again to go on (checkpoint chunks): time and fps are the run's, in this process
+        if reset_num_timesteps or self._run_clock is None:
+            self._run_clock = (self.start_time, self._num_timesteps_at_start)
+        else:
+            self.start_time, self._num_timesteps_at_start = self._run_clock
+        return setup
+
+    def dump_logs(self, iteration: int = 0) -> None:
+        """SB3's logs, with ``time/iterations`` counting the run's iterations, not this ``learn`` call's."""
+        super().dump_logs(self._n_updates + 1 if iteration > 0 else 0)
 
     # ---------------------------------------------------------------- rollout
 
