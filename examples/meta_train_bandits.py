@@ -33,8 +33,9 @@ def main() -> None:
     # The paper's figure of merit: reward a fresh master earns during its first T steps, sub-policies frozen
     test_env = make_vec_env("MovementBandits-v0", n_envs=16, seed=1)
     result = evaluate_adaptation(model, test_env, n_tasks=2, adaptation_timesteps=args.adaptation_timesteps, seed=1)
-    for task, total in zip(result.tasks, result.total_rewards, strict=True):
-        print(f"task {task}: reward during the first {args.adaptation_timesteps} steps: {total:.0f}")
+    for task, total, per_episode in zip(result.tasks, result.total_rewards, result.per_episode_rewards, strict=True):
+        steps = args.adaptation_timesteps
+        print(f"task {task}: reward during the first {steps} steps: {total:.0f} in all, {per_episode:.1f} per episode")
     print(f"sub-policy use per task: {result.usage.round(2).tolist()}, divergence {result.divergence:.2f}")
 
 

@@ -70,11 +70,15 @@ class AdaptationEvalCallback(BaseCallback):
         self.logger.record("eval/adaptation_return", result.mean)
         self.logger.record("eval/adaptation_return_low", low)
         self.logger.record("eval/adaptation_return_high", high)
+        self.logger.record("eval/adaptation_return_per_episode", result.per_episode)
         self.logger.record("eval/subpolicy_divergence", result.divergence)
         for k, fraction in enumerate(result.usage.mean(axis=0)):
             self.logger.record(f"eval/subpolicy_{k}_usage", float(fraction))
         if self.verbose >= 1:
-            print(f"Eval num_timesteps={self.num_timesteps}, adaptation_return={result.mean:.2f} [{low:.2f}, {high:.2f}]")
+            print(
+                f"Eval num_timesteps={self.num_timesteps}, adaptation_return={result.mean:.2f} [{low:.2f}, {high:.2f}] "
+                f"(summed over the first T steps), {result.per_episode:.2f} per episode"
+            )
         if result.mean > self.best_mean:
             self.best_mean = result.mean
             if self.best_model_save_path is not None:

@@ -12,7 +12,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.type_aliases import GymEnv
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_normalize
 
 from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.observations import concatenate, stack, take
@@ -29,7 +29,11 @@ class AdaptationResult:
 
     :param tasks: The tasks, in order.
     :param total_rewards: Reward collected during the first ``adaptation_timesteps`` steps of
-        master-only learning on each task (summed over all envs): the paper's figure of merit.
+        master-only learning on each task (summed over all envs): the paper's figure of merit. The env's
+        own rewards (as ``Monitor`` records them), whatever ``VecNormalize`` scaling the learner saw.
+    :param per_episode_rewards: The same per episode, the unit the results pages use: ``total_rewards``
+        divided by the episodes those steps hold (the steps over the mean length of the episodes that
+        ended in them; with none ended, the steps per env).
     :param curves: Per task, ``(timesteps, episode_returns)``: the return of each episode that ended
         during adaptation and the step count at which it ended.
     :param episode_ends: Per task, the last observation of each episode of ``curves``, one row per
@@ -47,6 +51,7 @@ class AdaptationResult:
 
     tasks: list[Any]
     total_rewards: np.ndarray
+    per_episode_rewards: np.ndarray
     curves: list[tuple[np.ndarray, np.ndarray]]
     usage: np.ndarray
     divergence: float
@@ -59,16 +64,29 @@ class AdaptationResult:
 
     @property
     def mean(self) -> float:
-        """Mean of ``total_rewards`` over the tasks."""
+        """Mean of ``total_rewards`` over the tasks: reward summed over the first T steps (all envs')."""
         return float(np.mean(self.total_rewards))
 
     @property
     def confidence_interval(self) -> tuple[float, float]:
-        """Percentile bootstrap interval (10,000 resamples) of the mean, at level ``confidence``."""
-        if len(self.total_rewards) == 1:
-            return (self.mean, self.mean)
+        """Percentile bootstrap interval (10,000 resamples) of ``mean``, at level ``confidence``."""
+        return self._interval(self.total_rewards)
+
+    @property
+    def per_episode(self) -> float:
+        """Mean of ``per_episode_rewards`` over the tasks: R per episode, as the results pages give it."""
+        return float(np.mean(self.per_episode_rewards))
+
+    @property
+    def per_episode_interval(self) -> tuple[float, float]:
+        """Percentile bootstrap interval (10,000 resamples) of ``per_episode``, at level ``confidence``."""
+        return self._interval(self.per_episode_rewards)
+
+    def _interval(self, values: np.ndarray) -> tuple[float, float]:
+        if len(values) == 1:
+            return (float(values[0]), float(values[0]))
         rng = np.random.default_rng(self._seed)
-        resamples = rng.choice(self.total_rewards, size=(10_000, len(self.total_rewards)), replace=True).mean(axis=1)
+        resamples = rng.choice(values, size=(10_000, len(values)), replace=True).mean(axis=1)
         tail = (1.0 - self.confidence) / 2 * 100
         low, high = np.percentile(resamples, [tail, 100 - tail])
         return float(low), float(high)
@@ -87,6 +105,7 @@ class _AdaptationRecorder(BaseCallback):
         self.total_reward = 0.0
         self.episode_steps: list[int] = []
         self.episode_returns: list[float] = []
+        self.episode_lengths: list[int] = []
         self.episode_ends: list[Any] = []  # the last observation of each of those episodes
         self.usage: np.ndarray | None = None
         self.observations: list[Any] = []  # batches of observations (dicts of arrays for Dict spaces)
@@ -94,6 +113,9 @@ class _AdaptationRecorder(BaseCallback):
 
     def _on_step(self) -> bool:
         rewards, infos, obs = self.locals["rewards"], self.locals["infos"], self.locals.get("last_obs")
+        normalizer = unwrap_vec_normalize(self.training_env)
+        if normalizer is not None:  # the env's own rewards, not those VecNormalize scaled for the learner
+            rewards = normalizer.get_original_reward()
         n_envs = len(rewards)
         within = min(n_envs, self.timesteps - self.steps)  # envs whose step is within the first T
         self.total_reward += float(np.sum(rewards[:within]))
@@ -108,9 +130,15 @@ class _AdaptationRecorder(BaseCallback):
             if "episode" in info:
                 self.episode_steps.append(self.steps + index + 1)
                 self.episode_returns.append(float(info["episode"]["r"]))
+                self.episode_lengths.append(int(info["episode"]["l"]))
                 self.episode_ends.append(info["terminal_observation"])
         self.steps += within
         return self.steps < self.timesteps
+
+    def per_episode_reward(self, n_envs: int) -> float:
+        """``total_reward`` per episode: over the episodes the steps hold (see ``AdaptationResult``)."""
+        length = np.mean(self.episode_lengths) if self.episode_lengths else self.steps / n_envs
+        return self.total_reward * float(length) / max(self.steps, 1)
 
 
 def copier(model: BaseAlgorithm) -> Callable[..., Any]:
@@ -214,7 +242,7 @@ def run_adaptation(
             chosen = _choose_tasks(vec_env, n_tasks, np.random.default_rng(base_seed))
         else:
             chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
-        totals, curves, usage, observations, final_returns, final_observations = [], [], [], [], [], []
+        totals, per_episode, curves, usage, observations, final_returns, final_observations = [], [], [], [], [], [], []
         episode_ends: list[Any] = []
         for task, learner_seed in zip(chosen, adaptation_seeds(seed, n_tasks, vec_env.num_envs), strict=True):
             set_task(vec_env, task)
@@ -222,6 +250,7 @@ def run_adaptation(
             recorder = _AdaptationRecorder(adaptation_timesteps)
             learner.learn(adaptation_timesteps, callback=recorder)
             totals.append(recorder.total_reward)
+            per_episode.append(recorder.per_episode_reward(vec_env.num_envs))
             curves.append((np.array(recorder.episode_steps), np.array(recorder.episode_returns)))
             episode_ends.append(stack(recorder.episode_ends) if recorder.episode_ends else np.zeros((0,)))
             if recorder.usage is not None:
@@ -246,6 +275,7 @@ def run_adaptation(
     return AdaptationResult(
         chosen,
         np.array(totals),
+        np.array(per_episode),
         curves,
         np.array(usage) if usage else np.zeros((len(chosen), 0)),
         float("nan"),

@@ -33,6 +33,9 @@ def test_hand_computed_case():
     # the observation on which each of those episodes ended: the step count, 7
     assert [ends.tolist() for ends in result.episode_ends] == [[[7.0]] * 4] * 2
     assert result.mean == 45.0 and result.confidence_interval == (30.0, 60.0)
+    # per episode: 30 steps hold 30 / 7 episodes of 7 steps
+    assert np.allclose(result.per_episode_rewards, [7.0, 14.0]) and np.isclose(result.per_episode, 10.5)
+    assert np.allclose(result.per_episode_interval, (7.0, 14.0))
     assert result.usage.shape == (2, 2) and np.allclose(result.usage.sum(axis=1), 1.0)
     assert result.final_returns is None and result.final_observations is None
     with_eval = evaluate_adaptation(model, counting_env(), n_tasks=1, adaptation_timesteps=30, tasks=[2], n_eval_episodes=3)
@@ -153,6 +156,20 @@ def test_baselines_learn_in_normalised_observations_when_asked():
         # the observations the learners saw: the count 7 that ends each episode, normalised
         assert all(abs(float(ends[0, 0]) - 7.0) > 1.0 for ends in result.episode_ends)
     assert np.array_equal(shared_env.obs_rms.mean, mean)  # the shared policy's statistics are not changed
+
+
+def test_rewards_are_the_envs_own_when_the_learner_scales_them():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from sb3_mlsh.baselines import TaskPerEpisode, shared_policy_transfer
+
+    shared_env = VecNormalize(DummyVecEnv([lambda: Monitor(TaskPerEpisode(CountingEnv(length=7)))]), norm_reward=True)
+    shared = PPO("MlpPolicy", shared_env, n_steps=32, batch_size=16, seed=0).learn(64)
+    result = shared_policy_transfer(shared, counting_env(), vec_normalize=shared_env, n_tasks=2, adaptation_timesteps=30,
+                                    seed=0, tasks=[1, 2])  # fmt: skip
+    assert result.total_rewards.tolist() == [30.0, 60.0]  # not VecNormalize's scaled rewards
+    assert np.allclose(result.per_episode_rewards, [7.0, 14.0])
 
 
 class SeedRecorder(Monitor):
