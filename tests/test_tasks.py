@@ -179,3 +179,34 @@ def test_an_env_whose_sample_task_takes_no_generator_is_rejected_with_the_fix():
 
     with pytest.raises(ValueError, match=r"define it as sample_task\(self, rng=None\)"):
         MLSH("MlpPolicy", DummyVecEnv([OwnProtocol]), n_steps=10, macro_duration=2)
+
+
+def test_task_labels_are_short_and_the_same_in_every_process():
+    from typing import NamedTuple
+
+    from sb3_mlsh.common.tasks import task_label
+
+    class Task(NamedTuple):  # as Meta-World's: an env name and pickled data
+        env_name: str
+        data: bytes
+
+    task = Task("reach-v3", bytes(range(256)) * 4)
+    assert task_label((3, 4)) == "3_4" and task_label(2) == "2" and task_label("a") == "a"
+    label = task_label(task)
+    assert label.startswith("Task-") and len(label) == 13 and label == task_label(Task("reach-v3", task.data))
+    assert task_label(Task("push-v3", task.data)) != label
+    assert task_label(np.arange(3)).startswith("ndarray-")
+
+
+def test_returns_of_a_large_task_set_are_logged_as_their_spread(tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    goals = [(0.1 * i, -0.1 * i) for i in range(20)]  # more tasks than are logged one by one
+    env = make_vec_env(lambda: needs_task(tasks=goals), n_envs=2, seed=0)
+    model = MLSH("MlpPolicy", env, n_steps=20, warmup_iterations=1, joint_iterations=1, seed=0)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(2000)
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    spread = {f"rollout/ep_rew_mean_task_{name}" for name in ("min", "median", "max")} | {"rollout/tasks_with_returns"}
+    assert spread <= set(header)
+    assert not [key for key in header if key.startswith("rollout/ep_rew_mean_task_0")]

@@ -9,7 +9,10 @@ An environment takes part in MLSH through three members:
 - ``task``: the current task.
 """
 
+import hashlib
 import inspect
+import numbers
+import pickle
 from collections.abc import Callable, Sequence
 from typing import Any, SupportsFloat
 
@@ -18,8 +21,9 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 TASK_PROTOCOL = ("sample_task", "set_task", "task")
-# Per-task statistics are kept for task sets up to this size
+# Per-task returns are logged task by task for task sets up to this size (above it, their spread over the tasks)
 SMALL_TASK_SET = 16
+TASK_LABEL_LENGTH = 32  # a task whose text is longer is labelled by its type and a hash
 
 
 class TaskSamplerWrapper(gym.Wrapper):
@@ -138,6 +142,25 @@ def _same(task: Any, other: Any) -> bool:
         return bool(task == other)
     except ValueError:  # arrays of several elements
         return bool(np.array_equal(task, other))
+
+
+def task_label(task: Any) -> str:
+    """
+    :param task: A task.
+    :return: A short text for the logger that is the same in every process: a number, or a tuple of them, as it reads
+        (``(3, 4)`` -> ``"3_4"``); any other task, or a longer text, as its type and a hash of its pickle (a
+        Meta-World ``Task``, whose data is a byte string, -> ``"Task-1a2b3c4d"``).
+    """
+    parts = task if isinstance(task, (tuple, list)) else (task,)
+    if all(isinstance(part, (numbers.Number, str)) for part in parts):
+        text = "_".join(str(part) for part in parts)
+        if len(text) <= TASK_LABEL_LENGTH:
+            return text
+    try:
+        content = pickle.dumps(task)
+    except Exception:  # a task that cannot be pickled: its text
+        content = repr(task).encode()
+    return f"{type(task).__name__}-{hashlib.sha1(content).hexdigest()[:8]}"
 
 
 def has_task_protocol(env: VecEnv) -> bool:

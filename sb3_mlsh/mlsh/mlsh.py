@@ -39,7 +39,15 @@ from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
 from sb3_mlsh.common.normalization import normalizable
 from sb3_mlsh.common.observations import Observations, apply, n_rows, non_finite_rows, put, stack, take
-from sb3_mlsh.common.tasks import SMALL_TASK_SET, finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
+from sb3_mlsh.common.tasks import (
+    SMALL_TASK_SET,
+    finite_tasks,
+    has_task_protocol,
+    sample_task,
+    set_task,
+    takes_rng,
+    task_label,
+)
 from sb3_mlsh.common.user_warnings import warn_at_caller
 from sb3_mlsh.mlsh.parameters import RULES, check_parameters
 from sb3_mlsh.mlsh.policies import (
@@ -414,7 +422,8 @@ class MLSH(OnPolicyAlgorithm):
                 "(or wrap the env in sb3_mlsh.TaskSamplerWrapper)."
             )
         tasks = finite_tasks(self.env) if self._env_has_tasks else None  # type: ignore[arg-type]
-        self._per_task_returns = tasks is not None and len(tasks) <= SMALL_TASK_SET
+        self._per_task_returns = tasks is not None  # a finite task set: each task's returns are kept
+        self._many_tasks = tasks is not None and len(tasks) > SMALL_TASK_SET  # logged as their spread over the tasks
         if self.env is not None and not self._env_has_tasks and self.train_subpolicies and not self._warned_single_task:
             self._warned_single_task = True  # once per model, also across save and load
             warn_at_caller(
@@ -431,6 +440,7 @@ class MLSH(OnPolicyAlgorithm):
             "subpolicy_learners",
             "_env_has_tasks",
             "_per_task_returns",
+            "_many_tasks",
             "_new_obs_stats",
             "_rewarded_masters",
             "reset_master_on_load",
@@ -813,13 +823,13 @@ class MLSH(OnPolicyAlgorithm):
         return subpolicy_divergence(self.policy, take(observations, rows))
 
     def _record_task_returns(self, infos: list[dict[str, Any]], group_of_env: np.ndarray) -> None:
-        """Keep the returns of the episodes that ended, per task of a small finite task set (``ep_rew_mean_task_<t>``)."""
+        """Keep the returns of the episodes that ended, per task of a finite task set."""
         assert self.task_groups is not None
         if not self._per_task_returns:
             return
         for idx, info in enumerate(infos):
             if "episode" in info:
-                key = _task_key(self.task_groups[group_of_env[idx]].task)
+                key = task_label(self.task_groups[group_of_env[idx]].task)
                 self._task_returns.setdefault(key, deque(maxlen=self._stats_window_size)).append(float(info["episode"]["r"]))
 
     def _record_schedule(self, usage: np.ndarray) -> None:
@@ -835,8 +845,15 @@ class MLSH(OnPolicyAlgorithm):
         self.logger.record("mlsh/groups_in_joint", sum(group.phase == "joint" for group in self.task_groups))
         for k, fraction in enumerate(usage / max(usage.sum(), 1)):
             self.logger.record(f"rollout/subpolicy_{k}_usage", float(fraction))
-        for key, returns in sorted(self._task_returns.items()):
-            self.logger.record(f"rollout/ep_rew_mean_task_{key}", float(np.mean(returns)))
+        means = {key: float(np.mean(returns)) for key, returns in sorted(self._task_returns.items())}
+        if not self._many_tasks:
+            for key, mean in means.items():
+                self.logger.record(f"rollout/ep_rew_mean_task_{key}", mean)
+        elif means:  # many tasks (Meta-World's 50): how the mean return spreads over them
+            values = list(means.values())
+            self.logger.record("rollout/tasks_with_returns", len(values))
+            for name, value in (("min", np.min(values)), ("median", np.median(values)), ("max", np.max(values))):
+                self.logger.record(f"rollout/ep_rew_mean_task_{name}", float(value))
 
     # ------------------------------------------------------------------ train
 
@@ -994,13 +1011,7 @@ def _umask() -> int:
 
 
 def _loggable(task: Any) -> Any:
-    """A task as the logger can record it: a number as it is, anything else as text."""
+    """A task as the logger can record it: a number as it is, anything else as its short label (``task_label``)."""
     if isinstance(task, (int, float, np.integer, np.floating)) and not isinstance(task, bool):
         return task
-    return str(task)
-
-
-def _task_key(task: Any) -> str:
-    """A task as part of a logger key: ``(3, 4)`` -> ``3_4``."""
-    parts = task if isinstance(task, (tuple, list)) else (task,)
-    return "_".join(str(part) for part in parts)
+    return task_label(task)
