@@ -1,5 +1,6 @@
 """evaluate_adaptation, AdaptationEvalCallback and the collapse diagnostic."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -228,3 +229,44 @@ def test_a_model_with_task_groups_adapts_one_fresh_master_per_task():
     model.learn(240)
     result = evaluate_adaptation(model, "MovementBandits-v0", n_tasks=2, adaptation_timesteps=60, seed=0)
     assert sorted(result.tasks) == [0, 1] and np.isfinite(result.total_rewards).all()
+
+
+class TurnOrWalkEnv(gym.Env):
+    """Egocentric actions on a line: turn left, turn right, or step forward; the observation is the heading only."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,))
+    action_space = gym.spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.heading, self.t = 0, 1, 0
+        return np.array([self.heading], dtype=np.float32), {}
+
+    def step(self, action):
+        if action == 2:
+            self.x += self.heading
+        else:
+            self.heading = -self.heading
+        self.t += 1
+        return np.array([self.heading], dtype=np.float32), float(action == 2), False, self.t >= 20, {}
+
+
+@pytest.mark.filterwarnings("ignore:MLSH. the env has no task protocol")
+def test_behaviour_sees_a_subpolicy_that_only_turns_where_divergence_does_not():
+    from sb3_mlsh.common.diagnostics import subpolicy_behaviour
+
+    model = MLSH("MlpPolicy", TurnOrWalkEnv(), seed=0, normalize_observations=False, **SMALL)
+    for k, preferred in enumerate((0, 2)):  # sub-policy 0 always turns, sub-policy 1 always steps forward
+        action_net = model.policy.subpolicies[k].action_net
+        with th.no_grad():
+            action_net.weight.zero_()
+            action_net.bias.copy_(th.tensor([5.0 if a == preferred else 0.0 for a in range(3)]))
+    divergence = subpolicy_divergence(model.policy, np.array([[1.0], [-1.0]], dtype=np.float32))
+    assert divergence > 1.0  # the two act very differently...
+    env = TurnOrWalkEnv()
+    turner, walker = subpolicy_behaviour(model, env, n_episodes=2, position=lambda env, obs: env.x, deterministic=True)
+    # ...but one of them goes nowhere
+    assert (turner.displacement, turner.distinct_positions, turner.mean_return) == (0.0, 1.0, 0.0)
+    assert (walker.displacement, walker.distinct_positions, walker.mean_return) == (20.0, 21.0, 20.0)
+    # by the observation (the heading) alone, turning in place looks like going somewhere
+    assert subpolicy_behaviour(model, env, n_episodes=1, deterministic=True)[0].distinct_positions == 2.0
