@@ -20,6 +20,7 @@ def test_every_example_is_tested():
         "meta_train_bandits.py",
         "custom_task_distribution.py",
         "transfer_frozen_subpolicies.py",
+        "minigrid_goal_cells.py",  # run by test_adapters.py, with the minigrid extra
     }
 
 
