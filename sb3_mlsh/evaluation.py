@@ -46,6 +46,9 @@ class AdaptationResult:
     :param final_observations: Per task, the last observation of each episode of that evaluation, one
         row per episode (e.g. whether KeyDoor's agent holds the key at the end; ``None`` unless
         ``n_eval_episodes > 0``).
+    :param success_rates: Per task, the share of the episodes that ended during adaptation with
+        ``info["is_success"]`` true (SB3's convention; e.g. Meta-World's success), for envs that report it
+        (else ``None``).
     :param confidence: Level of ``confidence_interval``.
     """
 
@@ -58,6 +61,7 @@ class AdaptationResult:
     final_returns: np.ndarray | None = None
     final_observations: list[np.ndarray | dict[str, np.ndarray]] | None = None
     episode_ends: list[np.ndarray | dict[str, np.ndarray]] = field(default_factory=list)
+    success_rates: np.ndarray | None = None
     confidence: float = 0.95
     _seed: int = field(default=0, repr=False)
     _observations: np.ndarray | dict[str, np.ndarray] = field(default_factory=lambda: np.zeros((0,)), repr=False)
@@ -106,6 +110,7 @@ class _AdaptationRecorder(BaseCallback):
         self.episode_steps: list[int] = []
         self.episode_returns: list[float] = []
         self.episode_lengths: list[int] = []
+        self.successes: list[bool] = []  # where the env reports info["is_success"] as episodes end
         self.episode_ends: list[Any] = []  # the last observation of each of those episodes
         self.usage: np.ndarray | None = None
         self.observations: list[Any] = []  # batches of observations (dicts of arrays for Dict spaces)
@@ -131,6 +136,8 @@ class _AdaptationRecorder(BaseCallback):
                 self.episode_steps.append(self.steps + index + 1)
                 self.episode_returns.append(float(info["episode"]["r"]))
                 self.episode_lengths.append(int(info["episode"]["l"]))
+                if "is_success" in info:
+                    self.successes.append(bool(info["is_success"]))
                 self.episode_ends.append(info["terminal_observation"])
         self.steps += within
         return self.steps < self.timesteps
@@ -243,6 +250,7 @@ def run_adaptation(
         else:
             chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
         totals, per_episode, curves, usage, observations, final_returns, final_observations = [], [], [], [], [], [], []
+        successes: list[float] = []
         episode_ends: list[Any] = []
         for task, learner_seed in zip(chosen, adaptation_seeds(seed, n_tasks, vec_env.num_envs), strict=True):
             set_task(vec_env, task)
@@ -251,6 +259,7 @@ def run_adaptation(
             learner.learn(adaptation_timesteps, callback=recorder)
             totals.append(recorder.total_reward)
             per_episode.append(recorder.per_episode_reward(vec_env.num_envs))
+            successes.append(float(np.mean(recorder.successes)) if recorder.successes else float("nan"))
             curves.append((np.array(recorder.episode_steps), np.array(recorder.episode_returns)))
             episode_ends.append(stack(recorder.episode_ends) if recorder.episode_ends else np.zeros((0,)))
             if recorder.usage is not None:
@@ -282,6 +291,7 @@ def run_adaptation(
         final_returns=np.array(final_returns) if n_eval_episodes > 0 else None,
         final_observations=final_observations if n_eval_episodes > 0 else None,
         episode_ends=episode_ends,
+        success_rates=np.array(successes) if not np.isnan(successes).all() else None,
         _seed=base_seed,
         _observations=concatenate(observations) if observations else np.zeros((0,)),
     )

@@ -20,7 +20,8 @@ def test_every_example_is_tested():
         "meta_train_bandits.py",
         "custom_task_distribution.py",
         "transfer_frozen_subpolicies.py",
-        "minigrid_goal_cells.py",  # run by test_adapters.py, with the minigrid extra
+        "minigrid_goal_cells.py",  # run by test_adapters_minigrid.py, with the minigrid extra
+        "metaworld_ml1.py",  # run by test_adapters_metaworld.py, with the metaworld extra
     }
 
 

@@ -1,4 +1,4 @@
-"""The adapters to other libraries' environments, run when their extra is installed (.ci/run installs them)."""
+"""The MiniGrid adapter, run when the minigrid extra is installed (.ci/run installs it)."""
 
 import subprocess
 import sys
