@@ -148,7 +148,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         "learning rate, `policy_kwargs` and observation normalisation, MLSH's own or, for PPO, a `VecNormalize` of the "
         "observations alone, clipped alike; none on KeyDoor; GAE lambda 0.98, batch 64, 10 epochs). *fixed*: one task "
         "throughout; *episode*: a new task at every reset. Mean return of the training episodes that ended in the "
-        "window before each point; *last quarter*: the mean over the last quarter of the windows. Cases run with "
+        "window before each point; *last quarter*: the mean over the last quarter of the windows; *CPU minutes*: the "
+        "run's, training included, one torch thread (runs sharing the cores with other jobs take longer). Cases run with "
         "`--algorithms ppo` measure PPO alone (the Ant's reward diagnostics; the title names the reward and scaling).",
         "",
     ]
@@ -161,8 +162,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         lines += [
             f"## {title}, {timesteps:,} steps",
             "",
-            "| seed | algorithm | " + " | ".join(f"{p:,}" for p in points) + " | last quarter |",
-            "|---|---|" + "---|" * (len(points) + 1),
+            "| seed | algorithm | " + " | ".join(f"{p:,}" for p in points) + " | last quarter | CPU minutes |",
+            "|---|---|" + "---|" * (len(points) + 2),
         ]
         for row in runs:
             measures = [("", "returns", "{:.1f}"), (": distance to the target at the end", "final_distances", "{:.2f}")]
@@ -170,9 +171,10 @@ def render(rows: list[dict[str, Any]]) -> None:
                 if field in row:
                     values = row[field]
                     cells = " | ".join(form.format(values[min(p // every, len(values)) - 1]) for p in points)
+                    minutes = f"{row['cpu_minutes']:.1f}" if field == "returns" else ""
                     lines.append(
                         f"| {row['seed']} | {ALGORITHMS[row['algorithm']]}{suffix} | {cells} "
-                        f"| {form.format(last_quarter(values))} |"
+                        f"| {form.format(last_quarter(values))} | {minutes} |"
                     )
         for algorithm, label in ALGORITHMS.items():
             lasts = [last_quarter(r["returns"]) for r in runs if r["algorithm"] == algorithm]
