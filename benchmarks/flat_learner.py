@@ -86,11 +86,11 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             env = VecNormalize(env, norm_obs=normalize, norm_reward=norm_reward, clip_obs=clip_obs, gamma=0.99)
         model: Any = PPO("MlpPolicy", env, **common)
     else:
-        model = MLSH(
-            "MlpPolicy", env, n_subpolicies=1, warmup_iterations=0, joint_iterations=10,
-            macro_duration=hyperparams["macro_duration"], bootstrap_truncation=True, normalize_observations=normalize,
-            **common,
+        flat = dict(
+            n_subpolicies=1, warmup_iterations=0, joint_iterations=10, macro_duration=hyperparams["macro_duration"],
+            bootstrap_truncation=True, normalize_observations=normalize,
         )  # fmt: skip
+        model = MLSH("MlpPolicy", env, **{**flat, **common})  # --set may change these too (e.g. bootstrap_truncation)
     returns: list[float] = []
 
     distances: list[float] = []  # where the env reports it (the Ant's TwoWalk), the distance to the target at the end
