@@ -20,11 +20,12 @@ Cases: ``bandits`` (MovementBandits-v0, 8 envs, K = 2, N = 10; also K = 8 and th
 the paper's W = 20, U = 40 schedule is derived), ``workers`` (MLSH on AntTwoWalk-v0 with its envs
 in this process, ``DummyVecEnv``, or in worker processes, ``SubprocVecEnv``, with 1 or 2 torch
 threads), ``packaged`` (MLSH with the packaged ``hyperparams/mlsh.yml`` AntTwoWalk-v0 entry, as the RL Zoo
-builds it, in joint and in warm-up iterations, against MuJoCo alone: ``mj_step(model, data, nstep=frame_skip)``
-on each of as many Ants, with random controls, no Python env layer and no policy, the physics limit; the entry's
-W : U mix is derived from the two). ``--write`` saves the tables to docs/benchmarks/speed.md: when every case ran, the
-whole page, ending with the speed issue's five targets, each against its measurement; else the sections of the cases
-run, each with its own date and command, the others' kept.
+builds it, in joint and in warm-up iterations, and in joint iterations with SB3's minibatch of 64, against MuJoCo
+alone: ``mj_step(model, data, nstep=frame_skip)`` on each of as many Ants, with random controls, no Python env layer
+and no policy, the physics limit; the entry's W : U mix is derived from the first two). ``--write`` saves the
+tables to docs/benchmarks/speed.md: when every case ran, the whole page, ending with the speed issue's five
+targets, each against its measurement; else the sections of the cases run, each with its own date and command,
+the others' kept.
 """
 
 import argparse
@@ -79,9 +80,11 @@ def packaged_case() -> list[dict[str, Any]]:
     n_envs, settings = mlsh_settings(PACKAGED_ENV)
     schedule = [settings["warmup_iterations"], settings["joint_iterations"]]  # the mix of iterations to derive
     env = dict(env_id=PACKAGED_ENV, n_envs=n_envs, n_steps=settings["n_steps"], schedule=schedule)
+    joint = {**settings, "warmup_iterations": 0, "joint_iterations": 1}
     return [
-        dict(label=PACKAGED_JOINT, algo="MLSH", settings={**settings, "warmup_iterations": 0, "joint_iterations": 1}, **env),
+        dict(label=PACKAGED_JOINT, algo="MLSH", settings=joint, **env),
         dict(label=PACKAGED_WARMUP, algo="MLSH", settings={**settings, **WARMUP_ONLY}, **env),
+        dict(label=f"{PACKAGED_JOINT}, SB3's minibatch of 64", algo="MLSH", settings={**joint, "batch_size": 64}, **env),
         dict(label=PHYSICS, algo="physics", **env),
     ]
 
@@ -453,7 +456,8 @@ def main() -> None:
     measured = (
         f"Measured on {datetime.date.today().isoformat()}: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, torch {th.__version__}, sb3-mlsh {sb3_mlsh.__version__}, "
-        "one torch thread unless the run says otherwise."
+        f"one torch thread unless the run says otherwise; load average {os.getloadavg()[0]:.1f} as it started (other jobs "
+        "on the cores lower every speed, and the ratios less)."
     )
     provenance = [measured, "", f"```bash\n{command}\n```"]
     lines = [
@@ -495,7 +499,7 @@ def replace_sections(page: str, sections: dict[str, list[str]], provenance: list
     head, *parts = re.split(r"\n(?=### )", page)
     by_case = {part.split()[1].rstrip(":"): part.rstrip("\n") for part in parts}
     for case, section in sections.items():
-        by_case[case] = "\n".join([section[0], "", *provenance, "", *section[1:]])
+        by_case[case] = "\n".join([section[0], "", *provenance, *section[1:]])
     order = [case for case in CASES if case in by_case] + [case for case in by_case if case not in CASES]
     return "\n\n".join([head.rstrip("\n"), *(by_case[case] for case in order)]) + "\n"
 
