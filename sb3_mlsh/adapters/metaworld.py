@@ -16,68 +16,35 @@ try:
 except ImportError as error:  # pragma: no cover - the message is the point
     raise ImportError('sb3_mlsh.adapters.metaworld needs Meta-World: pip install "sb3-mlsh[metaworld]"') from error
 
+from sb3_mlsh.common.tasks import TaskSamplerWrapper
+
 BENCHMARKS = ("ML1", "ML10", "ML45")
 
 
-class MetaWorldTasks(gym.Env):
-    """
-    A Meta-World ML benchmark as one env with MLSH's task protocol. Its ``train_tasks`` (the benchmark's training
-    tasks) are what ``sample_task`` draws for meta-training; its ``held_out_tasks`` (the benchmark's test tasks)
-    are what ``evaluate_adaptation`` adapts to. A task is Meta-World's own ``Task``, set with Meta-World's own
-    ``set_task`` on a simulator of the task's env class (one per class, made once). Episodes last Meta-World's 500
-    steps. ``info["is_success"]`` carries Meta-World's success at every step, so that SB3 logs
-    ``rollout/success_rate`` and ``evaluate_adaptation`` reports ``success_rates`` beside R.
-
-    :param benchmark: ``"ML1"`` (goal positions of one manipulation task), ``"ML10"`` or ``"ML45"`` (other tasks).
-    :param env_name: ML1's task, e.g. ``"reach-v3"`` (``metaworld.ML1.ENV_NAMES``).
-    :param seed: Seed of the benchmark's tasks (Meta-World's).
-    """
+class _Simulators(gym.Env):
+    """One Meta-World simulator per env class of a benchmark; ``set_task`` sets the task on its class's simulator."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, benchmark: str = "ML1", env_name: str = "reach-v3", seed: int = 0) -> None:
-        if benchmark not in BENCHMARKS:
-            raise ValueError(f"MetaWorldTasks: benchmark={benchmark!r}; use one of {BENCHMARKS}.")
-        if benchmark == "ML1" and env_name not in metaworld.ML1.ENV_NAMES:
-            raise ValueError(f"MetaWorldTasks: env_name={env_name!r} is not one of Meta-World's (metaworld.ML1.ENV_NAMES).")
-        tasks = metaworld.ML1(env_name, seed=seed) if benchmark == "ML1" else getattr(metaworld, benchmark)(seed=seed)
-        classes = {**tasks.train_classes, **tasks.test_classes}
+    def __init__(self, classes: dict[str, Any]) -> None:
         self._envs = {name: cls() for name, cls in classes.items()}
-        self.train_tasks = list(tasks.train_tasks)
-        self.held_out_tasks = list(tasks.test_tasks)
-        self.tasks = self.train_tasks + self.held_out_tasks
         spaces = [env.observation_space for env in self._envs.values()]
         low = np.min([space.low for space in spaces], axis=0)
         high = np.max([space.high for space in spaces], axis=0)
         self.observation_space = gym.spaces.Box(low, high, dtype=spaces[0].dtype)
         self.action_space = next(iter(self._envs.values())).action_space
-        self._task: Any = None
         self._env: Any = None
 
-    @property
-    def task(self) -> Any:
-        """The current Meta-World ``Task`` (``None`` until one is set or the first reset)."""
-        return self._task
-
-    def sample_task(self, rng: np.random.Generator | None = None) -> Any:
-        """:return: A training task, drawn uniformly with ``rng`` (else the env's ``np_random``)."""
-        rng = self.np_random if rng is None else rng
-        return self.train_tasks[int(rng.integers(len(self.train_tasks)))]
-
     def set_task(self, task: Any) -> None:
-        """:param task: A ``Task`` of this benchmark (training or test): the task of the following episodes."""
         if task.env_name not in self._envs:
             raise ValueError(
                 f"MetaWorldTasks: a {task.env_name!r} task is not one of this benchmark's ({sorted(self._envs)})."
             )
         self._env = self._envs[task.env_name]
         self._env.set_task(task)
-        self._task = task
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if self._task is None:  # Meta-World's envs need a task before their first reset
-            self.set_task(self.sample_task(None if seed is None else np.random.default_rng(seed)))
         obs, info = self._env.reset(seed=seed, options=options)
         return obs.astype(self.observation_space.dtype), info
 
@@ -89,3 +56,28 @@ class MetaWorldTasks(gym.Env):
     def close(self) -> None:
         for env in self._envs.values():
             env.close()
+
+
+class MetaWorldTasks(TaskSamplerWrapper):
+    """
+    A Meta-World ML benchmark as one env with MLSH's task protocol (a ``TaskSamplerWrapper``). Its ``train_tasks``
+    (the benchmark's training tasks) are what ``sample_task`` draws for meta-training; its ``held_out_tasks`` (the
+    benchmark's test tasks) are what ``evaluate_adaptation`` adapts to; until a task is set, the first reset draws
+    one, as Meta-World's envs need. A task is Meta-World's own ``Task``, set with Meta-World's own ``set_task`` on a
+    simulator of the task's env class (one per class, made once). Episodes last Meta-World's 500 steps.
+    ``info["is_success"]`` carries Meta-World's success at every step, so that SB3 logs ``rollout/success_rate``
+    and ``evaluate_adaptation`` reports ``success_rates`` beside R.
+
+    :param benchmark: ``"ML1"`` (goal positions of one manipulation task), ``"ML10"`` or ``"ML45"`` (other tasks).
+    :param env_name: ML1's task, e.g. ``"reach-v3"`` (``metaworld.ML1.ENV_NAMES``).
+    :param seed: Seed of the benchmark's tasks (Meta-World's).
+    """
+
+    def __init__(self, benchmark: str = "ML1", env_name: str = "reach-v3", seed: int = 0) -> None:
+        if benchmark not in BENCHMARKS:
+            raise ValueError(f"MetaWorldTasks: benchmark={benchmark!r}; use one of {BENCHMARKS}.")
+        if benchmark == "ML1" and env_name not in metaworld.ML1.ENV_NAMES:
+            raise ValueError(f"MetaWorldTasks: env_name={env_name!r} is not one of Meta-World's (metaworld.ML1.ENV_NAMES).")
+        tasks = metaworld.ML1(env_name, seed=seed) if benchmark == "ML1" else getattr(metaworld, benchmark)(seed=seed)
+        simulators = _Simulators({**tasks.train_classes, **tasks.test_classes})
+        super().__init__(simulators, tasks=[*tasks.train_tasks, *tasks.test_tasks], held_out_tasks=tasks.test_tasks)
