@@ -422,8 +422,8 @@ class MLSH(OnPolicyAlgorithm):
                 "(or wrap the env in sb3_mlsh.TaskSamplerWrapper)."
             )
         tasks = finite_tasks(self.env) if self._env_has_tasks else None  # type: ignore[arg-type]
-        self._per_task_returns = tasks is not None  # a finite task set: each task's returns are kept
-        self._many_tasks = tasks is not None and len(tasks) > SMALL_TASK_SET  # logged as their spread over the tasks
+        # a finite task set: each task's returns are kept (logged as their spread above SMALL_TASK_SET tasks)
+        self._task_set_size = None if tasks is None else len(tasks)
         if self.env is not None and not self._env_has_tasks and self.train_subpolicies and not self._warned_single_task:
             self._warned_single_task = True  # once per model, also across save and load
             warn_at_caller(
@@ -439,8 +439,7 @@ class MLSH(OnPolicyAlgorithm):
             "master_learners",
             "subpolicy_learners",
             "_env_has_tasks",
-            "_per_task_returns",
-            "_many_tasks",
+            "_task_set_size",
             "_new_obs_stats",
             "_rewarded_masters",
             "reset_master_on_load",
@@ -825,7 +824,7 @@ class MLSH(OnPolicyAlgorithm):
     def _record_task_returns(self, infos: list[dict[str, Any]], group_of_env: np.ndarray) -> None:
         """Keep the returns of the episodes that ended, per task of a finite task set."""
         assert self.task_groups is not None
-        if not self._per_task_returns:
+        if self._task_set_size is None:
             return
         for idx, info in enumerate(infos):
             if "episode" in info:
@@ -846,7 +845,7 @@ class MLSH(OnPolicyAlgorithm):
         for k, fraction in enumerate(usage / max(usage.sum(), 1)):
             self.logger.record(f"rollout/subpolicy_{k}_usage", float(fraction))
         means = {key: float(np.mean(returns)) for key, returns in sorted(self._task_returns.items())}
-        if not self._many_tasks:
+        if self._task_set_size is None or self._task_set_size <= SMALL_TASK_SET:
             for key, mean in means.items():
                 self.logger.record(f"rollout/ep_rew_mean_task_{key}", mean)
         elif means:  # many tasks (Meta-World's 50): how the mean return spreads over them
