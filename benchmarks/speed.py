@@ -151,7 +151,6 @@ class PhysicsRun:
         self.iteration = config["n_envs"] * config["n_steps"]
         size = (config["n_steps"], config["n_envs"], self.envs[0].model.nu)
         self.controls = np.random.default_rng(0).uniform(-1.0, 1.0, size)
-        self.env = self  # closed like a TimedRun's
 
     def iterate(self) -> dict[str, float]:
         """Step every Ant ``n_steps`` times; its seconds, all of them in the physics."""
@@ -238,6 +237,9 @@ class TimedRun:
 
         return wrapper
 
+    def close(self) -> None:
+        self.env.close()
+
     def iterate(self) -> dict[str, float]:
         """Run one iteration; its seconds in all, in the envs, collecting and updating."""
         import torch as th
@@ -259,7 +261,7 @@ def measure_case(configs: list[dict[str, Any]], rounds: int) -> list[list[dict[s
             record.append(run.iterate())
         print(f"round {round_index + 1}/{rounds}", file=sys.stderr, flush=True)
     for run in runs:
-        run.env.close()
+        run.close()
     return iterations
 
 
@@ -267,7 +269,7 @@ def peak_rss_mb(config: dict[str, Any]) -> float:
     """Peak resident memory of a fresh process that trains ``config`` for three iterations."""
     code = (
         "import json, resource, sys; sys.path.insert(0, sys.argv[2]); from speed import TimedRun; "
-        "run = TimedRun(json.loads(sys.argv[1])); run.iterate(); run.iterate(); run.env.close(); "
+        "run = TimedRun(json.loads(sys.argv[1])); run.iterate(); run.iterate(); run.close(); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
     output = subprocess.run(
