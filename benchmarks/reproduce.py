@@ -617,7 +617,7 @@ def target_claims(mlsh_runs: list[Run]) -> list[str]:
     Ant TwoWalk: per seed, how near each sub-policy alone (the path on the page) comes to the target it ends
     nearest, at the end and on the way (a sub-policy that walks on past its target ends far from it).
     """
-    lines = []
+    lines, finals = [], []  # finals: per seed, the worse sub-policy end at the end of meta-training
     for item in mlsh_runs:
         targets = [np.asarray(center) for label, center, _ in item.subpolicy_paths["marks"] if label.startswith("target")]
         parts = []
@@ -640,7 +640,7 @@ def target_claims(mlsh_runs: list[Run]) -> list[str]:
                 + ", ".join(f"{steps / 1e6:g}M: {worse_end(end, targets):.2f}" for steps, end in ends)
                 + "."
             )
-    finals = [worse_end([path[-1] for path in item.subpolicy_paths["paths"]], targets) for item in mlsh_runs]
+        finals.append(worse_end([path[-1] for path in item.subpolicy_paths["paths"]], targets))
     if finals:
         met = sum(distance <= TARGET_REACHED for distance in finals)
         lines.append(
