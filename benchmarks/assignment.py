@@ -1,0 +1,223 @@
+"""
+Which sub-policy does each task get during meta-training, and does it walk there? Ant TwoWalk's masters' assignment
+of sub-policies to tasks, against a scripted master that gives task k's steps to sub-policy k (the ceiling of the
+assignment: sub-policy learning alone, with MLSH's schedule and budget).
+
+    python benchmarks/assignment.py --seeds 0 1 --timesteps 3000000 --master learned scripted
+
+Each run meta-trains MLSH with the ``hyperparams/mlsh.yml`` entry of AntTwoWalk-v0 (``--set KEY=VALUE`` changes a
+setting) and records, per iteration and task group, the group's task, phase and the share of its steps that each
+sub-policy acted; every ``--every`` steps, where each sub-policy alone (most likely actions, one episode from the
+same start) ends, as ``reproduce.py`` measures it. ``--master scripted``: each group's choice is its task's index
+(the master's own choice is overwritten and its learning rate is 0), so the sub-policies get exactly the steps of
+their own task, in the joint iterations as MLSH's.
+
+The page shows per run the worse sub-policy end from distinct targets over meta-training and, per quarter of the
+run, the map task -> sub-policy of the joint iterations (the share of task j's joint steps that sub-policy k acted)
+and how decisive the masters were: per task cycle of a group, the share of its joint steps that its most used
+sub-policy acted (1: one sub-policy throughout; 0.5: an even mix of two), averaged over the cycles that ended in the
+quarter, and how often that sub-policy changed from the group's previous cycle on the same task.
+
+Runs are kept in docs/benchmarks/assignment.json as they end; the page docs/benchmarks/assignment.md is written
+from all of them (``--render``: only that). Runs go ``--jobs`` at a time, one torch thread each.
+"""
+
+import argparse
+import json
+import multiprocessing
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+from experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header, subpolicy_paths
+from reproduce import worse_end
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RUNS = ROOT / "docs" / "benchmarks" / "assignment.json"
+PAGE = RUNS.with_suffix(".md")
+EXPERIMENT = "ant_two_walk"
+MASTERS = {"learned": "MLSH's masters", "scripted": "scripted: task k -> sub-policy k"}
+
+
+def scripted_mlsh() -> type:
+    """:return: MLSH whose every decision is the deciding env's task index (the master's choice overwritten)."""
+    from sb3_mlsh import MLSH
+
+    class ScriptedMLSH(MLSH):
+        def _decide(self, obs: Any, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
+            super()._decide(obs, env_indices, episode_start)
+            assert self._macro_state is not None and self.env is not None
+            tasks = self.env.env_method("get_wrapper_attr", "task", indices=list(env_indices))
+            self._macro_state.active[env_indices] = tasks
+
+    return ScriptedMLSH
+
+
+def run(config: dict[str, Any]) -> dict[str, Any]:
+    """
+    One meta-training run with its assignment record.
+
+    :param config: ``seed``, ``timesteps``, ``every``, ``master`` and ``settings`` (MLSH's keyword arguments changed).
+    :return: ``config`` with ``iterations`` (per iteration: steps, then per group ``[task, phase, shares]``), ``ends``
+        (``[steps, worse end, ends]``) and ``cpu_minutes``.
+    """
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_mlsh import MLSH
+
+    th.set_num_threads(1)
+    start = time.process_time()
+    spec = EXPERIMENTS[EXPERIMENT]
+    n_envs, hyperparams = spec.hyperparams()
+    settings = {**hyperparams, **config["settings"]}
+    algorithm = MLSH
+    if config["master"] == "scripted":
+        algorithm, settings["master_learning_rate"] = scripted_mlsh(), 0.0
+    env = make_vec_env(spec.env_id, n_envs=n_envs, seed=config["seed"], env_kwargs=spec.env_kwargs)
+    model = algorithm("MlpPolicy", env, seed=config["seed"], **settings)
+    iterations: list[list[Any]] = []
+    ends: list[list[Any]] = []
+    every = config["every"]
+
+    def measure_ends() -> None:
+        paths = subpolicy_paths(model, spec, config["seed"])
+        targets = [np.asarray(center) for label, center, _ in paths["marks"] if label.startswith("target")]
+        last = [list(path[-1]) for path in paths["paths"]]
+        ends.append([model.num_timesteps, worse_end(last, targets), last])
+
+    class Record(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_start(self) -> None:  # the last iteration's update done
+            if model.num_timesteps // every > len(ends) - 1:
+                measure_ends()
+
+        def _on_rollout_end(self) -> None:
+            tags = model.rollout_buffer.subpolicies
+            groups = []
+            for group in model.task_groups:
+                acted = tags[:, list(group.envs)].ravel()
+                shares = np.bincount(acted, minlength=model.n_subpolicies) / acted.size
+                groups.append([int(group.task), group.phase, [round(float(share), 4) for share in shares]])
+            iterations.append([model.num_timesteps, groups])
+
+    model.learn(config["timesteps"], callback=Record())
+    if ends[-1][0] != model.num_timesteps:
+        measure_ends()
+    env.close()
+    return {**config, "iterations": iterations, "ends": ends, "cpu_minutes": (time.process_time() - start) / 60}
+
+
+def case(row: dict[str, Any]) -> tuple[str, str, int, int]:
+    """:return: What a run measures: its master, settings, budget and seed (a later run of the same replaces it)."""
+    return row["master"], json.dumps(row["settings"], sort_keys=True), row["timesteps"], row["seed"]
+
+
+def cycles(row: dict[str, Any]) -> list[tuple[int, int, int, np.ndarray]]:
+    """
+    :return: Per task cycle of a group that reached its joint iterations: the steps at its last joint iteration, the
+        group, the task and the summed sub-policy shares of its joint iterations (normalised to 1).
+    """
+    found, current = [], {}  # current: group -> (task, shares so far, steps)
+    for steps, groups in row["iterations"]:
+        for g, (task, phase, shares) in enumerate(groups):
+            if phase == "warmup" and g in current:
+                found.append((g, *current.pop(g)))
+            if phase == "joint":
+                _, total, _ = current.get(g, (task, np.zeros(len(shares)), steps))
+                current[g] = (task, total + np.asarray(shares), steps)
+    found += [(g, *cycle) for g, cycle in current.items()]
+    return sorted(((steps, g, task, total / total.sum()) for g, task, total, steps in found), key=lambda c: c[:3])
+
+
+def quarters(row: dict[str, Any]) -> list[str]:
+    """:return: Per quarter of the run: the joint map task -> sub-policy, decisiveness and changes of majority."""
+    n_tasks = len(EXPERIMENTS[EXPERIMENT].evaluation_tasks())
+    every_cycle = cycles(row)
+    cells, previous = [], {}
+    for q in range(4):
+        low, high = row["timesteps"] * q / 4, row["timesteps"] * (q + 1) / 4
+        in_quarter = [cycle for cycle in every_cycle if low < cycle[0] <= high]
+        table = np.zeros((n_tasks, len(in_quarter[0][3]) if in_quarter else 2))
+        majority, changes, repeats = [], 0, 0
+        for _, _, task, shares in in_quarter:
+            table[task] += shares
+            majority.append(shares.max())
+            top = int(np.argmax(shares))
+            if task in previous:
+                repeats += 1
+                changes += previous[task] != top
+            previous[task] = top
+        table = table / np.maximum(table.sum(axis=1, keepdims=True), 1e-9)
+        task_map = "; ".join(f"{j}: " + "/".join(f"{share:.2f}" for share in table[j]) for j in range(n_tasks))
+        decisive = f"{np.mean(majority):.2f}" if majority else "-"
+        cells.append(f"{task_map} ({decisive}; {changes} of {repeats} changed)")
+    return cells
+
+
+def render(rows: list[dict[str, Any]]) -> None:
+    """Write the page from every saved run."""
+    lines = [
+        *page_header("Which sub-policy each task gets during meta-training", "assignment.py", rows, RUNS),
+        f"AntTwoWalk-v0 meta-trained with its `hyperparams/mlsh.yml` entry (the row's settings changed). *{MASTERS['learned']}*: "
+        f"MLSH as packaged; *{MASTERS['scripted']}*: each decision is the task's index and the masters never learn, so "
+        "each sub-policy trains on its own task's joint steps only (the ceiling of the masters' assignment). *Worse "
+        "end*: each sub-policy acting alone (most likely actions) for an episode from the same start, the larger "
+        "distance of an end from a distinct target (the issue's bar: 1.0). *Joint map per quarter*: for task j, the "
+        "share of its joint-iteration steps each sub-policy acted (j: k0/k1), over the task cycles that ended in the "
+        "quarter; in brackets, the mean share of a cycle's joint steps taken by its most used sub-policy (1: one "
+        "throughout, 0.5: an even mix) and how many cycles' most used sub-policy differed from the previous cycle's "
+        "on the same task (in any group).",
+        "",
+    ]
+    for row in sorted(rows, key=lambda r: (str(r["settings"]), r["master"], r["timesteps"], r["seed"])):
+        settings = ", ".join(f"{key}={value}" for key, value in sorted(row["settings"].items())) or "as packaged"
+        ends = ", ".join(f"{steps / 1e6:.2f}M: {worse:.2f}" for steps, worse, _ in row["ends"])
+        final = row["ends"][-1]
+        lines += [
+            f"## {MASTERS[row['master']]}, {settings}, seed {row['seed']}, {row['timesteps']:,} steps",
+            "",
+            f"CPU minutes: {row['cpu_minutes']:.1f}. Worse end over meta-training: {ends}. At the end the sub-policies "
+            "end at " + ", ".join(f"({x:.1f}, {y:.1f})" for x, y in final[2]) + ".",
+            "",
+            "| quarter | joint map task -> sub-policy (decisiveness; majority changes) |",
+            "|---|---|",
+            *(f"| {q + 1} | {cell} |" for q, cell in enumerate(quarters(row))),
+            "",
+        ]
+    PAGE.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--timesteps", type=int, default=3_000_000)
+    parser.add_argument("--every", type=int, default=250_000, help="steps between measurements of the sub-policies' ends")
+    parser.add_argument("--master", nargs="+", choices=sorted(MASTERS), default=list(MASTERS))
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="MLSH settings changed")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each")
+    parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
+    args = parser.parse_args()
+    if not args.render:
+        settings = key_values(args.set, "assignment.py")
+        configs = [
+            dict(seed=seed, timesteps=args.timesteps, every=args.every, master=master, settings=settings)
+            for seed in args.seeds
+            for master in args.master
+        ]
+        kept = invocation("assignment.py")
+        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+            for row in pool.imap_unordered(run, configs):
+                keep_run(RUNS, {**row, **kept}, key=case)
+                print(f"{row['master']} seed {row['seed']}: worse ends {[round(e[1], 2) for e in row['ends']]}", flush=True)
+    if RUNS.is_file():
+        render(json.loads(RUNS.read_text()))
+
+
+if __name__ == "__main__":
+    main()
