@@ -163,15 +163,15 @@ def render(rows: list[dict[str, Any]]) -> None:
     """Write the page from every saved run."""
     lines = [
         *page_header("Which sub-policy each task gets during meta-training", "assignment.py", rows, RUNS),
-        f"AntTwoWalk-v0 meta-trained with its `hyperparams/mlsh.yml` entry (the row's settings changed). *{MASTERS['learned']}*: "
-        f"MLSH as packaged; *{MASTERS['scripted']}*: each decision is the task's index and the masters never learn, so "
-        "each sub-policy trains on its own task's joint steps only (the ceiling of the masters' assignment). *Worse "
-        "end*: each sub-policy acting alone (most likely actions) for an episode from the same start, the larger "
-        "distance of an end from a distinct target (the issue's bar: 1.0). *Joint map per quarter*: for task j, the "
-        "share of its joint-iteration steps each sub-policy acted (j: k0/k1), over the task cycles that ended in the "
-        "quarter; in brackets, the mean share of a cycle's joint steps taken by its most used sub-policy (1: one "
-        "throughout, 0.5: an even mix) and how many cycles' most used sub-policy differed from the previous cycle's "
-        "on the same task (in any group).",
+        "AntTwoWalk-v0 meta-trained with its `hyperparams/mlsh.yml` entry (the row's settings changed). "
+        f"*{MASTERS['learned']}*: MLSH as packaged; *{MASTERS['scripted']}*: each decision is the task's index and "
+        "the masters never learn, so each sub-policy trains on its own task's joint steps only (the ceiling of the"
+        " masters' assignment). *Worse end*: each sub-policy acting alone (most likely actions) for an episode "
+        "from the same start, the larger distance of an end from a distinct target (the issue's bar: 1.0). *Joint "
+        "map per quarter*: for task j, the share of its joint-iteration steps each sub-policy acted (j: k0/k1), "
+        "over the task cycles that ended in the quarter; in brackets, the mean share of a cycle's joint steps "
+        "taken by its most used sub-policy (1: one throughout, 0.5: an even mix) and how many cycles' most used "
+        "sub-policy differed from the previous cycle's on the same task (in any group).",
         "",
     ]
     for row in sorted(rows, key=lambda r: (str(r["settings"]), r["master"], r["timesteps"], r["seed"])):

@@ -117,7 +117,7 @@ class _AdaptationRecorder(BaseCallback):
         self.n_observations = 0
 
     def _on_step(self) -> bool:
-        rewards, infos, obs = self.locals["rewards"], self.locals["infos"], self.locals.get("last_obs")
+        rewards, infos, obs = self.locals["rewards"], self.locals["infos"], self.locals.get("last_inputs")
         normalizer = unwrap_vec_normalize(self.training_env)
         if normalizer is not None:  # the env's own rewards, not those VecNormalize scaled for the learner
             rewards = normalizer.get_original_reward()

@@ -61,7 +61,7 @@ class Recorder(BaseCallback):
 
     def _on_step(self) -> bool:
         assert th.equal(self.model.policy.obs_normalizer.mean, self.start), "statistics changed during collection"
-        self.raw.append(self.locals["step_obs"].copy())
+        self.raw.append(self.locals["new_obs"].copy())
         return True
 
     def _on_rollout_end(self) -> None:

@@ -11,7 +11,7 @@ from stable_baselines3.common.type_aliases import RolloutBufferSamples
 
 from sb3_mlsh.common.observations import Observations, apply
 
-_SAMPLE_FIELDS = ("actions", "values", "log_probs", "advantages", "returns")
+SAMPLE_FIELDS = ("actions", "values", "log_probs", "advantages", "returns")
 
 
 def _minibatches(
@@ -72,7 +72,7 @@ class TaggedRolloutBuffer(RolloutBuffer):
         assert self.full, "The buffer is not full yet"
         if not self.generator_ready:
             self.observations = apply(self.swap_and_flatten, self.observations)
-            for name in (*_SAMPLE_FIELDS, "subpolicies"):
+            for name in (*SAMPLE_FIELDS, "subpolicies"):
                 self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
             self.subpolicies = self.subpolicies.flatten()
             self.env_indices = np.repeat(np.arange(self.n_envs), self.buffer_size)
@@ -207,7 +207,7 @@ class MacroRolloutBuffer(RolloutBuffer):
         if not self.generator_ready:
             filled = np.arange(self.buffer_size)[:, None] < self.env_pos[None, :]
             self.observations = apply(lambda values: values[filled], self.observations)
-            for name in _SAMPLE_FIELDS:
+            for name in SAMPLE_FIELDS:
                 self.__dict__[name] = self.__dict__[name][filled]
             self.env_indices = np.broadcast_to(np.arange(self.n_envs), filled.shape)[filled]
             self.generator_ready = True

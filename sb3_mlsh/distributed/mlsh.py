@@ -2,7 +2,6 @@
 
 import copy
 import json
-import os
 import pathlib
 import shutil
 from typing import Any, cast
@@ -14,13 +13,13 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from sb3_mlsh.common.buffers import BufferView, TaggedRolloutBuffer
+from sb3_mlsh.common.buffers import SAMPLE_FIELDS, BufferView, TaggedRolloutBuffer
 from sb3_mlsh.common.learner import LevelLogger
 from sb3_mlsh.common.observations import apply
+from sb3_mlsh.common.save_util import atomic_write_json
 from sb3_mlsh.mlsh.mlsh import _MIN_UPDATE_ROWS, MLSH
 
 # The rows of the sub-policy buffer an update reads, besides the observations
-_ROW_FIELDS = ("actions", "values", "log_probs", "advantages", "returns")
 LATEST = "latest.json"
 SUBPOLICY_SYNCS = ("gather", "average")
 
@@ -223,14 +222,14 @@ class DistributedMLSH(MLSH):
     def _rows(self, mask: np.ndarray) -> dict[str, Any]:
         """:return: The rows of the flattened sub-policy buffer in ``mask``: what an update reads."""
         buffer = self.rollout_buffer
-        rows = {name: getattr(buffer, name)[mask] for name in _ROW_FIELDS}
+        rows = {name: getattr(buffer, name)[mask] for name in SAMPLE_FIELDS}
         rows["observations"] = apply(lambda values: values[mask], buffer.observations)
         return rows
 
     def _pool(self, gathered: list[dict[str, Any]]) -> TaggedRolloutBuffer:
         """:return: A buffer holding the rows of every process, in rank order (as one process's envs would be)."""
         pooled = copy.copy(self.rollout_buffer)
-        for name in _ROW_FIELDS:
+        for name in SAMPLE_FIELDS:
             setattr(pooled, name, np.concatenate([rows[name] for rows in gathered]))
         observations: Any = self.rollout_buffer.observations  # a dict of arrays in the Dict buffers
         if isinstance(observations, dict):
@@ -289,7 +288,7 @@ class DistributedMLSH(MLSH):
             return
         self.save(root / "model.zip")
         previous = latest_checkpoint(root)
-        _write_json(
+        atomic_write_json(
             root / "checkpoints" / LATEST,
             {
                 "folder": folder.name,
@@ -315,10 +314,3 @@ def latest_checkpoint(save_path: str | pathlib.Path) -> dict[str, Any] | None:
 def checkpoint_file(save_path: str | pathlib.Path, checkpoint: dict[str, Any], rank: int) -> pathlib.Path:
     """:return: Process ``rank``'s model file in ``checkpoint`` (as ``latest_checkpoint`` returns it)."""
     return pathlib.Path(save_path) / "checkpoints" / checkpoint["folder"] / f"rank_{rank}.zip"
-
-
-def _write_json(path: pathlib.Path, content: dict[str, Any]) -> None:
-    """Write ``content`` to ``path`` atomically (a temporary file that then takes its name)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    temporary.write_text(json.dumps(content, indent=1) + "\n")
-    os.replace(temporary, path)

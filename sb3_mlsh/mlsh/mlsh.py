@@ -3,16 +3,11 @@
 import difflib
 import inspect
 import io
-import json
 import math
 import os
 import pathlib
-import re
-import tempfile
-import zipfile
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
@@ -23,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.save_util import load_from_zip_file, open_path
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, is_vectorized_observation, obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
@@ -35,53 +30,30 @@ from sb3_mlsh.common.buffers import (
     TaggedDictRolloutBuffer,
     TaggedRolloutBuffer,
 )
-from sb3_mlsh.common.diagnostics import subpolicy_divergence
 from sb3_mlsh.common.learner import LevelLogger, PPOLearner
 from sb3_mlsh.common.normalization import normalizable
-from sb3_mlsh.common.observations import Observations, apply, n_rows, non_finite_rows, put, stack, take
-from sb3_mlsh.common.tasks import (
-    SMALL_TASK_SET,
-    finite_tasks,
-    has_task_protocol,
-    sample_task,
-    set_task,
-    takes_rng,
-    task_label,
+from sb3_mlsh.common.observations import Observations, n_rows, non_finite_rows, put, stack, take
+from sb3_mlsh.common.save_util import (
+    atomic_write,
+    legacy_load_defaults,
+    policy_name,
+    saved_data,
+    upgrade_legacy_parameters,
+    upgrade_legacy_schedule,
 )
+from sb3_mlsh.common.tasks import finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
 from sb3_mlsh.common.user_warnings import warn_at_caller
+from sb3_mlsh.mlsh.macro import MacroState
 from sb3_mlsh.mlsh.parameters import RULES, check_parameters
-from sb3_mlsh.mlsh.policies import (
-    CnnPolicy,
-    MasterPolicy,
-    MlpPolicy,
-    MLSHPolicy,
-    MultiInputPolicy,
-    rename_legacy_master_keys,
-)
-from sb3_mlsh.mlsh.task_groups import PHASES, TaskGroup, TaskSchedule
+from sb3_mlsh.mlsh.policies import CnnPolicy, MasterPolicy, MlpPolicy, MLSHPolicy, MultiInputPolicy
+from sb3_mlsh.mlsh.rollout_stats import keep_task_returns, record_rollout, rollout_divergence
+from sb3_mlsh.mlsh.task_groups import TaskGroup, TaskSchedule
 
 SelfMLSH = TypeVar("SelfMLSH", bound="MLSH")
 
 _SUPPORTED_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 # Sub-policies need two steps in an iteration to be updated (advantages are normalised)
 _MIN_UPDATE_ROWS = 2
-
-
-@dataclass
-class MacroState:
-    """
-    Per env: the macro step under way (decision observation, choice, value, log-probability), its running reward,
-    and whether any of its steps earned a reward (value bootstraps aside).
-    """
-
-    obs: Observations
-    active: np.ndarray
-    steps_left: np.ndarray
-    reward: np.ndarray
-    episode_start: np.ndarray
-    value: np.ndarray
-    log_prob: np.ndarray
-    earned: np.ndarray
 
 
 class MLSH(OnPolicyAlgorithm):
@@ -393,19 +365,7 @@ class MLSH(OnPolicyAlgorithm):
         """Make the task groups (unless a loaded model brought its own) and apply the current settings to them."""
         if self.task_groups is None or len(self.task_groups) != self.n_task_groups:
             self.task_groups = TaskSchedule(self.n_task_groups, self.seed)
-        # Files saved before task groups kept the schedule's position as attributes of the model
-        legacy = {
-            name: self.__dict__.pop(name)
-            for name in ("current_task", "tasks_sampled", "iteration_in_task")
-            if name in self.__dict__
-        }
-        if legacy:
-            group = self.task_groups[0]
-            group.task, group.tasks_sampled, group.iteration_in_task = (
-                legacy["current_task"],
-                legacy["tasks_sampled"],
-                legacy["iteration_in_task"],
-            )
+        upgrade_legacy_schedule(self.__dict__, self.task_groups)  # a file saved before task groups
         self.task_groups.first_group, self.task_groups.total_groups = self._group_placement()
         self.task_groups.configure(self.n_envs, self.warmup_iterations, self.joint_iterations, self.train_subpolicies)
 
@@ -469,11 +429,9 @@ class MLSH(OnPolicyAlgorithm):
             params = dict(load_path_or_dict)
         else:
             params = load_from_zip_file(load_path_or_dict, device=device, load_data=False)[1]
-        if "policy.master.optimizer" in params:
-            params["policy.masters.0.optimizer"] = params.pop("policy.master.optimizer")
+        params = upgrade_legacy_parameters(params)
         if "policy" in params:
-            policy = dict(params["policy"])
-            rename_legacy_master_keys(policy)
+            policy = params["policy"]
             if self.reset_master_on_load:
                 policy = {k: v for k, v in policy.items() if not k.startswith("masters.")}
                 policy.update({k: v for k, v in self.policy.state_dict().items() if k.startswith("masters.")})
@@ -512,18 +470,7 @@ class MLSH(OnPolicyAlgorithm):
         target = pathlib.Path(path)
         if target.suffix == "":
             target = target.with_name(target.name + ".zip")  # as SB3's save
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                super().save(file, exclude, include)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(temporary, 0o666 & ~_umask())  # the permissions a plain open() would give
-            os.replace(temporary, target)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        atomic_write(target, lambda file: super(MLSH, self).save(file, exclude, include))
 
     @classmethod
     def load(
@@ -540,20 +487,19 @@ class MLSH(OnPolicyAlgorithm):
         As SB3's ``load``; a model saved before observation normalisation existed (sb3-mlsh 0.1.0) loads
         with ``normalize_observations=False``, as it was trained.
         """
-        saved = _saved_data(path)
+        saved = saved_data(path)
         if saved is not None and "n_subpolicies" not in saved:
             raise ValueError(
                 f"MLSH.load: {path} is not an MLSH model (it has no sub-policies): its policy is "
-                f"{_policy_name(saved)}. Load it with the algorithm that saved it, e.g. stable_baselines3.PPO.load(path)."
+                f"{policy_name(saved)}. Load it with the algorithm that saved it, e.g. stable_baselines3.PPO.load(path)."
             )
-        if saved is not None and "normalize_observations" not in saved:
-            kwargs.setdefault("normalize_observations", False)
+        kwargs = {**legacy_load_defaults(saved), **kwargs}
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
         if force_reset:
-            self._macro_state = None
+            self._decide_afresh()
         self._check_task_protocol()
 
     # --------------------------------------------------------------- schedule
@@ -586,7 +532,7 @@ class MLSH(OnPolicyAlgorithm):
     def reset_master(self) -> None:
         """Re-initialise every master's weights and optimizer state; their next decisions are made afresh."""
         self.policy.reset_master()
-        self._macro_state = None
+        self._decide_afresh()
 
     def _start_task(self, group: TaskGroup) -> None:
         """
@@ -610,7 +556,7 @@ class MLSH(OnPolicyAlgorithm):
         if len(envs) == self.env.num_envs:
             self._last_obs = self.env.reset()  # type: ignore[assignment]
             self._last_episode_starts = np.ones((self.env.num_envs,), dtype=bool)
-            self._macro_state = None
+            self._decide_afresh()
             return
         reset_obs = [obs for obs, _ in self.env.env_method("reset", indices=list(envs))]
         put(self._last_obs, envs, stack(reset_obs))
@@ -631,7 +577,7 @@ class MLSH(OnPolicyAlgorithm):
     ) -> tuple[int, BaseCallback]:
         if reset_num_timesteps or self._last_obs is None:
             # The envs are about to be reset: decisions restart, and the tasks under way are kept
-            self._macro_state = None
+            self._decide_afresh()
             assert self.env is not None and self.task_groups is not None
             for group in self.task_groups:
                 if group.phase != "master_only" and group.iteration_in_task > 0 and self._env_has_tasks:
@@ -650,38 +596,27 @@ class MLSH(OnPolicyAlgorithm):
 
     # ---------------------------------------------------------------- rollout
 
-    def _decide(self, obs: Observations, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
+    def _decide_afresh(self) -> None:
+        """Drop the macro steps under way (the envs were reset): at the next step every env's master chooses anew."""
+        self._macro_state = None
+
+    def _decide(self, inputs: Observations, env_indices: np.ndarray, episode_start: np.ndarray) -> None:
         """
-        For each env in ``env_indices``, its group's master chooses a sub-policy at ``obs[env_indices]``, the
-        networks' inputs (normalised observations with ``normalize_observations``).
+        For each env in ``env_indices``, its group's master chooses a sub-policy at ``inputs[env_indices]`` (the
+        networks' inputs: the observations, normalised with ``normalize_observations``): a macro step begins there.
         """
         assert self.task_groups is not None
+        decision_inputs = take(inputs, env_indices)
         with th.no_grad():
             chosen, value, log_prob = self.policy.decide(
-                obs_as_tensor(take(obs, env_indices), self.device), self.task_groups.group_of_env[env_indices]
+                obs_as_tensor(decision_inputs, self.device), self.task_groups.group_of_env[env_indices]
             )
-        choices, values, log_probs = chosen.cpu().numpy(), value.cpu().numpy().flatten(), log_prob.cpu().numpy()
-        state = self._macro_state
-        if state is None:
-            n_envs = n_rows(obs)
-            state = self._macro_state = MacroState(
-                obs=apply(np.zeros_like, obs),
-                active=np.zeros(n_envs, dtype=np.int64),
-                steps_left=np.zeros(n_envs, dtype=np.int64),
-                reward=np.zeros(n_envs, dtype=np.float32),
-                episode_start=np.zeros(n_envs, dtype=bool),
-                value=np.zeros(n_envs, dtype=np.float32),
-                log_prob=np.zeros(n_envs, dtype=np.float32),
-                earned=np.zeros(n_envs, dtype=bool),
-            )
-        put(state.obs, env_indices, take(obs, env_indices))
-        state.active[env_indices] = choices
-        state.steps_left[env_indices] = self.macro_duration
-        state.reward[env_indices] = 0.0
-        state.earned[env_indices] = False
-        state.episode_start[env_indices] = episode_start
-        state.value[env_indices] = values
-        state.log_prob[env_indices] = log_probs
+        if self._macro_state is None:
+            self._macro_state = MacroState.empty(inputs, n_rows(inputs))
+        self._macro_state.begin(
+            env_indices, decision_inputs, chosen.cpu().numpy(), value.cpu().numpy().flatten(), log_prob.cpu().numpy(),
+            episode_start, self.macro_duration,
+        )  # fmt: skip
 
     def collect_rollouts(
         self,
@@ -693,7 +628,9 @@ class MLSH(OnPolicyAlgorithm):
         """
         Collect ``n_rollout_steps`` steps per env with the hierarchy: sub-policy steps (tagged with the
         active sub-policy) go to ``rollout_buffer``, macro transitions to ``master_rollout_buffer``.
-        First, each task group whose task is complete starts a new one.
+        First, each task group whose task is complete starts a new one. A callback finds SB3's names in its
+        ``locals``: ``new_obs`` as the env returned it, ``rewards``, ``dones``, ``infos``; and the networks' inputs
+        (the observations normalised) as ``last_inputs`` and ``new_inputs``.
 
         :param env: The training environment.
         :param callback: Callback called at every environment step.
@@ -706,153 +643,118 @@ class MLSH(OnPolicyAlgorithm):
             self._start_task(group)
         assert self._last_obs is not None, "No previous observation was provided"
         # the networks' inputs: the observations, normalised with statistics that stay fixed until train() ends
-        last_obs = cast(Observations, self.policy.normalize_observation(self._last_obs))
+        last_inputs = cast(Observations, self.policy.normalize_observation(self._last_obs))
         if self._macro_state is None:
-            self._decide(last_obs, np.arange(env.num_envs), np.asarray(self._last_episode_starts, dtype=bool))
-        state = self._macro_state
-        assert state is not None
+            self._decide(last_inputs, np.arange(env.num_envs), np.asarray(self._last_episode_starts, dtype=bool))
+        macro = self._macro_state
+        assert macro is not None
 
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         self.master_rollout_buffer.reset()
-        master_gamma = self.master_rollout_buffer.gamma
         group_of_env = self.task_groups.group_of_env
         self._rewarded_masters = np.zeros(self.n_task_groups, dtype=bool)
-        bootstrapped, earned = 0.0, 0.0
+        bootstrapped, earned = 0.0, 0.0  # reward magnitudes: from time-limit bootstraps, from the env
         normalizer = self.policy.obs_normalizer
         self._new_obs_stats = None
         # this iteration's observations, for the normaliser's statistics (computed once, when all are in)
-        new_observations: list[np.ndarray] | None = [] if normalizer is not None and self.train_subpolicies else None
+        observed: list[np.ndarray] | None = [] if normalizer is not None and self.train_subpolicies else None
         callback.on_rollout_start()
 
         n_steps = 0
         while n_steps < n_rollout_steps:
+            # each env's active sub-policy acts
             with th.no_grad():
-                actions, values, log_probs = self.policy(obs_as_tensor(last_obs, self.device), state.active)
+                actions, values, log_probs = self.policy(obs_as_tensor(last_inputs, self.device), macro.active)
             actions = actions.cpu().numpy()
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
                 clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
-            step_obs, rewards, dones, infos = env.step(clipped_actions)
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
             self.num_timesteps += env.num_envs
-            _check_finite(cast(Observations, step_obs), rewards, self.num_timesteps)  # no Tuple spaces (checked)
-            if new_observations is not None:
-                new_observations.append(np.array(step_obs, dtype=np.float64))  # a copy: a VecEnv may reuse its array
-            new_obs = cast(Observations, self.policy.normalize_observation(cast(Observations, step_obs)))
+            _check_finite(cast(Observations, new_obs), rewards, self.num_timesteps)  # no Tuple spaces (checked)
+            if observed is not None:
+                observed.append(np.array(new_obs, dtype=np.float64))  # a copy: a VecEnv may reuse its array
+            new_inputs = cast(Observations, self.policy.normalize_observation(cast(Observations, new_obs)))
 
             callback.update_locals(locals())
             if not callback.on_step():
                 return False
 
             self._update_info_buffer(infos, dones)
-            if dones.any():
-                self._record_task_returns(infos, group_of_env)
+            if dones.any() and self._task_set_size is not None:
+                tasks = [self.task_groups[int(g)].task for g in group_of_env]
+                keep_task_returns(self._task_returns, infos, tasks, self._stats_window_size)
             n_steps += 1
             if isinstance(self.action_space, spaces.Discrete):
                 actions = actions.reshape(-1, 1)
 
-            state.reward += rewards
-            state.earned |= rewards != 0
+            macro.step(rewards)
             earned += float(np.abs(rewards).sum())
-            # A time limit is not a termination: with bootstrap_truncation, bootstrap from the value, at each level
-            for idx in np.flatnonzero(dones) if self.bootstrap_truncation else ():
-                if infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
-                    terminal_obs = self.policy.obs_to_tensor(
-                        self.policy.normalize_observation(infos[idx]["terminal_observation"])
-                    )[0]
-                    with th.no_grad():
-                        sub_value = self.policy.subpolicies[state.active[idx]].predict_values(terminal_obs)[0]
-                        master_value = self.policy.masters[group_of_env[idx]].predict_values(terminal_obs)[0]
-                    rewards[idx] += self.gamma * sub_value.item()
-                    state.reward[idx] += master_gamma * master_value.item()
-                    bootstrapped += abs(self.gamma * sub_value.item())
+            if self.bootstrap_truncation:
+                bootstrapped += self._bootstrap_time_limits(rewards, dones, infos)
 
             rollout_buffer.add(
-                last_obs,
+                last_inputs,
                 actions,
                 rewards,
                 self._last_episode_starts,  # type: ignore[arg-type]
                 values,
                 log_probs,
-                subpolicy=state.active,
+                subpolicy=macro.active,
             )
 
-            state.steps_left -= 1
-            ended = np.flatnonzero((state.steps_left <= 0) | dones)
+            # where a macro step ends: the master's transition, and its group's master chooses again
+            ended = macro.ended(dones)
             if len(ended) > 0:
-                self.master_rollout_buffer.add(
-                    take(state.obs, ended),
-                    state.active[ended],
-                    state.reward[ended],
-                    state.episode_start[ended],
-                    state.value[ended],
-                    state.log_prob[ended],
-                    env_indices=ended,
-                )
-                self._rewarded_masters[group_of_env[ended[state.earned[ended]]]] = True
-                self._decide(new_obs, ended, dones[ended])
+                self.master_rollout_buffer.add(*macro.transitions(ended), env_indices=ended)
+                self._rewarded_masters[group_of_env[ended[macro.earned[ended]]]] = True
+                self._decide(new_inputs, ended, dones[ended])
 
-            last_obs = new_obs
-            self._last_obs = step_obs  # type: ignore[assignment]  # as the env gives it
+            last_inputs = new_inputs
+            self._last_obs = new_obs  # type: ignore[assignment]  # as the env gives it
             self._last_episode_starts = dones
 
         with th.no_grad():
-            last_values = self.policy.predict_values(obs_as_tensor(new_obs, self.device), state.active)
+            last_values = self.policy.predict_values(obs_as_tensor(new_inputs, self.device), macro.active)
         rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
         self.master_rollout_buffer.compute_returns_and_advantage(
-            last_values=th.as_tensor(state.value), dones=state.episode_start
+            last_values=th.as_tensor(macro.value), dones=macro.episode_start
         )
 
-        if new_observations is not None and normalizer is not None:
+        if observed is not None and normalizer is not None:
             self._new_obs_stats = RunningMeanStd(epsilon=0.0, shape=tuple(normalizer.mean.shape))
-            self._new_obs_stats.update(np.concatenate(new_observations))
-        self._record_schedule(np.bincount(rollout_buffer.subpolicies.ravel(), minlength=self.n_subpolicies))
+            self._new_obs_stats.update(np.concatenate(observed))
+        usage = np.bincount(rollout_buffer.subpolicies.ravel(), minlength=self.n_subpolicies)
+        record_rollout(self.logger, self.task_groups, usage, self._task_returns, self._task_set_size)
         self.logger.record("rollout/bootstrap_fraction", bootstrapped / max(bootstrapped + earned, 1e-8))
-        self.logger.record("rollout/subpolicy_divergence", self._rollout_divergence(rollout_buffer))
+        self.logger.record("rollout/subpolicy_divergence", rollout_divergence(self.policy, rollout_buffer))
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
 
-    def _rollout_divergence(self, rollout_buffer: TaggedRolloutBuffer, n_samples: int = 256) -> float:
-        """Sub-policy divergence on up to ``n_samples`` of this iteration's observations, evenly spaced."""
-        observations = apply(lambda values: values.reshape((-1, *values.shape[2:])), rollout_buffer.observations)
-        n_observations = n_rows(observations)
-        rows = np.linspace(0, n_observations - 1, min(n_samples, n_observations)).astype(int)
-        return subpolicy_divergence(self.policy, take(observations, rows))
+    def _bootstrap_time_limits(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> float:
+        """
+        A time limit is not a termination: where an episode was cut by one, add the discounted value of its final
+        observation to the step's reward (``rewards``, in place; the active sub-policy's value) and to the macro
+        step's (the master's value).
 
-    def _record_task_returns(self, infos: list[dict[str, Any]], group_of_env: np.ndarray) -> None:
-        """Keep the returns of the episodes that ended, per task of a finite task set."""
-        assert self.task_groups is not None
-        if self._task_set_size is None:
-            return
-        for idx, info in enumerate(infos):
-            if "episode" in info:
-                key = task_label(self.task_groups[group_of_env[idx]].task)
-                self._task_returns.setdefault(key, deque(maxlen=self._stats_window_size)).append(float(info["episode"]["r"]))
-
-    def _record_schedule(self, usage: np.ndarray) -> None:
-        assert self.task_groups is not None
-        self.logger.record("mlsh/task", _loggable(self.current_task))
-        self.logger.record("mlsh/phase", self.phase)
-        self.logger.record("mlsh/tasks_sampled", self.tasks_sampled)
-        self.logger.record("mlsh/iteration_in_task", self.iteration_in_task)
-        for group in self.task_groups:
-            self.logger.record(f"mlsh/group_{group.index}/task", _loggable(group.task))
-            self.logger.record(f"mlsh/group_{group.index}/phase", group.phase, exclude="tensorboard")
-            self.logger.record(f"mlsh/group_{group.index}/phase_id", PHASES.index(group.phase))
-        self.logger.record("mlsh/groups_in_joint", sum(group.phase == "joint" for group in self.task_groups))
-        for k, fraction in enumerate(usage / max(usage.sum(), 1)):
-            self.logger.record(f"rollout/subpolicy_{k}_usage", float(fraction))
-        means = {key: float(np.mean(returns)) for key, returns in sorted(self._task_returns.items())}
-        if self._task_set_size is None or self._task_set_size <= SMALL_TASK_SET:
-            for key, mean in means.items():
-                self.logger.record(f"rollout/ep_rew_mean_task_{key}", mean)
-        elif means:  # many tasks (Meta-World's 50): how the mean return spreads over them
-            values = list(means.values())
-            self.logger.record("rollout/tasks_with_returns", len(values))
-            for name, value in (("min", np.min(values)), ("median", np.median(values)), ("max", np.max(values))):
-                self.logger.record(f"rollout/ep_rew_mean_task_{name}", float(value))
+        :return: The magnitude of the sub-policies' bootstraps added (logged against the env's rewards).
+        """
+        assert self._macro_state is not None and self.task_groups is not None
+        macro, master_gamma = self._macro_state, self.master_rollout_buffer.gamma
+        added = 0.0
+        for idx in np.flatnonzero(dones):
+            if infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
+                terminal = self.policy.obs_to_tensor(self.policy.normalize_observation(infos[idx]["terminal_observation"]))[0]
+                with th.no_grad():
+                    sub_value = self.policy.subpolicies[macro.active[idx]].predict_values(terminal)[0].item()
+                    master_value = self.policy.masters[self.task_groups.group_of_env[idx]].predict_values(terminal)[0].item()
+                rewards[idx] += self.gamma * sub_value
+                macro.reward[idx] += master_gamma * master_value
+                added += abs(self.gamma * sub_value)
+        return added
 
     # ------------------------------------------------------------------ train
 
@@ -968,49 +870,3 @@ def _check_finite(obs: Observations, rewards: np.ndarray, num_timesteps: int) ->
                 "fix the env, or wrap it in stable_baselines3.common.vec_env.VecCheckNan(env, raise_exception=True) "
                 "to find the action that led there."
             )
-
-
-def _saved_data(path: str | pathlib.Path | io.BufferedIOBase) -> dict[str, Any] | None:
-    """
-    :return: The attributes saved in a model file's ``data`` entry, as SB3 wrote them (the file's position is kept),
-        or ``None`` if the file cannot be read so (``load`` then reports the problem as SB3 does).
-    """
-    try:
-        file = open_path(path, "r", verbose=0, suffix="zip")
-    except (OSError, ValueError):
-        return None
-    position = file.tell()
-    try:
-        with zipfile.ZipFile(file) as archive:
-            data = json.loads(archive.read("data").decode())
-            return data if isinstance(data, dict) else None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-    finally:
-        if isinstance(path, (str, os.PathLike)):
-            file.close()
-        else:
-            file.seek(position)
-
-
-def _policy_name(saved: dict[str, Any]) -> str:
-    """:return: The policy class a model file's ``data`` names (SB3 keeps its module and its methods' names)."""
-    policy = saved.get("policy_class")
-    if not isinstance(policy, dict):
-        return "not recorded"
-    names = re.findall(r"<function (\w+)\.__init__", str(policy.get("__init__", "")))
-    return ".".join([str(policy.get("__module__", "?")), *names[:1]])
-
-
-def _umask() -> int:
-    """:return: The process's file-creation mask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _loggable(task: Any) -> Any:
-    """A task as the logger can record it: a number as it is, anything else as its short label (``task_label``)."""
-    if isinstance(task, (int, float, np.integer, np.floating)) and not isinstance(task, bool):
-        return task
-    return task_label(task)

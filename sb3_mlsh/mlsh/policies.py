@@ -16,18 +16,7 @@ from sb3_mlsh.common.distributions import EpsilonCategoricalDistribution
 from sb3_mlsh.common.ensemble import PolicyEnsemble
 from sb3_mlsh.common.normalization import ObservationNormalizer, normalizable
 from sb3_mlsh.common.observations import n_rows, take
-
-
-def rename_legacy_master_keys(state_dict: dict[str, Any], prefix: str = "") -> None:
-    """
-    Rename, in place, the keys of a state dict saved before task groups (one master, ``master.*``)
-    to today's layout (``masters.0.*``).
-
-    :param state_dict: An ``MLSHPolicy`` state dict.
-    :param prefix: The policy's prefix in ``state_dict``.
-    """
-    for key in [key for key in state_dict if key.startswith(prefix + "master.")]:
-        state_dict[prefix + "masters.0." + key[len(prefix + "master.") :]] = state_dict.pop(key)
+from sb3_mlsh.common.save_util import rename_legacy_master_keys
 
 
 def _legacy_keys_hook(state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
