@@ -760,10 +760,23 @@ class MLSH(OnPolicyAlgorithm):
 
     def train(self) -> None:
         """
-        Update each task group's master on its macro transitions (with ``master_skip_rewardless``, only
-        if one of them earned a reward), and each sub-policy once on the steps it took in the groups that
-        are in their joint phase; then advance the task schedule.
+        One iteration's updates: each task group's master on its own macro transitions (with
+        ``master_skip_rewardless``, only if one of them earned a reward); each sub-policy once, on the steps it took
+        in the groups in their joint phase (a group in its warm-up trains its master only); then the observation
+        normaliser takes in this iteration's observations, and the task schedule advances.
         """
+        assert self.task_groups is not None
+        self._train_masters()
+        self._train_subpolicies(self.task_groups.joint_envs())
+        if self._new_obs_stats is not None and self.policy.obs_normalizer is not None:
+            self.policy.obs_normalizer.update(self._pooled_obs_stats(self._new_obs_stats))
+            self._new_obs_stats = None
+        self._n_updates += 1
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.task_groups.end_iteration()
+
+    def _train_masters(self) -> None:
+        """Update each task group's master on the macro transitions of its envs."""
         assert self.task_groups is not None and self._rewarded_masters is not None
         self.master_rollout_buffer.flatten()
         master_logger = LevelLogger(self.logger, "master", average=True)
@@ -777,13 +790,6 @@ class MLSH(OnPolicyAlgorithm):
                 learner.update(master_logger, self._current_progress_remaining)
         if self.master_skip_rewardless:
             self.logger.record("train/master/skipped_rewardless", skipped)
-        self._train_subpolicies(self.task_groups.joint_envs())
-        if self._new_obs_stats is not None and self.policy.obs_normalizer is not None:
-            self.policy.obs_normalizer.update(self._pooled_obs_stats(self._new_obs_stats))
-            self._new_obs_stats = None
-        self._n_updates += 1
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.task_groups.end_iteration()
 
     def _train_subpolicies(self, joint_envs: np.ndarray) -> list[int]:
         """
