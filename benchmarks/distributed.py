@@ -1,11 +1,11 @@
 """
 MLSH over several processes (``torchrun``, gloo) against one process holding the same envs and task groups.
 
-    python benchmarks/distributed.py speed [--env AntTwoWalk-v0] [--groups 4] [--envs 4] [--iterations 10] [--rounds 3]
+    python -m benchmarks.distributed speed [--env AntTwoWalk-v0] [--groups 4] [--envs 4] [--iterations 10] [--rounds 3]
         [--sync gather]
-    python benchmarks/distributed.py learning [--seeds 0 1 2] [--timesteps 1600000]
+    python -m benchmarks.distributed learning [--seeds 0 1 2] [--timesteps 1600000]
         [--layouts "1 x 4" "2 x 2" "2 x 2 averaged"]
-    python benchmarks/distributed.py render
+    python -m benchmarks.distributed render
 
 ``speed``: steps per second (wall clock) of plain ``MLSH`` in one process with ``--envs`` envs in ``--groups``
 task groups, and of ``torchrun --nproc-per-node=2`` with half of them in each process (``DistributedMLSH``
@@ -53,7 +53,7 @@ def load() -> dict[str, Any]:
 
 def keep(kind: str, record: dict[str, Any]) -> None:
     """Add ``record`` to the saved runs (under a lock: several invocations may run at once)."""
-    from experiments import update_json
+    from benchmarks.experiments import update_json
 
     update_json(RUNS, {"speed": [], "learning": []}, lambda runs: runs[kind].append(record))
 
@@ -160,10 +160,9 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def learning(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import yaml
-    from experiments import EXPERIMENTS, adaptation_r, code_version
 
+    from benchmarks.experiments import EXPERIMENTS, adaptation_r, code_version
     from sb3_mlsh import MLSH
     from sb3_mlsh.zoo import hyperparams_path
 
@@ -210,9 +209,9 @@ def learning(args: argparse.Namespace) -> None:
 def meta_train_alone(seed: int, timesteps: int, path: pathlib.Path) -> None:
     """Plain MLSH in this process: the MovementBandits-v0 entry with its 16 envs in 4 task groups."""
     import torch as th
-    from experiments import EXPERIMENTS
     from stable_baselines3.common.env_util import make_vec_env
 
+    from benchmarks.experiments import EXPERIMENTS
     from sb3_mlsh import MLSH
 
     th.set_num_threads(1)
@@ -231,7 +230,7 @@ def render() -> None:
     lines = [
         "# MLSH over several processes",
         "",
-        "Written by `python benchmarks/distributed.py` from docs/benchmarks/distributed.json (see its docstring).",
+        "Written by `python -m benchmarks.distributed` from docs/benchmarks/distributed.json (see its docstring).",
         "",
         "## Speed: `torchrun --nproc-per-node=2` against one process, the same envs and task groups",
         "",

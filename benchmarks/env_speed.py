@@ -2,7 +2,7 @@
 Raw environment steps per second of sb3-mlsh's MuJoCo tasks against gymnasium's Ant-v5 and Humanoid-v5, measured
 in the same run with random actions (no learning), interleaved in rounds.
 
-    python benchmarks/env_speed.py [--steps 5000] [--rounds 3]
+    python -m benchmarks.env_speed [--steps 5000] [--rounds 3]
 
 Prints steps/s (median over rounds) and each task's ratio to its reference (target: >= 0.8).
 """
@@ -53,7 +53,7 @@ def main() -> None:
             samples[env_id].append(steps_per_second(env_id, args.steps, seed=round_index))
     speed = {env_id: statistics.median(values) for env_id, values in samples.items()}
     print(f"machine: {platform.machine()}, mujoco {mujoco.__version__}, gymnasium {gym.__version__}")
-    print(f"command: python benchmarks/env_speed.py --steps {args.steps} --rounds {args.rounds}")
+    print(f"command: python -m benchmarks.env_speed --steps {args.steps} --rounds {args.rounds}")
     print("| env | steps/s | reference | reference steps/s | ratio |\n|---|---|---|---|---|")
     for env_id, reference in REFERENCE.items():
         ratio = speed[env_id] / speed[reference]

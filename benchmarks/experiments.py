@@ -1,5 +1,5 @@
 """
-The experiments that ``benchmarks/reproduce.py`` runs: env, budgets, evaluation tasks, scripted
+The experiments that ``python -m benchmarks.reproduce`` runs: env, budgets, evaluation tasks, scripted
 reference returns, and where each sub-policy goes when it acts alone.
 
 MLSH's hyperparameters are not repeated here: every experiment uses its env's entry of the
@@ -29,6 +29,27 @@ import yaml
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
 from sb3_mlsh.zoo import mlsh_settings
+
+PACKAGE = pathlib.Path(__file__).resolve().parent
+
+
+def module_of(script: str) -> str:
+    """:return: The module that runs a benchmark named by its file (``"master_settings.py"``: its diagnostics module)."""
+    stem = script.removesuffix(".py")
+    return f"benchmarks.diagnostics.{stem}" if (PACKAGE / "diagnostics" / f"{stem}.py").is_file() else f"benchmarks.{stem}"
+
+
+def script_path(script: str) -> str:
+    """:return: The file of a benchmark named by its file name, from the repository's root."""
+    return module_of(script).replace(".", "/") + ".py"
+
+
+def runnable(command: str) -> str:
+    """
+    :return: A recorded command as it runs today: commands recorded before the benchmarks became a package ran the
+        script's file (``python benchmarks/reproduce.py ...``), now its module (``python -m benchmarks.reproduce ...``).
+    """
+    return re.sub(r"^python benchmarks/(\w+)\.py", lambda match: f"python -m {module_of(match.group(1))}", command)
 
 
 @dataclass(frozen=True)
@@ -152,13 +173,13 @@ def page_header(title: str, script: str, rows: list[dict[str, Any]], runs: pathl
     return [
         f"# {title}",
         "",
-        f"Measured by `benchmarks/{script}` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
+        f"Measured by `{script_path(script)}` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
         f"thread per run; {sum(row['cpu_minutes'] for row in rows):.0f} CPU minutes in all; last run "
         f"{max(row['date'] for row in rows)}). The runs are kept in `docs/benchmarks/{runs.name}`; `--render` "
         "rewrites this page from them." + (f" {packages}" if packages else ""),
         "",
         "```bash",
-        *sorted({row["command"] for row in rows}),
+        *sorted({runnable(row["command"]) for row in rows}),
         "```",
         "",
     ]
@@ -214,10 +235,10 @@ def models_page(title: str, script: str, measured: str, legend: str, columns: li
             [
                 f"# {title}",
                 "",
-                f"Measured by `benchmarks/{script}` on {datetime.date.today()}, {measured}:",
+                f"Measured by `{script_path(script)}` on {datetime.date.today()}, {measured}:",
                 "",
                 "```bash",
-                f"python benchmarks/{script} " + " ".join(a for a in sys.argv[1:] if a != "--write"),
+                f"python -m {module_of(script)} " + " ".join(a for a in sys.argv[1:] if a != "--write"),
                 "```",
                 "",
                 legend,
@@ -252,7 +273,7 @@ def invocation(script: str) -> dict[str, Any]:
     """
     words = " ".join(f'"{word}"' if word == "" or " " in word else word for word in sys.argv[1:])
     return dict(
-        command=f"python benchmarks/{script} {words}",
+        command=f"python -m {module_of(script)} {words}",
         machine=f"{platform.machine()}, {multiprocessing.cpu_count()} cores",
         commit=code_version(),
         packages=package_versions(),

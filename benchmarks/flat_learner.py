@@ -1,8 +1,8 @@
 """
 MLSH with one sub-policy against SB3's PPO: does MLSH's learner learn as PPO does?
 
-    python benchmarks/flat_learner.py --experiment key_door --tasks episode --seeds 0 1 [--timesteps 1500000]
-    python benchmarks/flat_learner.py --experiment key_door --tasks fixed --timesteps 600000
+    python -m benchmarks.flat_learner --experiment key_door --tasks episode --seeds 0 1 [--timesteps 1500000]
+    python -m benchmarks.flat_learner --experiment key_door --tasks fixed --timesteps 600000
 
 With K = 1, W = 0 (the sub-policy updated every iteration) and time limits bootstrapped, MLSH's hierarchy is
 one flat policy trained by SB3's PPO update on every step, so it should learn as SB3's PPO does with the same
@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-from experiments import EXPERIMENTS, code_version, package_versions, page_header, setting, update_json
+
+from benchmarks.experiments import EXPERIMENTS, code_version, package_versions, page_header, setting, update_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "flat_learner.json"
@@ -225,7 +226,7 @@ def main() -> None:
             for algorithm in args.algorithms
         ]  # fmt: skip
         configs = [config for config in configs if (case(config), config["algorithm"], config["seed"]) not in done]
-        command = f"python benchmarks/flat_learner.py {' '.join(sys.argv[1:])}"
+        command = f"python -m benchmarks.flat_learner {' '.join(sys.argv[1:])}"
         machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {args.jobs} runs at a time"
         commit = code_version()  # as the command started: a commit made while the runs go does not relabel them
         kept = dict(command=command, date=str(datetime.date.today()), machine=machine, commit=commit,

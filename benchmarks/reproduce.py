@@ -4,8 +4,8 @@ paper's figure of merit (reward collected by a fresh learner during its first T 
 over several seeds. Writes a CSV, PNG plots and a markdown page.
 
     pip install "sb3-mlsh[reproduce]"
-    python benchmarks/reproduce.py movement_bandits [--seeds 0 1] [--out docs/results]
-    python benchmarks/reproduce.py four_rooms --methods mlsh single_policy
+    python -m benchmarks.reproduce movement_bandits [--seeds 0 1] [--out docs/results]
+    python -m benchmarks.reproduce four_rooms --methods mlsh single_policy
 
 Experiments (benchmarks/experiments.py): movement_bandits, key_door, four_rooms, four_rooms_held_out, ant_two_walk,
 ant_two_walk_far (its targets 50 away instead of 5), and ant_obstacle, the paper's transfer: it meta-trains nothing,
@@ -44,7 +44,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from experiments import (
+from stable_baselines3.common.callbacks import BaseCallback
+
+from benchmarks.experiments import (
     ALONE_EPISODES,
     EXPERIMENTS,
     NORMALISER,
@@ -62,7 +64,6 @@ from experiments import (
     subpolicy_paths,
     subpolicy_video,
 )
-from stable_baselines3.common.callbacks import BaseCallback
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 METHODS = ("mlsh", "mlsh_no_warmup", "mlsh_n1", "shared_policy", "single_policy")
@@ -794,7 +795,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     lines = [
         f"## {spec.env_id}" + (f" ({name})" if shared_env else ""),
         "",
-        f"Command: `python benchmarks/reproduce.py {args.command}`  ",
+        f"Command: `python -m benchmarks.reproduce {args.command}`  ",
         f"Machine: {args.machine}.  ",
         f"Code: {code_versions(runs)}.  ",
         *([f"{packages}  "] if packages else []),
@@ -992,7 +993,7 @@ def check_source(spec: Experiment, args: argparse.Namespace) -> None:
     if missing:
         raise SystemExit(
             f"{args.experiment} transfers {spec.source}'s models, and {', '.join(str(p) for p in missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} missing: run `python benchmarks/reproduce.py {spec.source} "
+            f"{'is' if len(missing) == 1 else 'are'} missing: run `python -m benchmarks.reproduce {spec.source} "
             "--seeds ... --methods ...` with the same --out first."
         )
 

@@ -1,7 +1,7 @@
 """
 Wall-clock speed of MLSH against SB3's PPO at the same work, and where each spends its time.
 
-    python benchmarks/speed.py [--rounds 10] [--cases bandits ant packaged workers] [--write]
+    python -m benchmarks.speed [--rounds 10] [--cases bandits ant packaged workers] [--write]
 
 The runs of a case (PPO, MLSH variants) live in one process and take turns, one iteration each,
 ``--rounds`` times, so that they share the machine's conditions; ratios compare the iterations of
@@ -268,12 +268,13 @@ def measure_case(configs: list[dict[str, Any]], rounds: int) -> list[list[dict[s
 def peak_rss_mb(config: dict[str, Any]) -> float:
     """Peak resident memory of a fresh process that trains ``config`` for three iterations."""
     code = (
-        "import json, resource, sys; sys.path.insert(0, sys.argv[2]); from speed import TimedRun; "
+        "import json, resource, sys; from benchmarks.speed import TimedRun; "
         "run = TimedRun(json.loads(sys.argv[1])); run.iterate(); run.iterate(); run.close(); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
     output = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(config), str(pathlib.Path(__file__).parent)],
+        [sys.executable, "-c", code, json.dumps(config)],
+        cwd=ROOT,  # where the benchmarks package is found
         check=True,
         capture_output=True,
         text=True,
@@ -454,7 +455,7 @@ def main() -> None:
 
     import sb3_mlsh
 
-    command = "python benchmarks/speed.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.speed " + " ".join(sys.argv[1:])
     measured = (
         f"Measured on {datetime.date.today().isoformat()}: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, torch {th.__version__}, sb3-mlsh {sb3_mlsh.__version__}, "

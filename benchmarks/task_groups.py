@@ -2,7 +2,7 @@
 Task groups and the truncation bootstrap, measured: MLSH with G = 1 and G = 4 task groups, each with the
 time-limit bootstrap on and off, at the same number of environment steps and the same seeds.
 
-    python benchmarks/task_groups.py [--experiments movement_bandits:0,1 four_rooms_held_out:0] [--groups 1 4]
+    python -m benchmarks.task_groups [--experiments movement_bandits:0,1 four_rooms_held_out:0] [--groups 1 4]
                                      [--bootstrap on off] [--timesteps 1600000 2000000] [--render]
 
 ``--experiments`` takes ``name:seeds`` (comma-separated seeds) for each experiment. Every run is saved
@@ -29,7 +29,8 @@ import time
 from typing import Any
 
 import numpy as np
-from experiments import EXPERIMENTS, adaptation_r, references, subpolicies_separate, subpolicy_paths
+
+from benchmarks.experiments import EXPERIMENTS, adaptation_r, references, runnable, subpolicies_separate, subpolicy_paths
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = ROOT / "docs" / "benchmarks" / "task_groups.json"
@@ -127,7 +128,7 @@ def render(rows: list[dict[str, Any]], output: pathlib.Path) -> None:
     """Write the page from every saved run, with the commands that produced them."""
     import torch as th
 
-    commands = sorted({row["command"] for row in rows})
+    commands = sorted({runnable(row["command"]) for row in rows})
     minutes = sum(row["cpu_minutes"] for row in rows)
     episodes = ", ".join(
         f"{name}: {EXPERIMENTS[name].episode_steps} steps" for name in sorted({r["experiment"] for r in rows})
@@ -188,7 +189,7 @@ def main() -> None:
             for seed in seeds[name]
             if (name, groups, bootstrap == "on", seed, steps) not in done
         ]
-        command = f"python benchmarks/task_groups.py {' '.join(sys.argv[1:])}"
+        command = f"python -m benchmarks.task_groups {' '.join(sys.argv[1:])}"
         with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
             # each run is saved as soon as it ends, so that a stopped benchmark keeps what it measured
             for row in pool.imap_unordered(run, configs):

@@ -131,7 +131,7 @@ class AntTwoWalkEnv(AntTaskEnv):
     :param target_distance: How far east (task 0) or north (task 1) of the start the target sits; the paper's 5. The
         Ant, which observes its x, y, learns to walk to a target and stop there; targets farther than an episode's walk
         (e.g. 50) teach it to walk east or north instead, as a transfer to a larger arena needs
-        (``benchmarks/obstacle_ceiling.py``).
+        (``benchmarks/diagnostics/obstacle_ceiling.py``).
     :param reward: ``"progress"``, ``"sqrt"`` (the original code's) or ``"distance"`` (sb3-mlsh 0.1.0's).
     :param upright_reward: Paid on each step the torso is upright, besides ``reward`` (0: none, the original's and
         sb3-mlsh 0.1.0's).

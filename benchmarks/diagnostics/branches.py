@@ -2,7 +2,7 @@
 Which setting keeps MLSH's meta-training on course? Meta-train a trunk, then continue it along branches that each
 change some settings, and measure where each ends.
 
-    python benchmarks/branches.py ant_two_walk --seed 1 --trunk-set target_kl=null --branch-at 2000000 \\
+    python -m benchmarks.diagnostics.branches ant_two_walk --seed 1 --trunk-set target_kl=null --branch-at 2000000 \\
         --timesteps 3000000 --branches "" target_kl=0.03 learning_rate=1e-4
 
 The trunk meta-trains with the experiment's ``hyperparams/mlsh.yml`` entry, changed by ``--trunk-set KEY=VALUE``
@@ -25,9 +25,10 @@ import time
 from typing import Any
 
 import numpy as np
-from experiments import EXPERIMENTS, adaptation_r, invocation, keep_run, key_values, page_header, subpolicy_paths
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from benchmarks.experiments import EXPERIMENTS, adaptation_r, invocation, keep_run, key_values, page_header, subpolicy_paths
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs" / "benchmarks" / "branches.json"
 PAGE = RUNS.with_suffix(".md")
 MODELS = RUNS.with_suffix("")

@@ -1,14 +1,14 @@
 """
 Once the sub-policies have specialised on MovementBandits-v0, does meta-training keep them so?
 
-    python benchmarks/bandits_stability.py [--seed 3] [--timesteps 1200000] [--extra 800000]
+    python -m benchmarks.diagnostics.bandits_stability [--seed 3] [--timesteps 1200000] [--extra 800000]
                                            [--set master_exploration=0.1,0 ...]
 
 Meta-trains one seed with the MovementBandits-v0 entry of ``hyperparams/mlsh.yml`` for ``--timesteps``
 steps (the model is kept in ``--model`` and reused), checks that its sub-policies have specialised, then
 goes on meta-training copies of it for ``--extra`` steps, one per setting of the ``--set`` grid (applied
 with ``MLSH.load(..., **settings)``), measuring every ``--chunk`` steps each sub-policy acting alone
-(as ``benchmarks/bandits_specialisation.py`` does). Prints a markdown table and adds it to
+(as ``benchmarks/diagnostics/bandits_specialisation.py`` does). Prints a markdown table and adds it to
 docs/benchmarks/bandits_stability.md.
 """
 
@@ -22,13 +22,14 @@ import sys
 from typing import Any
 
 import numpy as np
-from bandits_specialisation import SPEC, label
-from experiments import setting, specialised, subpolicies_alone
 
-PAGE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "bandits_stability.md"
+from benchmarks.diagnostics.bandits_specialisation import SPEC, label
+from benchmarks.experiments import setting, specialised, subpolicies_alone
+
+PAGE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "bandits_stability.md"
 HEADER = """# MovementBandits: do specialised sub-policies stay specialised?
 
-Each section is one invocation of `benchmarks/bandits_stability.py` (it adds its section here): a model
+Each section is one invocation of `benchmarks/diagnostics/bandits_stability.py` (it adds its section here): a model
 meta-trained with the `MovementBandits-v0` entry of `hyperparams/mlsh.yml` until its sub-policies
 specialised, then meta-trained further under each setting, measuring every 200k steps what each
 sub-policy earns alone on each task (the bar: both tasks >= 40 by different sub-policies).
@@ -88,7 +89,7 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
         results = pool.map(go_on, configs)
     lines = [
-        f"## `python benchmarks/bandits_stability.py {' '.join(sys.argv[1:])}`",
+        f"## `python -m benchmarks.diagnostics.bandits_stability {' '.join(sys.argv[1:])}`",
         "",
         f"{platform.machine()}, {multiprocessing.cpu_count()} cores, 1 torch thread per run, {datetime.date.today()}. "
         f"Seed {args.seed} after {args.timesteps:,} steps, sub-policies alone (task 0 / task 1): "

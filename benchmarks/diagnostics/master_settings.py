@@ -2,7 +2,7 @@
 Which settings let a fresh master learn over frozen sub-policies? Adapt a fresh master to a transfer experiment's task
 with each of several settings, side by side, and count per quarter of the budget the episodes that earn any reward.
 
-    python benchmarks/master_settings.py ant_obstacle --seeds 0 2 --timesteps 400000 \\
+    python -m benchmarks.diagnostics.master_settings ant_obstacle --seeds 0 2 --timesteps 400000 \\
         --settings "" master_learning_rate=0 n_steps=2000 "n_steps=2000,master_ent_coef=0.01"
 
 The model of each seed is the one ``reproduce.py`` meta-trained for the experiment's source (MLSH's, in
@@ -31,11 +31,12 @@ import time
 from typing import Any
 
 import numpy as np
-from branches import label
-from experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header
-from reproduce import model_path, saved_timesteps
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from benchmarks.diagnostics.branches import label
+from benchmarks.experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header
+from benchmarks.reproduce import model_path, saved_timesteps
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs" / "benchmarks" / "master_settings.json"
 # the transfer entry's settings that shape the fresh master's learning (the page names those reproduce.py uses)
 _ADAPTATION = ("n_steps", "master_learning_rate", "master_ent_coef", "master_skip_rewardless", "master_exploration")
@@ -175,7 +176,7 @@ def main() -> None:
     missing = [str(path) for seed in args.seeds if not (path := source_model(args.experiment, seed)).is_file()]
     if missing:
         raise SystemExit(
-            f"master_settings.py: {', '.join(missing)} missing: run `python benchmarks/reproduce.py "
+            f"master_settings.py: {', '.join(missing)} missing: run `python -m benchmarks.reproduce "
             f"{EXPERIMENTS[args.experiment].source} --methods mlsh --seeds {' '.join(map(str, args.seeds))}` first."
         )
     base = dict(experiment=args.experiment, timesteps=args.timesteps, repeat=args.repeat, **invocation("master_settings.py"))

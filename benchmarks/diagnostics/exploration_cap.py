@@ -1,7 +1,7 @@
 """
 How much does the master's random exploration cost a perfect hierarchy on MovementBandits?
 
-    python benchmarks/exploration_cap.py [--explorations 0 0.1] [--episodes 400]
+    python -m benchmarks.diagnostics.exploration_cap [--explorations 0 0.1] [--episodes 400]
 
 Scripted, perfect sub-policies (sub-policy k walks straight to goal k) and a converged master (it
 always chooses the paying goal's sub-policy) whose choice, every N = 10 steps, is replaced by a
@@ -13,7 +13,8 @@ with that exploration can reach after adaptation, whatever its sub-policies.
 import argparse
 
 import numpy as np
-from experiments import EXPERIMENTS, scripted_return
+
+from benchmarks.experiments import EXPERIMENTS, scripted_return
 
 MACRO_DURATION = 10  # N of the paper's bandits; episodes of 50 steps start on a decision
 

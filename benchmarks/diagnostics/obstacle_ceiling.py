@@ -1,7 +1,7 @@
 """
 How far can Ant TwoWalk sub-policies take the Ant on the obstacle course, under masters one can script?
 
-    python benchmarks/obstacle_ceiling.py MODEL.zip [MODEL.zip ...] [--episodes 4] [--random-episodes 20]
+    python -m benchmarks.diagnostics.obstacle_ceiling MODEL.zip [MODEL.zip ...] [--episodes 4] [--random-episodes 20]
         [--horizon 2] [--samples 3] [--routes X,Y ...] [--route-every N] [--write]
 
 The paper's transfer (Ant Obstacle, ``benchmarks/reproduce.py ant_obstacle``) trains a fresh master over frozen
@@ -38,11 +38,11 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import mujoco
 import numpy as np
-from experiments import add_section, alone_episode, models_page
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
+from benchmarks.experiments import add_section, alone_episode, models_page
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "benchmarks" / "obstacle_ceiling.md"
 ENV_ID = "AntObstacle-v0"
 CELL = 0.5  # the grid of the shortest paths to the goal region

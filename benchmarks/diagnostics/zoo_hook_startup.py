@@ -2,7 +2,7 @@
 What the rl-zoo3 import hook costs every Python process: interpreter start-up (``python -c pass``)
 with the hook and with ``SB3_MLSH_NO_ZOO_HOOK=1``, interleaved, on the installed package.
 
-    python benchmarks/zoo_hook_startup.py [--runs 40]
+    python -m benchmarks.diagnostics.zoo_hook_startup [--runs 40]
 """
 
 import argparse

@@ -2,7 +2,7 @@
 Do MLSH's sub-policies specialise on the bandits (MovementBandits-v0, KeyDoor-v0), one per goal, and which
 settings make them?
 
-    python benchmarks/bandits_specialisation.py [--experiment key_door] [--seeds 0 1 2 3 4]
+    python -m benchmarks.diagnostics.bandits_specialisation [--experiment key_door] [--seeds 0 1 2 3 4]
                                                 [--set ent_coef=0,0.01 ...] [--timesteps 3200000]
                                                 [--chunk 400000] [--jobs 2] [--render]
 
@@ -40,18 +40,20 @@ from typing import Any
 
 import numpy as np
 import yaml
-from experiments import (
+
+from benchmarks.experiments import (
     EXPERIMENTS,
     SPECIALISED,
     Experiment,
     adaptation_r,
+    runnable,
     setting,
     specialised,
     subpolicies_alone,
     update_json,
 )
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -204,14 +206,15 @@ def render(study: Study, rows: list[dict[str, Any]]) -> None:
     lines = [
         f"# {study.title}",
         "",
-        f"Measured by `benchmarks/bandits_specialisation.py` ({'; '.join(sorted({machine(row) for row in rows}))}; "
+        "Measured by `benchmarks/diagnostics/bandits_specialisation.py` "
+        f"({'; '.join(sorted({machine(row) for row in rows}))}; "
         f"one torch thread per run; {sum(r['cpu_minutes'] for r in rows):.0f} CPU minutes in all; "
         f"last run {max(row['date'] for row in rows)}; page written with torch {th.__version__}). "
         f"The runs are kept in `{study.runs.relative_to(ROOT)}`; "
         "`--render` rewrites this page from them.",
         "",
         "```bash",
-        *sorted({row["command"] for row in rows}),
+        *sorted({runnable(row["command"]) for row in rows}),
         "```",
         "",
         f"Settings: hyperparams/mlsh.yml's {spec.env_id} entry today (`{written}`), changed as the first "
@@ -305,7 +308,7 @@ def main() -> None:
             for seed in args.seeds
             if (label(dict(combination), env_id=env_id), timesteps, seed) not in done
         ]
-        command = f"python benchmarks/bandits_specialisation.py {' '.join(sys.argv[1:])}"
+        command = f"python -m benchmarks.diagnostics.bandits_specialisation {' '.join(sys.argv[1:])}"
         machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {args.jobs} runs at a time"
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             # each run is saved as soon as it ends, so that a stopped benchmark keeps what it measured

@@ -1,7 +1,7 @@
 """
 Why a MovementBandits sub-policy earns less alone with its most likely action than with sampled actions.
 
-    python benchmarks/argmax_stops.py MODEL.zip [MODEL.zip ...] [--episodes 200] [--write]
+    python -m benchmarks.diagnostics.argmax_stops MODEL.zip [MODEL.zip ...] [--episodes 200] [--write]
 
 For each saved MLSH model (``benchmarks/reproduce.py movement_bandits`` keeps them under ``<out>/models``) and
 each sub-policy, on the task whose goal it walks to (the one where it earns more alone, sampled): its mean episode
@@ -15,9 +15,10 @@ import pathlib
 from typing import Any
 
 import numpy as np
-from experiments import EXPERIMENTS, models_page
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from benchmarks.experiments import EXPERIMENTS, models_page
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "benchmarks" / "argmax_stops.md"
 SPEC = EXPERIMENTS["movement_bandits"]
 

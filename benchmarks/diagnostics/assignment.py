@@ -3,7 +3,7 @@ Which sub-policy does each task get during meta-training, and does it walk there
 of sub-policies to tasks, against a scripted master that gives task k's steps to sub-policy k (the ceiling of the
 assignment: sub-policy learning alone, with MLSH's schedule and budget).
 
-    python benchmarks/assignment.py --seeds 0 1 --timesteps 3000000 --master learned scripted
+    python -m benchmarks.diagnostics.assignment --seeds 0 1 --timesteps 3000000 --master learned scripted
 
 Each run meta-trains MLSH with the ``hyperparams/mlsh.yml`` entry of AntTwoWalk-v0 (``--set KEY=VALUE`` changes a
 setting) and records, per iteration and task group, the group's task, phase and the share of its steps that each
@@ -30,10 +30,11 @@ import time
 from typing import Any
 
 import numpy as np
-from experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header, subpolicy_paths
-from reproduce import worse_end
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from benchmarks.experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header, subpolicy_paths
+from benchmarks.reproduce import worse_end
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs" / "benchmarks" / "assignment.json"
 PAGE = RUNS.with_suffix(".md")
 EXPERIMENT = "ant_two_walk"

@@ -2,8 +2,8 @@
 How much of the time is the Ant on its back, under the random actions that start training, or under each
 sub-policy of trained MLSH models?
 
-    python benchmarks/ant_upright.py [--episodes 8]
-    python benchmarks/ant_upright.py --models MODEL.zip [MODEL.zip ...] [--episodes 8]
+    python -m benchmarks.diagnostics.ant_upright [--episodes 8]
+    python -m benchmarks.diagnostics.ant_upright --models MODEL.zip [MODEL.zip ...] [--episodes 8]
 
 AntTwoWalk-v0 with and without the joint re-draw every 200 steps, under zero-mean Gaussian torques
 (clipped to [-1, 1], as SB3 clips them) with the standard deviation of a fresh policy: 1
@@ -21,9 +21,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from experiments import alone_episode
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
+from benchmarks.experiments import alone_episode
 
 
 def upside_down_share(redraw_every: int | None, log_std: float, episodes: int, seed: int = 0) -> tuple[float, float]:
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=[], help="MLSH models (.zip) whose sub-policies to measure")
     args = parser.parse_args()
     models = f" --models {' '.join(args.models)}" if args.models else ""
-    print(f"command: python benchmarks/ant_upright.py --episodes {args.episodes}{models}")
+    print(f"command: python -m benchmarks.diagnostics.ant_upright --episodes {args.episodes}{models}")
     if args.models:
         print("| model | sub-policy | on its back, steps 0-50 / 50-100 / 100-150 / 150-200 after a re-draw | ends at |")
         print("|---|---|---|---|")
