@@ -17,11 +17,12 @@ of the paper's schedule lies between.
 ``learning``: the paper's R on MovementBandits-v0 (its ``hyperparams/mlsh.yml`` entry, 16 envs in 4 task
 groups) after ``--timesteps`` steps, for 1 process x 4 groups (plain ``MLSH``) and 2 processes x 2 groups
 (``python -m sb3_mlsh.distributed`` under torchrun; *averaged*: with ``--subpolicy-sync average``), per seed.
-R is measured as ``benchmarks/reproduce.py`` does (``evaluate_adaptation``, a fresh master per task,
+R is measured as ``benchmarks.reproduce`` does (``evaluate_adaptation``, a fresh master per task,
 sub-policies frozen).
 
-Every measurement is kept in docs/benchmarks/distributed.json as soon as it is made (runs already there are
-not run again) and docs/benchmarks/distributed.md is written from all of them.
+Every measurement is kept in ``<out>/distributed.json`` as soon as it is made (runs already there are not run
+again) and ``<out>/distributed.md`` is written from all of them; ``--out`` is ``results`` unless given (the project's
+page: ``--out docs/benchmarks``).
 """
 
 import argparse
@@ -38,8 +39,6 @@ import time
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-RUNS = ROOT / "docs" / "benchmarks" / "distributed.json"
-PAGE = ROOT / "docs" / "benchmarks" / "distributed.md"
 SCHEDULES = {
     "joint": dict(warmup_iterations=0, joint_iterations=1),
     "warmup": dict(warmup_iterations=10**6, joint_iterations=1),
@@ -47,15 +46,17 @@ SCHEDULES = {
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
 
 
-def load() -> dict[str, Any]:
-    return json.loads(RUNS.read_text()) if RUNS.is_file() else {"speed": [], "learning": []}
+def load(out: pathlib.Path) -> dict[str, Any]:
+    """:return: The runs saved in the folder ``out``."""
+    runs = out / "distributed.json"
+    return json.loads(runs.read_text()) if runs.is_file() else {"speed": [], "learning": []}
 
 
-def keep(kind: str, record: dict[str, Any]) -> None:
+def keep(out: pathlib.Path, kind: str, record: dict[str, Any]) -> None:
     """Add ``record`` to the saved runs (under a lock: several invocations may run at once)."""
     from benchmarks.experiments import update_json
 
-    update_json(RUNS, {"speed": [], "learning": []}, lambda runs: runs[kind].append(record))
+    update_json(out / "distributed.json", {"speed": [], "learning": []}, lambda runs: runs[kind].append(record))
 
 
 # ------------------------------------------------------------------ speed
@@ -139,6 +140,7 @@ def speed(args: argparse.Namespace) -> None:
                 rates[layout].append(measure(args, schedule, layout))
                 print(f"{schedule}, {layout}: {rates[layout][-1]:.0f} steps/s", flush=True)
         keep(
+            args.out,
             "speed",
             {
                 "env": args.env,
@@ -153,7 +155,7 @@ def speed(args: argparse.Namespace) -> None:
                 "date": datetime.date.today().isoformat(),
             },
         )
-    render()
+    render(args.out)
 
 
 # ------------------------------------------------------------------ learning
@@ -171,7 +173,7 @@ def learning(args: argparse.Namespace) -> None:
     settings = yaml.safe_load(hyperparams_path().read_text())[experiment.env_id]
     done = {
         (label(run), run["seed"])
-        for run in load()["learning"]
+        for run in load(args.out)["learning"]
         if run["timesteps"] == args.timesteps and run.get("settings") == settings
     }
     for seed in args.seeds:
@@ -190,6 +192,7 @@ def learning(args: argparse.Namespace) -> None:
                     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
                 _, r = adaptation_r(MLSH.load(path / "model.zip"), experiment, n_envs=16, seed=seed)
             keep(
+                args.out,
                 "learning",
                 {
                     "layout": layout,
@@ -203,7 +206,7 @@ def learning(args: argparse.Namespace) -> None:
                 },
             )
             print(f"{layout}, seed {seed}: R {r:.1f}", flush=True)
-    render()
+    render(args.out)
 
 
 def meta_train_alone(seed: int, timesteps: int, path: pathlib.Path) -> None:
@@ -225,8 +228,9 @@ def meta_train_alone(seed: int, timesteps: int, path: pathlib.Path) -> None:
 # ------------------------------------------------------------------ page
 
 
-def render() -> None:
-    runs = load()
+def render(out: pathlib.Path) -> None:
+    """Write the page ``distributed.md`` in ``out`` from the runs saved there."""
+    runs = load(out)
     lines = [
         "# MLSH over several processes",
         "",
@@ -289,7 +293,8 @@ def render() -> None:
             if values:
                 spread = f", spread {min(values):.1f} to {max(values):.1f}" if len(values) > 1 else ""
                 lines.append(f"\n{layout}: mean R {statistics.mean(values):.1f} over {len(values)} seeds{spread}.")
-    PAGE.write_text("\n".join(lines) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "distributed.md").write_text("\n".join(lines) + "\n")
 
 
 def parameters_only(run: dict[str, Any]) -> bool:
@@ -311,6 +316,8 @@ def label(run: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from benchmarks.experiments import add_out_argument
+
     parser.add_argument("part", choices=["speed", "learning", "render", "time-worker"])
     parser.add_argument("--env", default="AntTwoWalk-v0")
     parser.add_argument("--groups", type=int, default=4)
@@ -322,8 +329,11 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=1_600_000)
     parser.add_argument("--layouts", nargs="+", choices=LEARNING_LAYOUTS, default=list(LEARNING_LAYOUTS))
     parser.add_argument("--sync", choices=["gather", "average"], default="gather")
+    add_out_argument(parser, "docs/benchmarks")
     args = parser.parse_args()
-    {"speed": speed, "learning": learning, "render": lambda _: render(), "time-worker": time_worker}[args.part](args)
+    {"speed": speed, "learning": learning, "render": lambda args: render(args.out), "time-worker": time_worker}[args.part](
+        args
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,17 @@ from sb3_mlsh.zoo import mlsh_settings
 PACKAGE = pathlib.Path(__file__).resolve().parent
 
 
+def add_out_argument(parser: Any, project: str) -> None:
+    """
+    Add ``--out``: the folder a benchmark writes its runs file and page to, ``results/`` unless given (the
+    project's own pages: ``--out {project}``).
+    """
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=pathlib.Path("results"),
+        help=f"folder of the runs file and the page (default: results; the project's pages: {project})",
+    )  # fmt: skip
+
+
 def module_of(script: str) -> str:
     """:return: The module that runs a benchmark named by its file (``"master_settings.py"``: its diagnostics module)."""
     stem = script.removesuffix(".py")
@@ -175,7 +186,7 @@ def page_header(title: str, script: str, rows: list[dict[str, Any]], runs: pathl
         "",
         f"Measured by `{script_path(script)}` ({'; '.join(sorted({row['machine'] for row in rows}))}; one torch "
         f"thread per run; {sum(row['cpu_minutes'] for row in rows):.0f} CPU minutes in all; last run "
-        f"{max(row['date'] for row in rows)}). The runs are kept in `docs/benchmarks/{runs.name}`; `--render` "
+        f"{max(row['date'] for row in rows)}). The runs are kept in `{runs.name}` beside this page; `--render` "
         "rewrites this page from them." + (f" {packages}" if packages else ""),
         "",
         "```bash",

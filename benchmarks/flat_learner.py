@@ -19,8 +19,9 @@ stops a flat learner. ``--env KEY=VALUE`` (repeatable) changes the env's keyword
 KEY=VALUE`` (repeatable) changes a learner setting of both algorithms (PPO's keyword arguments, e.g. ``--set
 gamma=0.995``).
 
-Every run is saved in ``docs/benchmarks/flat_learner.json`` as it ends and is not run again; the page
-``docs/benchmarks/flat_learner.md`` is written from all saved runs. Runs go ``--jobs`` at a time (default 2),
+Every run is saved in ``<out>/flat_learner.json`` as it ends and is not run again; the page
+``<out>/flat_learner.md`` is written from all saved runs (``--out``: ``results`` unless given; the project's page:
+``--out docs/benchmarks``). Runs go ``--jobs`` at a time (default 2),
 one process and one torch thread each.
 """
 
@@ -37,11 +38,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from benchmarks.experiments import EXPERIMENTS, code_version, package_versions, page_header, setting, update_json
+from benchmarks.experiments import (
+    EXPERIMENTS,
+    add_out_argument,
+    code_version,
+    package_versions,
+    page_header,
+    setting,
+    update_json,
+)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-RUNS = ROOT / "docs" / "benchmarks" / "flat_learner.json"
-PAGE = RUNS.with_suffix(".md")
+RUNS = "flat_learner.json"  # in --out, beside the page flat_learner.md
 ALGORITHMS = {"ppo": "PPO", "mlsh": "MLSH, K = 1"}  # name: label on the page
 
 
@@ -140,10 +147,10 @@ def case(row: dict[str, Any]) -> tuple[str, str, str, int, int, bool, str]:
     )  # fmt: skip
 
 
-def render(rows: list[dict[str, Any]]) -> None:
+def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
     """Write the page: per case and seed, PPO's and MLSH's training returns at a few points and over the last quarter."""
     lines = [
-        *page_header("MLSH with one sub-policy against SB3's PPO", "flat_learner.py", rows, RUNS),
+        *page_header("MLSH with one sub-policy against SB3's PPO", "flat_learner.py", rows, out / RUNS),
         "MLSH with K = 1, W = 0 and time limits bootstrapped trains one flat policy with SB3's PPO update on every "
         "step; PPO is SB3's, with the same settings (the env's `hyperparams/mlsh.yml` entry: n_envs, n_steps, "
         "learning rate, `policy_kwargs` and observation normalisation, MLSH's own or, for PPO, a `VecNormalize` of the "
@@ -182,7 +189,7 @@ def render(rows: list[dict[str, Any]]) -> None:
             if lasts:
                 lines.append(f"\n{label}: last quarter {np.mean(lasts):.1f} on average over {len(lasts)} seeds.")
         lines.append("")
-    PAGE.write_text("\n".join(lines))
+    (out / RUNS).with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
@@ -200,6 +207,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an env keyword argument")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a learner setting")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
+    add_out_argument(parser, "docs/benchmarks")
     args = parser.parse_args()
     if args.timesteps < args.every:
         parser.error(f"--timesteps {args.timesteps} is shorter than one window (--every {args.every})")
@@ -214,7 +222,8 @@ def main() -> None:
             env_kwargs[name] = yaml.safe_load(value)
         else:
             learner_kwargs[name] = setting(value)
-    rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
+    runs = args.out / RUNS
+    rows = json.loads(runs.read_text()) if runs.is_file() else []
     if not args.render:
         task = EXPERIMENTS[args.experiment].evaluation_tasks()[args.task or 0] if args.tasks == "fixed" else None
         done = {(case(row), row["algorithm"], row["seed"]) for row in rows}
@@ -234,10 +243,10 @@ def main() -> None:
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             for row in pool.imap_unordered(run, configs):
                 saved = {**row, **kept}
-                rows = update_json(RUNS, [], lambda runs, saved=saved: runs.append(saved))
+                rows = update_json(runs, [], lambda kept, saved=saved: kept.append(saved))
                 print(f"{case(row)} {row['algorithm']} seed {row['seed']}: {np.round(row['returns'], 1)}", flush=True)
     if rows:
-        render(rows)
+        render(rows, args.out)
 
 
 if __name__ == "__main__":

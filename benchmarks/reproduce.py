@@ -4,7 +4,7 @@ paper's figure of merit (reward collected by a fresh learner during its first T 
 over several seeds. Writes a CSV, PNG plots and a markdown page.
 
     pip install "sb3-mlsh[reproduce]"
-    python -m benchmarks.reproduce movement_bandits [--seeds 0 1] [--out docs/results]
+    python -m benchmarks.reproduce movement_bandits [--seeds 0 1] [--out results]
     python -m benchmarks.reproduce four_rooms --methods mlsh single_policy
 
 Experiments (benchmarks/experiments.py): movement_bandits, key_door, four_rooms, four_rooms_held_out, ant_two_walk,
@@ -18,8 +18,10 @@ master acting every step (N = 1); shared policy (one PPO policy trained on the w
 distribution for the same budget, then fine-tuned on each task); single policy (PPO from scratch
 on each task). Runs go ``--jobs`` at a time (default 2), one process and one torch thread each.
 
-Every run is added to ``<out>/<experiment>_runs.json`` as soon as it ends; the meta-trained models (MLSH's, the
-shared policy's) are kept in ``<out>/models/``. ``--resume`` keeps the runs
+The page ``<out>/<experiment>.md`` (with its CSV and figures; ``--out`` is ``results`` unless given, the project's
+pages: ``--out docs/results``) and the index ``<out>.md`` are written from the runs. Every run is added to
+``<out>/<experiment>_runs.json`` as soon as it ends; the meta-trained models (MLSH's, the shared policy's) are kept
+in ``<out>/models/``. ``--resume`` keeps the runs
 already there that match this command's budgets and runs only the missing (method, seed) pairs, and a
 run that was stopped during meta-training continues from its last checkpoint, so an experiment longer than a
 sitting goes on where it stopped. ``--extend`` with a larger ``--meta-timesteps`` continues the saved runs'
@@ -670,7 +672,7 @@ def worse_end(ends: list[Any], targets: list[np.ndarray]) -> float:
 
 
 def write_index(results: pathlib.Path) -> None:
-    """``docs/results.md``: every experiment page in ``results``, as this script wrote it."""
+    """``<out>.md`` beside the folder ``<out>`` (the project's ``docs/results.md``): every experiment page in it."""
     sections = [page.read_text().replace("](", f"]({results.name}/") for page in sorted(results.glob("*.md"))]
     header = [
         "# Results",
@@ -914,7 +916,9 @@ def main() -> None:
     parser.add_argument("--meta-timesteps", type=int, default=None)
     parser.add_argument("--adaptation-timesteps", type=int, default=None)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--out", default="docs/results")
+    parser.add_argument(
+        "--out", default="results", help="folder of the pages, runs and models (the project's: docs/results)"
+    )
     parser.add_argument("--render", action="store_true", help="re-write the outputs from the saved runs, without running")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one process each)")
     parser.add_argument("--resume", action="store_true", help="keep the saved runs of this command and run the rest")

@@ -6,13 +6,14 @@ time-limit bootstrap on and off, at the same number of environment steps and the
                                      [--bootstrap on off] [--timesteps 1600000 2000000] [--render]
 
 ``--experiments`` takes ``name:seeds`` (comma-separated seeds) for each experiment. Every run is saved
-in docs/benchmarks/task_groups.json as soon as it ends; runs already there are not run again, so a
-stopped benchmark continues where it stopped and several invocations add to one page,
-docs/benchmarks/task_groups.md, written from all saved runs (``--render``: only rewrite it).
+in ``<out>/task_groups.json`` as soon as it ends; runs already there are not run again, so a stopped benchmark
+continues where it stopped and several invocations add to one page, ``<out>/task_groups.md``, written from all saved
+runs (``--render``: only rewrite it; ``--out``: ``results`` unless given, the project's page: ``--out
+docs/benchmarks``).
 
 Each run meta-trains with its experiment's settings from ``hyperparams/mlsh.yml`` (only
 ``n_task_groups`` and ``bootstrap_truncation`` change), then measures the paper's R with
-``evaluate_adaptation`` on the experiment's evaluation tasks (as ``benchmarks/reproduce.py`` does).
+``evaluate_adaptation`` on the experiment's evaluation tasks (as ``benchmarks.reproduce`` does).
 It also reports, over meta-training: the share of the reward that was bootstrapped value
 (``rollout/bootstrap_fraction``), the share of iterations in which the sub-policies were updated, and
 the sub-policy divergence. Runs go two at a time, one torch thread each.
@@ -30,11 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.experiments import EXPERIMENTS, adaptation_r, references, runnable, subpolicies_separate, subpolicy_paths
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-RUNS = ROOT / "docs" / "benchmarks" / "task_groups.json"
-PAGE = ROOT / "docs" / "benchmarks" / "task_groups.md"
+from benchmarks.experiments import (
+    EXPERIMENTS,
+    adaptation_r,
+    add_out_argument,
+    references,
+    runnable,
+    subpolicies_separate,
+    subpolicy_paths,
+)
 
 
 def run(config: tuple[str, int, bool, int, int]) -> dict[str, Any]:
@@ -138,7 +143,7 @@ def render(rows: list[dict[str, Any]], output: pathlib.Path) -> None:
         "",
         f"Measured on {rows[-1]['date']}: {platform.machine()}, {multiprocessing.cpu_count()} cores, torch {th.__version__}, "
         f"one torch thread per run, two runs at a time; {minutes:.0f} CPU minutes in all. The runs are kept in "
-        f"`{RUNS.relative_to(ROOT)}`; `--render` rewrites this page from them.",
+        "`task_groups.json` beside this page; `--render` rewrites this page from them.",
         "",
         "```bash",
         *commands,
@@ -166,8 +171,10 @@ def main() -> None:
         "--timesteps", type=int, nargs="+", default=None, help="meta-training steps per experiment (default: each one's)"
     )
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
+    add_out_argument(parser, "docs/benchmarks")
     args = parser.parse_args()
-    rows = json.loads(RUNS.read_text()) if RUNS.is_file() else []
+    runs = args.out / "task_groups.json"
+    rows = json.loads(runs.read_text()) if runs.is_file() else []
     if not args.render:
         seeds = {}
         for item in args.experiments:
@@ -194,9 +201,10 @@ def main() -> None:
             # each run is saved as soon as it ends, so that a stopped benchmark keeps what it measured
             for row in pool.imap_unordered(run, configs):
                 rows.append({**row, "command": command, "date": str(datetime.date.today())})
-                RUNS.write_text(json.dumps(rows, indent=1))
+                runs.parent.mkdir(parents=True, exist_ok=True)
+                runs.write_text(json.dumps(rows, indent=1))
     if rows:
-        render(sorted(rows, key=key), PAGE)
+        render(sorted(rows, key=key), runs.with_suffix(".md"))
 
 
 if __name__ == "__main__":
