@@ -916,9 +916,7 @@ def main() -> None:
     parser.add_argument("--meta-timesteps", type=int, default=None)
     parser.add_argument("--adaptation-timesteps", type=int, default=None)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument(
-        "--out", default="results", help="folder of the pages, runs and models (the project's: docs/results)"
-    )
+    parser.add_argument("--out", default="results", help="folder of the pages, runs and models (the project's: docs/results)")
     parser.add_argument("--render", action="store_true", help="re-write the outputs from the saved runs, without running")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one process each)")
     parser.add_argument("--resume", action="store_true", help="keep the saved runs of this command and run the rest")
