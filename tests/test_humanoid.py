@@ -1,4 +1,4 @@
-"""HumanoidWalkCrawl-v0 and HumanoidCourse-v0: built from gymnasium's Humanoid, as the notes define them."""
+"""HumanoidWalkCrawl-v0 and HumanoidCourse-v0: built from gymnasium's Humanoid, with the original code's slab and crawl reward."""
 
 import gymnasium as gym
 import numpy as np
@@ -41,6 +41,13 @@ def run(env, steps: int, action=None) -> tuple[list[float], list[bool]]:
     return rewards, terminations
 
 
+def slab(env) -> tuple[float, float, float]:
+    """:return: The ceiling's x extent and its underside's height."""
+    ceiling = env.model.geom("ceiling")
+    (x, _, z), (half_x, _, half_z) = env.model.geom_pos[ceiling.id], env.model.geom_size[ceiling.id]
+    return x - half_x, x + half_x, z - half_z
+
+
 def test_walking_terminates_on_a_fall_and_crawling_never_does():
     env = gym.make("HumanoidWalkCrawl-v0").unwrapped
     env.set_task(1)
@@ -51,10 +58,9 @@ def test_walking_terminates_on_a_fall_and_crawling_never_does():
 
     env.set_task(0)
     env.reset(seed=0)
-    assert env.ceiling
+    assert env.ceiling and slab(env) == pytest.approx((-29.5, -6.5, 1.0))  # the original's: 6.5 behind the start
     _, terminations = run(env, 200)
     assert not any(terminations)
-    assert env.data.qpos[2] < 1.0 and env.data.xpos[1:, 2].max() < 1.0  # the ceiling keeps it under 1.0
     with pytest.raises(ValueError, match="unknown task"):
         env.set_task(2)
     assert {env.sample_task() for _ in range(50)} == {0, 1}
@@ -73,12 +79,15 @@ def test_walk_pays_forward_motion_and_the_alive_bonus_crawl_pays_backward_motion
     env.reset(seed=0)
     settled_qpos = env.data.qpos.copy()
     assert reward_moving(1.0) > reward_moving(0.0) > reward_moving(-1.0) and reward_moving(0.0) > 4.0  # alive bonus 5
+    walk_gain = reward_moving(1.0) - reward_moving(0.0)
 
     env.set_task(0)
     env.reset(seed=0)
-    run(env, 100)  # down under the ceiling
+    run(env, 100)  # fallen
     settled_qpos = env.data.qpos.copy()
     assert reward_moving(-1.0) > reward_moving(0.0) > reward_moving(1.0) and reward_moving(0.0) < 1.0  # no alive bonus
+    # the original's crawl weight: 1.5 per unit of x per physics step, six times the walk's 0.25
+    assert (reward_moving(-1.0) - reward_moving(0.0)) / walk_gain == pytest.approx(6.0, rel=0.15)
 
 
 def test_course_walks_then_the_ceiling_comes_down_past_x_25_and_crawling_pays():
@@ -91,7 +100,8 @@ def test_course_walks_then_the_ceiling_comes_down_past_x_25_and_crawling_pays():
     qpos[0] = 25.5
     env.set_state(qpos, np.zeros(env.model.nv))
     rewards, terminations = run(env, 100)
-    assert env.ceiling and not any(terminations) and env.data.xpos[1:, 2].max() < 1.0
+    assert env.ceiling and not any(terminations)
+    assert slab(env) == pytest.approx((-5.5, 17.5, 1.0))  # the original's: behind the Humanoid, which must crawl back
     assert env.step(np.zeros(17))[4]["mode"] == "crawl"
     env.reset(seed=1)
     assert not env.ceiling

@@ -21,18 +21,22 @@ class HumanoidTaskEnv(TaskSet, HumanoidEnv):
     - **Observation**: ``Box(350)``, one layout for both Humanoid tasks: Humanoid-v5's (positions,
       velocities, ``cinert``, ``cvel``, ``qfrc_actuator``, ``cfrc_ext``) with the torso's x, y kept.
     - **Action**: Humanoid-v5's 17 torques in [-0.4, 0.4].
-    - **Ceiling**: a slab whose underside is at height 1.0 (top at 3.0) over the whole floor; put in
-      place over a standing Humanoid, it pushes it down under itself. When it is not in place it
-      neither collides nor shows. gymnasium's floor (20 x 20 half-size) is enlarged to 100.
-    - **Rewards** (with Humanoid-v5's weights; ``velocity`` is the centre of mass's x velocity):
-      *walk*: ``1.25 * velocity + 5 - 0.1 |a|^2 - contact cost``, and the episode terminates when the
-      torso drops below 1.0; *crawl*: ``-1.25 * velocity - 0.1 |a|^2 - contact cost``, no termination.
+    - **Ceiling**: the original code's slab, 23 x 23 wide and 1 thick, its underside at height 1.0, centred at
+      x = ``CEILING_X`` (where a subclass puts it) on the x axis; when it is not in place it neither collides nor
+      shows. gymnasium's floor (20 x 20 half-size) is enlarged to 100.
+    - **Rewards** (``velocity`` is the centre of mass's x velocity): *walk*, Humanoid-v5's: ``1.25 * velocity + 5 -
+      0.1 |a|^2 - contact cost``, and the episode terminates when the torso drops below 1.0; *crawl*, the original
+      code's: ``-7.5 * velocity - 0.1 |a|^2 - contact cost`` (its 1.5 per unit of x moved per physics step: 7.5 per
+      unit of velocity, six times the walk's weight), no alive bonus, no termination.
 
     :param render_mode: As in Humanoid-v5.
     :param kwargs: Further Humanoid-v5 parameters.
     """
 
     CEILING_HEIGHT = 1.0
+    CEILING_HALF_SIZE = (11.5, 11.5, 0.5)
+    CEILING_X = 0.0
+    CRAWL_REWARD_WEIGHT = 7.5
     FLOOR_HALF_SIZE = 100.0
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
@@ -48,13 +52,11 @@ class HumanoidTaskEnv(TaskSet, HumanoidEnv):
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         spec = load_spec(self.fullpath, self.FLOOR_HALF_SIZE)  # humanoid.xml's floor ends at +-20
-        # a thick slab (underside at 1.0, top at 3.0): a standing body that it overlaps is pushed out
-        # downward, under it, rather than up through it
-        thickness = 1.0
         # a geom of the world body, not a body of its own, which would add to Humanoid-v5's per-body observations
+        half_thickness = self.CEILING_HALF_SIZE[2]
         spec.worldbody.add_geom(
-            name="ceiling", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0.0, 0.0, self.CEILING_HEIGHT + thickness],
-            size=[self.FLOOR_HALF_SIZE, self.FLOOR_HALF_SIZE, thickness], rgba=[0.6, 0.6, 0.9, 0.35], contype=1, conaffinity=1,
+            name="ceiling", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[self.CEILING_X, 0.0, self.CEILING_HEIGHT + half_thickness],
+            size=list(self.CEILING_HALF_SIZE), rgba=[0.9, 0.2, 0.2, 0.6], contype=1, conaffinity=1,
         )  # fmt: skip
         return compile_spec(spec, self.width, self.height)
 
@@ -66,7 +68,7 @@ class HumanoidTaskEnv(TaskSet, HumanoidEnv):
     def set_ceiling(self, in_place: bool) -> None:
         """:param in_place: Put the ceiling in place (colliding, visible) or take it away."""
         self.model.geom_contype[self._ceiling] = self.model.geom_conaffinity[self._ceiling] = int(in_place)
-        self.model.geom_rgba[self._ceiling, 3] = 0.35 if in_place else 0.0
+        self.model.geom_rgba[self._ceiling, 3] = 0.6 if in_place else 0.0
 
     def _mode(self) -> int:
         """``WALK`` or ``CRAWL``: which reward this step earns."""
@@ -83,7 +85,7 @@ class HumanoidTaskEnv(TaskSet, HumanoidEnv):
             reward = self._forward_reward_weight * velocity + self._healthy_reward - costs
             terminated = bool(self.data.qpos[2] < self.CEILING_HEIGHT)
         else:
-            reward = -self._forward_reward_weight * velocity - costs
+            reward = -self.CRAWL_REWARD_WEIGHT * velocity - costs
             terminated = False
         info = {
             "x_position": self.data.qpos[0],
@@ -103,8 +105,9 @@ class HumanoidWalkCrawlEnv(HumanoidTaskEnv):
 
     - **Task** ``1``, walk: walk forward (+x) upright, no ceiling; the walk reward; terminates when
       the torso drops below 1.0.
-    - **Task** ``0``, crawl: the ceiling is in place at height 1.0; crawl backward (-x); the crawl
-      reward; no termination.
+    - **Task** ``0``, crawl: the ceiling is in place, its underside at height 1.0, over x in [-29.5, -6.5]
+      (the original code's, 6.5 behind the start); move backward (-x) and under it; the crawl reward; no
+      termination.
     - **Observation**, **action**: as ``HumanoidTaskEnv`` (350 numbers; 17 torques). The task is not observed.
     - ``HumanoidWalkCrawl-v0`` truncates episodes at 1000 steps.
 
@@ -114,6 +117,7 @@ class HumanoidWalkCrawlEnv(HumanoidTaskEnv):
 
     tasks = (WALK, CRAWL)
     TASK_HELP = "the tasks are 1 (walk) and 0 (crawl)."
+    CEILING_X = -18.0
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         self._init_tasks()
@@ -132,8 +136,8 @@ class HumanoidCourseEnv(HumanoidTaskEnv):
     Humanoid course (Frans et al., 2018): the Humanoid experiment's combination (transfer) task.
 
     Walk forward upright (the walk reward, terminating on a fall) until the torso passes x = 25;
-    then the ceiling comes down at height 1.0 and stays for the rest of the episode, and crawling
-    backward pays (the crawl reward, no termination).
+    then the ceiling comes down over x in [-5.5, 17.5] (the original code's), its underside at height 1.0, and
+    stays for the rest of the episode, and moving backward, under it, pays (the crawl reward, no termination).
 
     - **Observation**, **action**: as ``HumanoidTaskEnv`` (350 numbers; 17 torques).
     - ``HumanoidCourse-v0`` truncates episodes at 3000 steps.
@@ -144,6 +148,7 @@ class HumanoidCourseEnv(HumanoidTaskEnv):
     """
 
     TURN_X = 25.0
+    CEILING_X = 6.0
     tasks = (0,)
     TASK_HELP = "this env has the single task 0."
 
