@@ -31,13 +31,22 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.experiments import EXPERIMENTS, invocation, keep_run, key_values, page_header, subpolicy_paths
+from benchmarks.experiments import (
+    EXPERIMENTS,
+    alone_episode,
+    invocation,
+    keep_run,
+    key_values,
+    page_header,
+    subpolicy_paths,
+)
 from benchmarks.reproduce import worse_end
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs" / "benchmarks" / "assignment.json"
 PAGE = RUNS.with_suffix(".md")
 EXPERIMENT = "ant_two_walk"
+SAMPLED = 3  # episodes per sub-policy alone with sampled actions, at each measurement
 MASTERS = {"learned": "MLSH's masters", "scripted": "scripted: task k -> sub-policy k"}
 
 
@@ -61,8 +70,13 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     :param config: ``seed``, ``timesteps``, ``every``, ``master`` and ``settings`` (MLSH's keyword arguments changed).
     :return: ``config`` with ``iterations`` (per iteration: steps, then per group ``[task, phase, shares]``), ``ends``
-        (``[steps, worse end, ends]``) and ``cpu_minutes``.
+        (``[steps, worse end, ends]``: each sub-policy alone, most likely actions, from the one start ``reproduce.py``
+        uses), ``sampled_ends`` (``[steps, worse end]`` with each sub-policy's ends averaged over ``SAMPLED``
+        episodes with sampled actions, as the master runs them), ``training_distances`` (``[steps, per task the mean
+        distance to the target at the end of the training episodes since the last measurement]``) and
+        ``cpu_minutes``. The final model is saved in ``results/assignment/``.
     """
+    import gymnasium as gym
     import torch as th
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -81,16 +95,36 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     model = algorithm("MlpPolicy", env, seed=config["seed"], **settings)
     iterations: list[list[Any]] = []
     ends: list[list[Any]] = []
+    sampled_ends: list[list[Any]] = []
+    training_distances: list[list[Any]] = []
+    ended: dict[int, list[float]] = {}  # per task, the distances at the end of this window's training episodes
     every = config["every"]
+    alone_env = gym.make(spec.env_id, **spec.env_kwargs)
 
     def measure_ends() -> None:
         paths = subpolicy_paths(model, spec, config["seed"])
         targets = [np.asarray(center) for label, center, _ in paths["marks"] if label.startswith("target")]
         last = [list(path[-1]) for path in paths["paths"]]
         ends.append([model.num_timesteps, worse_end(last, targets), last])
+        sampled = [
+            np.mean([end(k, config["seed"] + 1 + i) for i in range(SAMPLED)], axis=0) for k in range(model.n_subpolicies)
+        ]
+        sampled_ends.append([model.num_timesteps, worse_end(sampled, targets)])
+        means = {task: float(np.mean(distances)) for task, distances in sorted(ended.items())}
+        training_distances.append([model.num_timesteps, means])
+        ended.clear()
+
+    def end(k: int, seed: int) -> list[float]:
+        """:return: Where sub-policy ``k`` alone, actions sampled, takes the torso in an episode from ``seed``'s start."""
+        for _ in alone_episode(model, alone_env, k, seed, deterministic=False):
+            pass
+        return alone_env.unwrapped.xy.tolist()  # type: ignore[attr-defined]
 
     class Record(BaseCallback):
         def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    ended.setdefault(int(info["task"]), []).append(float(info["distance_to_target"]))
             return True
 
         def _on_rollout_start(self) -> None:  # the last iteration's update done
@@ -109,8 +143,10 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     model.learn(config["timesteps"], callback=Record())
     if ends[-1][0] != model.num_timesteps:
         measure_ends()
+    model.save(ROOT / "results" / "assignment" / f"{config['master']}_seed{config['seed']}_{config['timesteps']}.zip")
     env.close()
-    return {**config, "iterations": iterations, "ends": ends, "cpu_minutes": (time.process_time() - start) / 60}
+    measured = dict(iterations=iterations, ends=ends, sampled_ends=sampled_ends, training_distances=training_distances)
+    return {**config, **measured, "cpu_minutes": (time.process_time() - start) / 60}
 
 
 def case(row: dict[str, Any]) -> tuple[str, str, int, int]:
@@ -179,12 +215,27 @@ def render(rows: list[dict[str, Any]]) -> None:
         settings = ", ".join(f"{key}={value}" for key, value in sorted(row["settings"].items())) or "as packaged"
         ends = ", ".join(f"{steps / 1e6:.2f}M: {worse:.2f}" for steps, worse, _ in row["ends"])
         final = row["ends"][-1]
+        extra = []
+        if "sampled_ends" in row:
+            sampled = ", ".join(f"{steps / 1e6:.2f}M: {worse:.2f}" for steps, worse in row["sampled_ends"])
+            training = ", ".join(
+                f"{steps / 1e6:.2f}M: " + " / ".join(f"{distance:.2f}" for _, distance in sorted(means.items()))
+                for steps, means in row["training_distances"]
+                if means
+            )
+            extra = [
+                f"Worse end with sampled actions (each sub-policy's end averaged over {SAMPLED} episodes): {sampled}.",
+                "",
+                f"Training episodes' distance to the target at their end, per task (0 / 1), per window: {training}.",
+                "",
+            ]
         lines += [
             f"## {MASTERS[row['master']]}, {settings}, seed {row['seed']}, {row['timesteps']:,} steps",
             "",
             f"CPU minutes: {row['cpu_minutes']:.1f}. Worse end over meta-training: {ends}. At the end the sub-policies "
             "end at " + ", ".join(f"({x:.1f}, {y:.1f})" for x, y in final[2]) + ".",
             "",
+            *extra,
             "| quarter | joint map task -> sub-policy (decisiveness; majority changes) |",
             "|---|---|",
             *(f"| {q + 1} | {cell} |" for q, cell in enumerate(quarters(row))),
