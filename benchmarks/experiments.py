@@ -166,6 +166,7 @@ def update_json(path: pathlib.Path, default: Any, change: Callable[[Any], None])
     Read ``path`` (``default`` if absent), ``change`` it in place and write it back, under a lock beside it so that
     several invocations of a benchmark can save at once. :return: The changed content.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         content = json.loads(path.read_text()) if path.is_file() else default

@@ -41,6 +41,7 @@ import yaml
 from benchmarks.experiments import (
     EXPERIMENTS,
     add_out_argument,
+    alone_episode,
     code_version,
     package_versions,
     page_header,
@@ -122,8 +123,37 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             return True
 
     model.learn(config["timesteps"], callback=Windows())
-    measured = {"final_distances": distances} if not np.isnan(distances).all() else {}
+    measured: dict[str, Any] = {"final_distances": distances} if not np.isnan(distances).all() else {}
+    if spec.has_targets and config["algorithm"] == "mlsh":  # the learner alone, as reproduce.py judges a sub-policy
+        measured["alone_distances"] = alone_distances(model, spec, task, seed)
     return {**config, "returns": returns, **measured, "cpu_minutes": (time.process_time() - start) / 60}
+
+
+ALONE_SAMPLED = 3  # episodes with sampled actions
+
+
+def alone_distances(model: Any, spec: Any, task: Any, seed: int) -> dict[str, float]:
+    """
+    :return: How far from ``task``'s target the trained learner (K = 1) ends an episode from the start
+        ``reproduce.py`` uses, acting on its most likely actions (``deterministic``), and the mean over
+        ``ALONE_SAMPLED`` episodes from other starts with its actions sampled (``sampled``).
+    """
+    import gymnasium as gym
+
+    env = gym.make(spec.env_id, **spec.env_kwargs)
+    env.unwrapped.set_task(task)
+
+    def end(start: int, deterministic: bool) -> float:
+        for _ in alone_episode(model, env, 0, start, deterministic=deterministic):
+            pass
+        return float(np.linalg.norm(env.unwrapped.xy - np.asarray(env.unwrapped.targets[task])))
+
+    distances = {
+        "deterministic": end(seed, True),
+        "sampled": float(np.mean([end(seed + 1 + i, False) for i in range(ALONE_SAMPLED)])),
+    }
+    env.close()
+    return distances
 
 
 def last_quarter(returns: list[float]) -> float:
@@ -184,6 +214,18 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
                         f"| {row['seed']} | {ALGORITHMS[row['algorithm']]}{suffix} | {cells} "
                         f"| {form.format(last_quarter(values))} | {minutes} |"
                     )
+        alone = [row for row in runs if "alone_distances" in row]
+        if alone:
+            lines.append(
+                "\nThe trained learner alone, distance from the target at the end of an episode (most likely actions, "
+                f"reproduce.py's start; actions sampled, the mean of {ALONE_SAMPLED} episodes): "
+                + "; ".join(
+                    f"seed {row['seed']}: {row['alone_distances']['deterministic']:.2f}, "
+                    f"{row['alone_distances']['sampled']:.2f}"
+                    for row in alone
+                )
+                + "."
+            )
         for algorithm, label in ALGORITHMS.items():
             lasts = [last_quarter(r["returns"]) for r in runs if r["algorithm"] == algorithm]
             if lasts:
