@@ -425,6 +425,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         n_eval_episodes=4,
         source="ant_two_walk_far",
         sparse_reward=True,
+        seed_bars=(("single_policy", 1.0), ("shared_policy", 1.0), ("mlsh_fixed_master", 1.0)),
         note="The paper's transfer task: a fresh master over the sub-policies of Ant TwoWalk with far targets "
         "(ant_two_walk_far; frozen), the shared policy trained there fine-tuned here, PPO from scratch; the paper "
         "tables MLSH 193, PPO from scratch 0, and does not state T.",

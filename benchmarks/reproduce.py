@@ -68,11 +68,13 @@ from benchmarks.experiments import (
 )
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-METHODS = ("mlsh", "mlsh_no_warmup", "mlsh_n1", "shared_policy", "single_policy")
+METHODS = ("mlsh", "mlsh_no_warmup", "mlsh_n1", "mlsh_fixed_master", "shared_policy", "single_policy")
+TRANSFER_ONLY = ("mlsh_fixed_master",)  # methods that adapt a source's model and meta-train nothing of their own
 LABELS = {
     "mlsh": "MLSH",
     "mlsh_no_warmup": "MLSH, no warm-up (W = 0)",
     "mlsh_n1": "MLSH, master every step (N = 1)",
+    "mlsh_fixed_master": "MLSH's sub-policies, a master that never learns",
     "shared_policy": "Shared policy, fine-tuned",
     "single_policy": "Single policy, from scratch",
 }
@@ -349,9 +351,12 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     else:
         algorithm = PPO if method == "shared_policy" else MLSH
         if spec.source is not None:  # as `rl_zoo3.train -i` loads it: the transfer's mlsh.yml entry overrides MLSH's
-            source = model_path(out, spec.source, method, seed)
+            # the honest control: MLSH's sub-policies under a fresh master whose learning rate is 0 (its choice stays
+            # the fresh one, near uniform): what MLSH's R owes to the master's learning
+            fixed = {"master_learning_rate": 0.0} if method == "mlsh_fixed_master" else {}
+            source = model_path(out, spec.source, "mlsh" if fixed else method, seed)
             source_timesteps = saved_timesteps(source)
-            model = algorithm.load(source, **(with_schedules(hyperparams) if algorithm is MLSH else {}))
+            model = algorithm.load(source, **(with_schedules({**hyperparams, **fixed}) if algorithm is MLSH else {}))
             statistics = load_statistics(source, eval_env)
         else:
             model, meta_curve, cpu_before, commit = meta_train(
@@ -360,13 +365,13 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
             statistics = model.get_vec_normalize_env() if algorithm is PPO else None
         if algorithm is MLSH:
             result = evaluate_adaptation(model, eval_env, **common)
-            paths = subpolicy_paths(model, spec, seed)
+            paths = subpolicy_paths(model, spec, seed) if method != "mlsh_fixed_master" else {}
             if spec.kind == "plane":
                 for deterministic, suffix in ((True, ""), (False, "_sampled")):
                     returns, _, keys = subpolicies_alone(model, spec, seed + 1, deterministic)
                     alone[f"alone{suffix}"] = returns.tolist()
                     alone[f"alone_keys{suffix}"] = keys.tolist() if spec.key_index is not None else None
-            if spec.kind == "ant":
+            if spec.kind == "ant" and method != "mlsh_fixed_master":
                 subpolicy_video(model, spec, seed, video_path(out, name, seed))
         else:
             result = shared_policy_transfer(model, eval_env, **common, vec_normalize=statistics)
@@ -481,12 +486,17 @@ def claims(
             if spec.ratio_aim is not None:
                 line += f" (aim: >= {spec.ratio_aim}x): " + ("met" if ratio >= spec.ratio_aim else "**not met**")
             lines.append(line + ".")
-        for baseline, name in (("single_policy", "PPO from scratch"), ("shared_policy", "the fine-tuned shared policy")):
+        baselines = (
+            ("single_policy", "PPO from scratch"), ("shared_policy", "the fine-tuned shared policy"),
+            ("mlsh_fixed_master", "the never-learning master (same sub-policies)"),
+        )  # fmt: skip
+        for baseline, name in baselines:
             if baseline in methods:
                 mlsh, other = r_per_episode("mlsh"), r_per_episode(baseline)
                 verdict = "yes" if mlsh > other else "**no**"
                 lines.append(
-                    f"- MLSH's R is higher than {name}'s at the same T: {verdict} ({mlsh:.2f} vs {other:.2f} per episode)."
+                    f"- MLSH's R is higher than that of {name} at the same T: {verdict} ({mlsh:.2f} vs {other:.2f} per "
+                    "episode)."
                 )
         for baseline, factor in spec.mean_bars:
             if baseline in methods:
@@ -915,7 +925,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--meta-timesteps", type=int, default=None)
     parser.add_argument("--adaptation-timesteps", type=int, default=None)
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=None,
+        help=f"default: all ({', '.join(TRANSFER_ONLY)} on a transfer experiment only)",
+    )  # fmt: skip
     parser.add_argument("--out", default="results", help="folder of the pages, runs and models (the project's: docs/results)")
     parser.add_argument("--render", action="store_true", help="re-write the outputs from the saved runs, without running")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one process each)")
@@ -926,6 +939,14 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     args.resume = args.resume or args.extend
+    transfer = EXPERIMENTS[args.experiment].source is not None
+    if args.methods is None:
+        args.methods = [method for method in METHODS if transfer or method not in TRANSFER_ONLY]
+    elif not transfer and (only := [method for method in args.methods if method in TRANSFER_ONLY]):
+        parser.error(
+            f"--methods {' '.join(only)}: adapts a transfer's source model; {args.experiment} meta-trains its own, so "
+            "run it on a transfer experiment (e.g. ant_obstacle)."
+        )
     if args.render:
         runs, seconds = load_runs(args)
         write_outputs(args.experiment, runs, args, seconds)
@@ -990,7 +1011,7 @@ def check_source(spec: Experiment, args: argparse.Namespace) -> None:
         for method in args.methods
         if method != "single_policy"
         for seed in args.seeds
-        if not (path := model_path(args.out, source, method, seed)).is_file()
+        if not (path := model_path(args.out, source, "mlsh" if method in TRANSFER_ONLY else method, seed)).is_file()
     ]
     if missing:
         raise SystemExit(
