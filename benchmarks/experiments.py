@@ -574,6 +574,34 @@ def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, 
     return {"paths": paths, "marks": marks}
 
 
+SAMPLED_ENDS = 8  # Ant TwoWalk: episodes per sub-policy alone with sampled actions
+
+
+def sampled_ends(model: Any, experiment: Experiment, seed: int, n_episodes: int = SAMPLED_ENDS) -> list[list[float]]:
+    """
+    Where each sub-policy acting alone with its actions sampled, as the master runs it, ends an episode of an Ant
+    experiment, on average over ``n_episodes`` episodes from the starts of ``seed + 1``, ``seed + 2``, ... (the
+    samples from torch's generator, seeded with ``seed`` and restored after).
+
+    :return: ``[k] -> (x, y)``, the mean end of sub-policy ``k``.
+    """
+    import torch as th
+
+    env = gym.make(experiment.env_id, **experiment.env_kwargs)
+    ends = []
+    with th.random.fork_rng():
+        th.manual_seed(seed)
+        for k in range(model.n_subpolicies):
+            points = []
+            for episode in range(n_episodes):
+                for _ in alone_episode(model, env, k, seed + 1 + episode, deterministic=False):
+                    pass
+                points.append(env.unwrapped.xy)  # type: ignore[attr-defined]
+            ends.append(np.mean(points, axis=0).tolist())
+    env.close()
+    return ends
+
+
 def _position(experiment: Experiment, env: Any, obs: Any) -> tuple[float, float]:
     if experiment.kind == "plane":
         return float(env._agent[0]), float(env._agent[1])

@@ -52,6 +52,7 @@ from benchmarks.experiments import (
     ALONE_EPISODES,
     EXPERIMENTS,
     NORMALISER,
+    SAMPLED_ENDS,
     SAMPLED_EPISODES,
     SPECIALISED,
     Experiment,
@@ -60,6 +61,7 @@ from benchmarks.experiments import (
     package_versions,
     packages_note,
     references,
+    sampled_ends,
     specialised,
     subpolicies_alone,
     subpolicies_separate,
@@ -94,8 +96,11 @@ class Run:
     seconds: float
     cpu_seconds: float | None = None
     # MLSH: (meta-training steps, R per episode at CURVE_T) and, on the Ant TwoWalk, a third item: where each
-    # sub-policy acting alone (most likely action, one episode from the same start) ends then, [k] -> (x, y)
+    # sub-policy acting alone (most likely action, one episode from the same start) ends then, [k] -> (x, y), and a
+    # fourth: where it ends with its actions sampled, the mean of SAMPLED_ENDS episodes (absent in older runs)
     meta_curve: list[tuple[Any, ...]] | None = None
+    # MLSH on the Ant TwoWalk after meta-training: the fourth item above
+    ends_sampled: list[list[float]] | None = None
     alone: list[list[float]] | None = None  # MLSH on a plane: [k][task], sub-policy k's mean episode reward alone
     alone_keys: list[list[float]] | None = None  # MLSH on KeyDoor: [k][task], the share of those episodes with the key
     # as the two above, the sub-policy's actions sampled (as the master runs it) instead of its most likely action
@@ -267,7 +272,8 @@ def meta_train(
         r = point.mean * spec.episode_steps / curve_t
         if not spec.has_targets:
             return mlsh.num_timesteps, r
-        return mlsh.num_timesteps, r, [list(path[-1]) for path in subpolicy_paths(mlsh, spec, seed)["paths"]]
+        ends = [list(path[-1]) for path in subpolicy_paths(mlsh, spec, seed)["paths"]]
+        return mlsh.num_timesteps, r, ends, sampled_ends(mlsh, spec, seed)
 
     def save(trained: Any, curve: list[tuple[int, float]]) -> None:
         # each file is written beside and renamed over the last: a run killed while saving keeps a checkpoint
@@ -373,6 +379,8 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
                     alone[f"alone_keys{suffix}"] = keys.tolist() if spec.key_index is not None else None
             if spec.kind == "ant" and method != "mlsh_fixed_master":
                 subpolicy_video(model, spec, seed, video_path(out, name, seed))
+            if spec.has_targets:
+                alone["ends_sampled"] = sampled_ends(model, spec, seed)
         else:
             result = shared_policy_transfer(model, eval_env, **common, vec_normalize=statistics)
     assert result.final_returns is not None and result.final_observations is not None
@@ -627,10 +635,13 @@ def alone_claims(mlsh_runs: list[Run]) -> list[str]:
 
 def target_claims(mlsh_runs: list[Run]) -> list[str]:
     """
-    Ant TwoWalk: per seed, how near each sub-policy alone (the path on the page) comes to the target it ends
-    nearest, at the end and on the way (a sub-policy that walks on past its target ends far from it).
+    Ant TwoWalk: per seed, how near each sub-policy alone (the path on the page, most likely actions) comes to the
+    target it ends nearest, at the end and on the way (a sub-policy that walks on past its target ends far from it);
+    and the worse end from distinct targets over meta-training, with most likely and with sampled actions. The bar
+    counts the sampled one, as the plane experiments' bars do: the master runs the sub-policies so.
     """
-    lines, finals = [], []  # finals: per seed, the worse sub-policy end at the end of meta-training
+    lines: list[str] = []
+    finals: dict[str, list[float]] = {"most likely": [], "sampled": []}  # per seed, the worse end after meta-training
     for item in mlsh_runs:
         targets = [np.asarray(center) for label, center, _ in item.subpolicy_paths["marks"] if label.startswith("target")]
         parts = []
@@ -644,22 +655,33 @@ def target_claims(mlsh_runs: list[Run]) -> list[str]:
             )
         start = float(np.linalg.norm(targets[0]))
         lines.append(
-            f"- Seed {item.seed}, each sub-policy alone (the start is {start:.0f} from each target): " + "; ".join(parts) + "."
+            f"- Seed {item.seed}, each sub-policy alone, most likely actions (the start is {start:.0f} from each "
+            "target): " + "; ".join(parts) + "."
         )
-        ends = [(point[0], point[2]) for point in item.meta_curve or [] if len(point) > 2]
-        if ends:
+        if item.ends_sampled is not None:
             lines.append(
-                "  Over meta-training, the worse of the sub-policies' ends from distinct targets: "
-                + ", ".join(f"{steps / 1e6:g}M: {worse_end(end, targets):.2f}" for steps, end in ends)
+                f"  With its actions sampled ({SAMPLED_ENDS} episodes), each ends on average at "
+                + ", ".join(f"({x:.1f}, {y:.1f})" for x, y in item.ends_sampled)
                 + "."
             )
-        finals.append(worse_end([path[-1] for path in item.subpolicy_paths["paths"]], targets))
-    if finals:
-        met = sum(distance <= TARGET_REACHED for distance in finals)
-        lines.append(
-            f"- Each sub-policy alone ends within {TARGET_REACHED:g} of a distinct target in {met} of {len(finals)} "
-            f"seeds (the worse end: {', '.join(f'{distance:.2f}' for distance in finals)})."
-        )
+        for index, how in ((2, "most likely"), (3, "sampled")):
+            ends = [(point[0], point[index]) for point in item.meta_curve or [] if len(point) > index]
+            if ends:
+                lines.append(
+                    f"  Over meta-training, the worse of the sub-policies' ends from distinct targets ({how} actions): "
+                    + ", ".join(f"{steps / 1e6:g}M: {worse_end(end, targets):.2f}" for steps, end in ends)
+                    + "."
+                )
+        finals["most likely"].append(worse_end([path[-1] for path in item.subpolicy_paths["paths"]], targets))
+        if item.ends_sampled is not None:
+            finals["sampled"].append(worse_end(item.ends_sampled, targets))
+    for how, distances in finals.items():
+        if distances:
+            met = sum(distance <= TARGET_REACHED for distance in distances)
+            lines.append(
+                f"- Each sub-policy alone ({how} actions) ends within {TARGET_REACHED:g} of a distinct target in {met} "
+                f"of {len(distances)} seeds (the worse end: {', '.join(f'{distance:.2f}' for distance in distances)})."
+            )
     return lines
 
 
