@@ -118,6 +118,9 @@ class Run:
     adaptation_timesteps: int | None = None  # T: the steps of adaptation per task
     # the versions of experiments.PACKAGES in the sitting that measured it (None in runs made before they were kept)
     packages: str | None = None
+    # MLSH, the shared policy: the CPU seconds of meta-training alone, without the meta-training curve's measurements,
+    # the final adaptation and the pictures (None in runs made before it was kept)
+    meta_train_cpu_seconds: float | None = None
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
@@ -218,7 +221,8 @@ def meta_train(
     :param cpu_start: ``time.process_time()`` as this sitting's run started.
     :param commit: The code of this sitting (``code_version``).
     :return: The model, MLSH's meta-training curve (``None`` for the shared policy), the CPU seconds of earlier
-        sittings (from the checkpoint) and the commits of every sitting, comma-separated.
+        sittings (from the checkpoint), the CPU seconds of meta-training alone (every sitting's, the curve's
+        measurements left out) and the commits of every sitting, comma-separated.
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -237,6 +241,7 @@ def meta_train(
 
     curve: list[tuple[int, float]] = []  # the curve so far, from the checkpoint
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
+    measuring = [0.0]  # CPU seconds spent on the curve's measurements, earlier sittings' included
     checkpoint = checkpoint_path(out, name, method, seed)
     progress = checkpoint.with_suffix(".json")
     algorithm = PPO if method == "shared_policy" else MLSH
@@ -251,6 +256,7 @@ def meta_train(
         model = algorithm.load(checkpoint, env=env)
         saved = json.loads(progress.read_text())
         curve, cpu_before = [tuple(point) for point in saved["meta_curve"]], saved["cpu_seconds"]
+        measuring[0] = saved.get("measure_cpu_seconds", 0.0)
         earlier = saved.get("commit")
         if earlier and commit not in earlier.split(", "):
             commit = f"{earlier}, {commit}"
@@ -266,14 +272,17 @@ def meta_train(
         The paper's R at curve_t now: when the hierarchy became useful (the model is not changed); with targets (Ant
         TwoWalk), also where each sub-policy alone ends now, so that the page can show them nearing their targets.
         """
+        begin = time.process_time()
         point = evaluate_adaptation(
             mlsh, make_env(seed + 200), n_tasks=len(tasks), adaptation_timesteps=curve_t, seed=seed + 200, tasks=tasks,
         )  # fmt: skip
         r = point.mean * spec.episode_steps / curve_t
-        if not spec.has_targets:
-            return mlsh.num_timesteps, r
-        ends = [list(path[-1]) for path in subpolicy_paths(mlsh, spec, seed)["paths"]]
-        return mlsh.num_timesteps, r, ends, sampled_ends(mlsh, spec, seed)
+        measured: tuple[Any, ...] = (mlsh.num_timesteps, r)
+        if spec.has_targets:
+            ends = [list(path[-1]) for path in subpolicy_paths(mlsh, spec, seed)["paths"]]
+            measured += (ends, sampled_ends(mlsh, spec, seed))
+        measuring[0] += time.process_time() - begin
+        return measured
 
     def save(trained: Any, curve: list[tuple[int, float]]) -> None:
         # each file is written beside and renamed over the last: a run killed while saving keeps a checkpoint
@@ -284,7 +293,8 @@ def meta_train(
         save_statistics(trained, checkpoint)
         cpu_seconds = cpu_before + time.process_time() - cpu_start
         partial = progress.with_name(f".{progress.name}.part")
-        partial.write_text(json.dumps({"meta_curve": curve, "cpu_seconds": cpu_seconds, "commit": commit}))
+        kept = {"meta_curve": curve, "cpu_seconds": cpu_seconds, "measure_cpu_seconds": measuring[0], "commit": commit}
+        partial.write_text(json.dumps(kept))
         partial.replace(progress)
 
     checkpoints = Checkpoints(
@@ -294,9 +304,10 @@ def meta_train(
     # one learn call: the schedules (learning rates, clip ranges) run over the whole budget, across resumptions
     model.learn(max(meta_timesteps - model.num_timesteps, 0), reset_num_timesteps=False, callback=checkpoints)
     checkpoints.finish()
+    train_cpu = cpu_before + time.process_time() - cpu_start - measuring[0]
     model.save(model_path(out, name, method, seed))  # kept for analyses after the run (not in git: *.zip)
     save_statistics(model, model_path(out, name, method, seed))
-    return model, checkpoints.curve if algorithm is MLSH else None, cpu_before, commit
+    return model, checkpoints.curve if algorithm is MLSH else None, cpu_before, train_cpu, commit
 
 
 def save_statistics(model: Any, path: pathlib.Path) -> None:
@@ -350,6 +361,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     source_timesteps = None  # a transfer's
     alone: dict[str, Any] = {}  # MLSH's on a plane: Run.alone, Run.alone_keys and their sampled counterparts
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
+    train_cpu = None  # CPU seconds of meta-training alone
     checkpoint = checkpoint_path(out, name, method, seed)
     ppo_settings, normalize = spec.ppo_settings()
     if method == "single_policy":
@@ -365,7 +377,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
             model = algorithm.load(source, **(with_schedules({**hyperparams, **fixed}) if algorithm is MLSH else {}))
             statistics = load_statistics(source, eval_env)
         else:
-            model, meta_curve, cpu_before, commit = meta_train(
+            model, meta_curve, cpu_before, train_cpu, commit = meta_train(
                 name, method, seed, meta_timesteps, adaptation_timesteps, out, cpu_start, commit
             )
             statistics = model.get_vec_normalize_env() if algorithm is PPO else None
@@ -405,6 +417,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
         cpu_seconds,
         meta_curve,
         **alone,
+        meta_train_cpu_seconds=train_cpu,
         late_keys=late_keys,
         final_keys=final_keys,
         commit=commit,
@@ -725,7 +738,19 @@ def cpu_time(runs: list[Run]) -> str:
     per_method = {
         m: np.mean([r.cpu_seconds for r in timed if r.method == m]) / 60 for m in dict.fromkeys(r.method for r in timed)
     }
-    return "; CPU time per run: " + ", ".join(f"{LABELS[m]} {minutes:.1f} min" for m, minutes in per_method.items())
+    line = "; CPU time per run: " + ", ".join(f"{LABELS[m]} {minutes:.1f} min" for m, minutes in per_method.items())
+    trained = [r for r in timed if r.meta_train_cpu_seconds is not None]
+    if trained:
+        per_method = {
+            m: np.mean([r.meta_train_cpu_seconds for r in trained if r.method == m]) / 60
+            for m in dict.fromkeys(r.method for r in trained)
+        }
+        line += (
+            " (of which meta-training alone, the curve's measurements and the evaluation left out: "
+            + ", ".join(f"{LABELS[m]} {minutes:.1f} min" for m, minutes in per_method.items())
+            + ")"
+        )
+    return line
 
 
 def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds: float) -> None:
@@ -1105,6 +1130,8 @@ def extend(runs: list[Run], path: pathlib.Path, meta_timesteps: int, args: argpa
                     shutil.copyfile(source, earlier)
                 shutil.copyfile(source, checkpoint.parent / source.name)
         so_far = {"meta_curve": item.meta_curve or [], "cpu_seconds": item.cpu_seconds or 0.0, "commit": item.commit}
+        if item.cpu_seconds is not None and item.meta_train_cpu_seconds is not None:  # all but meta-training
+            so_far["measure_cpu_seconds"] = item.cpu_seconds - item.meta_train_cpu_seconds
         progress.write_text(json.dumps(so_far))
     return kept
 
