@@ -806,6 +806,26 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         figure.tight_layout()
         figure.savefig(out / f"{name}_meta_training.png", dpi=110)
         pictures += [f"![meta-training curve]({name}_meta_training.png)", ""]
+    with_ends = [r for r in mlsh_runs if r.meta_curve and len(r.meta_curve[-1]) > 2] if spec.has_targets else []
+    if with_ends:  # Ant TwoWalk: how near the walkers come to their targets over meta-training
+        figure, axis = plt.subplots(figsize=(7, 4.5))
+        for seed_index, item in enumerate(with_ends):
+            targets = [np.asarray(c) for label, c, _ in item.subpolicy_paths["marks"] if label.startswith("target")]
+            for index, (how, style) in enumerate((("most likely", "--"), ("sampled", "-")), start=2):
+                points = [(point[0], worse_end(point[index], targets)) for point in item.meta_curve if len(point) > index]
+                if points:
+                    axis.plot(
+                        *zip(*points, strict=True), style, marker="o", color=f"C{seed_index}",
+                        label=f"seed {item.seed}, {how} actions",
+                    )  # fmt: skip
+        axis.axhline(TARGET_REACHED, color="grey", linestyle=":", label=f"the bar ({TARGET_REACHED:g})")
+        axis.set_xlabel("meta-training steps")
+        axis.set_ylabel("worse sub-policy end from a distinct target")
+        axis.set_title(f"{spec.env_id}: each sub-policy alone, its end's distance to its target")
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(out / f"{name}_target_distance.png", dpi=110)
+        pictures += [f"![distance to the targets over meta-training]({name}_target_distance.png)", ""]
     if mlsh_runs:
         figure, axes = plt.subplots(1, len(mlsh_runs), figsize=(4 * len(mlsh_runs), 4), squeeze=False)
         for axis, item in zip(axes[0], mlsh_runs, strict=True):
