@@ -753,6 +753,16 @@ def cpu_time(runs: list[Run]) -> str:
     return line
 
 
+def finish_figure(figure: Any, axis: Any, path: pathlib.Path, xlabel: str, ylabel: str, title: str) -> None:
+    """Label a page's figure (its legend small), and save it at ``path``."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds: float) -> None:
     import matplotlib
 
@@ -782,12 +792,14 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         axis.fill_between(centres, mean - half, mean + half, alpha=0.2)
     for (label, value), style in zip(refs.items(), ("--", ":"), strict=False):
         axis.axhline(value, color="grey", linestyle=style, label=label)
-    axis.set_xlabel("adaptation steps on the task")
-    axis.set_ylabel("episode return")
-    axis.set_title(f"{spec.env_id}: learning a new task (mean, 95 % band)")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(out / f"{name}_adaptation.png", dpi=110)
+    finish_figure(
+        figure,
+        axis,
+        out / f"{name}_adaptation.png",
+        "adaptation steps on the task",
+        "episode return",
+        f"{spec.env_id}: learning a new task (mean, 95 % band)",
+    )
 
     mlsh_runs = [r for r in runs if r.method == "mlsh"]
     pictures = []
@@ -799,12 +811,14 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
             axis.plot(steps, values, marker="o", label=f"{LABELS[item.method]}, seed {item.seed}")
         for (label, value), style in zip(refs.items(), ("--", ":"), strict=False):
             axis.axhline(value, color="grey", linestyle=style, label=label)
-        axis.set_xlabel("meta-training steps")
-        axis.set_ylabel(f"R per episode over the first {curve_timesteps(spec, args.adaptation_timesteps):,} steps")
-        axis.set_title(f"{spec.env_id}: a fresh master's R during meta-training")
-        axis.legend(fontsize=7)
-        figure.tight_layout()
-        figure.savefig(out / f"{name}_meta_training.png", dpi=110)
+        finish_figure(
+            figure,
+            axis,
+            out / f"{name}_meta_training.png",
+            "meta-training steps",
+            f"R per episode over the first {curve_timesteps(spec, args.adaptation_timesteps):,} steps",
+            f"{spec.env_id}: a fresh master's R during meta-training",
+        )
         pictures += [f"![meta-training curve]({name}_meta_training.png)", ""]
     with_ends = [r for r in mlsh_runs if r.meta_curve and len(r.meta_curve[-1]) > 2] if spec.has_targets else []
     if with_ends:  # Ant TwoWalk: how near the walkers come to their targets over meta-training
@@ -819,12 +833,14 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
                         label=f"seed {item.seed}, {how} actions",
                     )  # fmt: skip
         axis.axhline(TARGET_REACHED, color="grey", linestyle=":", label=f"the bar ({TARGET_REACHED:g})")
-        axis.set_xlabel("meta-training steps")
-        axis.set_ylabel("worse sub-policy end from a distinct target")
-        axis.set_title(f"{spec.env_id}: each sub-policy alone, its end's distance to its target")
-        axis.legend(fontsize=7)
-        figure.tight_layout()
-        figure.savefig(out / f"{name}_target_distance.png", dpi=110)
+        finish_figure(
+            figure,
+            axis,
+            out / f"{name}_target_distance.png",
+            "meta-training steps",
+            "worse sub-policy end from a distinct target",
+            f"{spec.env_id}: each sub-policy alone, its end's distance to its target",
+        )
         pictures += [f"![distance to the targets over meta-training]({name}_target_distance.png)", ""]
     if mlsh_runs:
         figure, axes = plt.subplots(1, len(mlsh_runs), figsize=(4 * len(mlsh_runs), 4), squeeze=False)
