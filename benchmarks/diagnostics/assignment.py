@@ -6,8 +6,9 @@ assignment: sub-policy learning alone, with MLSH's schedule and budget).
     python -m benchmarks.diagnostics.assignment --seeds 0 1 --timesteps 3000000 --master learned scripted
 
 Each run meta-trains MLSH with the ``hyperparams/mlsh.yml`` entry of AntTwoWalk-v0 (``--set KEY=VALUE`` changes a
-setting) and records, per iteration and task group, the group's task, phase and the share of its steps that each
-sub-policy acted; every ``--every`` steps, where each sub-policy alone (most likely actions, one episode from the
+setting) and records, per iteration and task group, the group's task, phase, the share of its steps that each
+sub-policy acted and the two terms of the reward those steps earned (upright bonus and progress: what the masters
+compare); every ``--every`` steps, where each sub-policy alone (most likely actions, one episode from the
 same start) ends, as ``reproduce.py`` measures it. ``--master scripted``: each group's choice is its task's index
 (the master's own choice is overwritten and its learning rate is 0), so the sub-policies get exactly the steps of
 their own task, in the joint iterations as MLSH's.
@@ -16,7 +17,8 @@ The page shows per run the worse sub-policy end from distinct targets over meta-
 run, the map task -> sub-policy of the joint iterations (the share of task j's joint steps that sub-policy k acted)
 and how decisive the masters were: per task cycle of a group, the share of its joint steps that its most used
 sub-policy acted (1: one sub-policy throughout; 0.5: an even mix of two), averaged over the cycles that ended in the
-quarter, and how often that sub-policy changed from the group's previous cycle on the same task.
+quarter, and how often that sub-policy changed from the group's previous cycle on the same task; and per task and
+sub-policy the upright bonus and the progress its steps earned per macro transition.
 
 Runs are kept in docs/benchmarks/assignment.json as they end; the page docs/benchmarks/assignment.md is written
 from all of them (``--render``: only that). Runs go ``--jobs`` at a time, one torch thread each.
@@ -69,7 +71,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     One meta-training run with its assignment record.
 
     :param config: ``seed``, ``timesteps``, ``every``, ``master`` and ``settings`` (MLSH's keyword arguments changed).
-    :return: ``config`` with ``iterations`` (per iteration: steps, then per group ``[task, phase, shares]``), ``ends``
+    :return: ``config`` with ``iterations`` (per iteration: steps, then per group ``[task, phase, shares, terms]``,
+        ``terms`` per sub-policy the mean upright indicator and progress reward of its steps or ``None``), ``ends``
         (``[steps, worse end, ends]``: each sub-policy alone, most likely actions, from the one start ``reproduce.py``
         uses), ``sampled_ends`` (``[steps, worse end]`` with each sub-policy's ends averaged over ``SAMPLED``
         episodes with sampled actions, as the master runs them), ``training_distances`` (``[steps, per task the mean
@@ -120,8 +123,13 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             pass
         return alone_env.unwrapped.xy.tolist()  # type: ignore[attr-defined]
 
+    upright_reward = float(alone_env.unwrapped.upright_reward)  # type: ignore[attr-defined]
+    seen: list[np.ndarray] = []  # per step of the iteration: per env, [upright, progress reward]
+
     class Record(BaseCallback):
         def _on_step(self) -> bool:
+            upright = np.array([info["upright"] for info in self.locals["infos"]])
+            seen.append(np.stack([upright, self.locals["rewards"] - upright_reward * upright], axis=1))
             for info in self.locals["infos"]:
                 if "episode" in info:
                     ended.setdefault(int(info["task"]), []).append(float(info["distance_to_target"]))
@@ -133,11 +141,18 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
         def _on_rollout_end(self) -> None:
             tags = model.rollout_buffer.subpolicies
+            terms = np.stack(seen)  # (steps, envs, 2)
+            seen.clear()
             groups = []
             for group in model.task_groups:
                 acted = tags[:, list(group.envs)].ravel()
                 shares = np.bincount(acted, minlength=model.n_subpolicies) / acted.size
-                groups.append([int(group.task), group.phase, [round(float(share), 4) for share in shares]])
+                group_terms = terms[:, list(group.envs)].reshape(-1, 2)
+                means = [
+                    [round(float(x), 4) for x in group_terms[acted == k].mean(axis=0)] if np.any(acted == k) else None
+                    for k in range(model.n_subpolicies)
+                ]
+                groups.append([int(group.task), group.phase, [round(float(share), 4) for share in shares], means])
             iterations.append([model.num_timesteps, groups])
 
     model.learn(config["timesteps"], callback=Record())
@@ -161,7 +176,7 @@ def cycles(row: dict[str, Any]) -> list[tuple[int, int, int, np.ndarray]]:
     """
     found, current = [], {}  # current: group -> (task, shares so far, steps)
     for steps, groups in row["iterations"]:
-        for g, (task, phase, shares) in enumerate(groups):
+        for g, (task, phase, shares, *_) in enumerate(groups):
             if phase == "warmup" and g in current:
                 found.append((g, *current.pop(g)))
             if phase == "joint":
@@ -196,6 +211,43 @@ def quarters(row: dict[str, Any]) -> list[str]:
     return cells
 
 
+def rewards_seen(row: dict[str, Any]) -> list[str]:
+    """
+    :return: Per quarter of the run, per task and sub-policy, the two terms of the reward its steps earned (all
+        phases), per macro transition: the upright bonus and the progress toward the target (what the masters
+        compare; "-" where the sub-policy did not act on the task).
+    """
+    n_tasks = len(EXPERIMENTS[EXPERIMENT].evaluation_tasks())
+    macro_duration = EXPERIMENTS[EXPERIMENT].hyperparams()[1].get("macro_duration", 1)
+    macro_duration = row["settings"].get("macro_duration", macro_duration)
+    upright_reward = EXPERIMENTS[EXPERIMENT].env_kwargs.get("upright_reward", 0.5)
+    cells = []
+    for q in range(4):
+        low, high = row["timesteps"] * q / 4, row["timesteps"] * (q + 1) / 4
+        totals: dict[tuple[int, int], np.ndarray] = {}  # (task, k) -> [steps, upright, progress] summed
+        for steps, groups in row["iterations"]:
+            if not low < steps <= high:
+                continue
+            for task, _, shares, *means in groups:
+                for k, terms in enumerate(means[0] if means else []):
+                    if terms is not None:
+                        totals[task, k] = totals.get((task, k), np.zeros(3)) + shares[k] * np.array([1.0, *terms])
+        parts = []
+        for j in range(n_tasks):
+            per_k = []
+            for k in range(len(row["ends"][-1][2])):
+                if (j, k) not in totals or totals[j, k][0] == 0:
+                    per_k.append("-")
+                    continue
+                weight, upright, progress = totals[j, k]
+                per_k.append(
+                    f"({upright_reward * upright / weight * macro_duration:.0f}, {progress / weight * macro_duration:+.1f})"
+                )
+            parts.append(f"{j}: " + " / ".join(per_k))
+        cells.append("; ".join(parts))
+    return cells
+
+
 def render(rows: list[dict[str, Any]]) -> None:
     """Write the page from every saved run."""
     lines = [
@@ -208,7 +260,10 @@ def render(rows: list[dict[str, Any]]) -> None:
         "map per quarter*: for task j, the share of its joint-iteration steps each sub-policy acted (j: k0/k1), "
         "over the task cycles that ended in the quarter; in brackets, the mean share of a cycle's joint steps "
         "taken by its most used sub-policy (1: one throughout, 0.5: an even mix) and how many cycles' most used "
-        "sub-policy differed from the previous cycle's on the same task (in any group).",
+        "sub-policy differed from the previous cycle's on the same task (in any group). *Reward per macro "
+        "transition* (runs that recorded it): over the quarter's iterations, warm-up and joint, the upright bonus and "
+        "the progress toward the task's target that a sub-policy's steps on the task earned, per macro transition: "
+        "what the masters' choices compare.",
         "",
     ]
     for row in sorted(rows, key=lambda r: (str(r["settings"]), r["master"], r["timesteps"], r["seed"])):
@@ -229,6 +284,14 @@ def render(rows: list[dict[str, Any]]) -> None:
                 f"Training episodes' distance to the target at their end, per task (0 / 1), per window: {training}.",
                 "",
             ]
+        seen = []
+        if any(len(group) > 3 for _, groups in row["iterations"] for group in groups):
+            seen = [
+                "| quarter | reward per macro transition by task and sub-policy: (upright bonus, progress) (j: k0 / k1) |",
+                "|---|---|",
+                *(f"| {q + 1} | {cell} |" for q, cell in enumerate(rewards_seen(row))),
+                "",
+            ]
         lines += [
             f"## {MASTERS[row['master']]}, {settings}, seed {row['seed']}, {row['timesteps']:,} steps",
             "",
@@ -240,6 +303,7 @@ def render(rows: list[dict[str, Any]]) -> None:
             "|---|---|",
             *(f"| {q + 1} | {cell} |" for q, cell in enumerate(quarters(row))),
             "",
+            *seen,
         ]
     PAGE.write_text("\n".join(lines))
     print("\n".join(lines))
