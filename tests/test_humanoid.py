@@ -1,4 +1,4 @@
-"""HumanoidWalkCrawl-v0 and HumanoidCourse-v0: built from gymnasium's Humanoid, with the original code's slab and crawl reward."""
+"""HumanoidWalkCrawl-v0 and HumanoidCourse-v0: gymnasium's Humanoid with the original code's slab and crawl reward."""
 
 import gymnasium as gym
 import numpy as np
