@@ -6,12 +6,12 @@ assignment: sub-policy learning alone, with MLSH's schedule and budget).
     python -m benchmarks.diagnostics.assignment --seeds 0 1 --timesteps 3000000 --master learned scripted
 
 Each run meta-trains MLSH with the ``hyperparams/mlsh.yml`` entry of AntTwoWalk-v0 (``--set KEY=VALUE`` changes a
-setting) and records, per iteration and task group, the group's task, phase, the share of its steps that each
-sub-policy acted and the two terms of the reward those steps earned (upright bonus and progress: what the masters
-compare); every ``--every`` steps, where each sub-policy alone (most likely actions, one episode from the
-same start) ends, as ``reproduce.py`` measures it. ``--master scripted``: each group's choice is its task's index
-(the master's own choice is overwritten and its learning rate is 0), so the sub-policies get exactly the steps of
-their own task, in the joint iterations as MLSH's.
+setting, ``--env KEY=VALUE`` one of the env's) and records, per iteration and task group, the group's task, phase,
+the share of its steps that each sub-policy acted and the two terms of the reward those steps earned (upright bonus
+and progress: what the masters compare); every ``--every`` steps, where each sub-policy alone (most likely actions,
+one episode from the same start) ends, as ``reproduce.py`` measures it. ``--master scripted``: each group's choice
+is its task's index (the master's own choice is overwritten and its learning rate is 0), so the sub-policies get
+exactly the steps of their own task, in the joint iterations as MLSH's.
 
 The page shows per run the worse sub-policy end from distinct targets over meta-training and, per quarter of the
 run, the map task -> sub-policy of the joint iterations (the share of task j's joint steps that sub-policy k acted)
@@ -70,7 +70,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     """
     One meta-training run with its assignment record.
 
-    :param config: ``seed``, ``timesteps``, ``every``, ``master`` and ``settings`` (MLSH's keyword arguments changed).
+    :param config: ``seed``, ``timesteps``, ``every``, ``master``, ``settings`` (MLSH's keyword arguments changed)
+        and ``env`` (the env's keyword arguments changed; none in runs kept before it existed).
     :return: ``config`` with ``iterations`` (per iteration: steps, then per group ``[task, phase, shares, terms]``,
         ``terms`` per sub-policy the mean upright indicator and progress reward of its steps or ``None``), ``ends``
         (``[steps, worse end, ends]``: each sub-policy alone, most likely actions, from the one start ``reproduce.py``
@@ -94,7 +95,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     algorithm = MLSH
     if config["master"] == "scripted":
         algorithm, settings["master_learning_rate"] = scripted_mlsh(), 0.0
-    env = make_vec_env(spec.env_id, n_envs=n_envs, seed=config["seed"], env_kwargs=spec.env_kwargs)
+    env_kwargs = {**spec.env_kwargs, **config["env"]}
+    env = make_vec_env(spec.env_id, n_envs=n_envs, seed=config["seed"], env_kwargs=env_kwargs)
     model = algorithm("MlpPolicy", env, seed=config["seed"], **settings)
     iterations: list[list[Any]] = []
     ends: list[list[Any]] = []
@@ -102,7 +104,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     training_distances: list[list[Any]] = []
     ended: dict[int, list[float]] = {}  # per task, the distances at the end of this window's training episodes
     every = config["every"]
-    alone_env = gym.make(spec.env_id, **spec.env_kwargs)
+    alone_env = gym.make(spec.env_id, **env_kwargs)
 
     def measure_ends() -> None:
         paths = subpolicy_paths(model, spec, config["seed"])
@@ -166,7 +168,10 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
 def case(row: dict[str, Any]) -> tuple[str, str, int, int]:
     """:return: What a run measures: its master, settings, budget and seed (a later run of the same replaces it)."""
-    return row["master"], json.dumps(row["settings"], sort_keys=True), row["timesteps"], row["seed"]
+    settings = json.dumps(
+        {**row["settings"], **{f"env.{key}": value for key, value in row.get("env", {}).items()}}, sort_keys=True
+    )
+    return row["master"], settings, row["timesteps"], row["seed"]
 
 
 def cycles(row: dict[str, Any]) -> list[tuple[int, int, int, np.ndarray]]:
@@ -220,7 +225,7 @@ def rewards_seen(row: dict[str, Any]) -> list[str]:
     n_tasks = len(EXPERIMENTS[EXPERIMENT].evaluation_tasks())
     macro_duration = EXPERIMENTS[EXPERIMENT].hyperparams()[1].get("macro_duration", 1)
     macro_duration = row["settings"].get("macro_duration", macro_duration)
-    upright_reward = EXPERIMENTS[EXPERIMENT].env_kwargs.get("upright_reward", 0.5)
+    upright_reward = {**EXPERIMENTS[EXPERIMENT].env_kwargs, **row.get("env", {})}.get("upright_reward", 0.5)
     cells = []
     for q in range(4):
         low, high = row["timesteps"] * q / 4, row["timesteps"] * (q + 1) / 4
@@ -266,8 +271,9 @@ def render(rows: list[dict[str, Any]]) -> None:
         "what the masters' choices compare.",
         "",
     ]
-    for row in sorted(rows, key=lambda r: (str(r["settings"]), r["master"], r["timesteps"], r["seed"])):
-        settings = ", ".join(f"{key}={value}" for key, value in sorted(row["settings"].items())) or "as packaged"
+    for row in sorted(rows, key=lambda r: case(r)):
+        changed = {**row["settings"], **{f"env {key}": value for key, value in row.get("env", {}).items()}}
+        settings = ", ".join(f"{key}={value}" for key, value in sorted(changed.items())) or "as packaged"
         ends = ", ".join(f"{steps / 1e6:.2f}M: {worse:.2f}" for steps, worse, _ in row["ends"])
         final = row["ends"][-1]
         extra = []
@@ -316,13 +322,14 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=250_000, help="steps between measurements of the sub-policies' ends")
     parser.add_argument("--master", nargs="+", choices=sorted(MASTERS), default=list(MASTERS))
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="MLSH settings changed")
+    parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="the env's keyword arguments changed")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
     args = parser.parse_args()
     if not args.render:
-        settings = key_values(args.set, "assignment.py")
+        settings, env = key_values(args.set, "assignment.py"), key_values(args.env, "assignment.py")
         configs = [
-            dict(seed=seed, timesteps=args.timesteps, every=args.every, master=master, settings=settings)
+            dict(seed=seed, timesteps=args.timesteps, every=args.every, master=master, settings=settings, env=env)
             for seed in args.seeds
             for master in args.master
         ]
