@@ -121,8 +121,10 @@ class AntTwoWalkEnv(AntTaskEnv):
       the target, as ``AntMaze-v0`` pays on each axis). ``reward="sqrt"``: the original code's ``-sqrt(distance(torso
       x, y; target)) / 3000`` on each step, from which SB3's PPO learns nothing in 3M steps (docs/mlsh.md,
       "Choices"); ``reward="distance"``: ``-distance / 3000``, this env's reward in sb3-mlsh 0.1.0.
-      ``upright_reward`` (0.5) is added on each step that the torso is upright (its z axis points up): without it the
-      learned walkers dive toward the target after each re-draw and lie on their back until the next.
+      ``upright_reward`` (0.2) is added on each step that the torso is upright (its z axis points up): without it the
+      learned walkers dive toward the target after each re-draw and lie on their back until the next; with 0.5 (its
+      default before) it outweighed the progress toward the target in the masters' choices, which then split the
+      tasks between the sub-policies late (docs/benchmarks/assignment.md).
     - **Every 200 steps** (``redraw_every``) the joints and the torso's height and orientation are re-drawn as at a
       reset, keeping x, y, so that an Ant on its back gets up (as in the paper's other Ant tasks).
     - **Termination**: none; ``AntTwoWalk-v0`` truncates episodes at 1000 steps.
@@ -149,7 +151,7 @@ class AntTwoWalkEnv(AntTaskEnv):
         self,
         target_distance: float = 5.0,
         reward: str = "progress",
-        upright_reward: float = 0.5,
+        upright_reward: float = 0.2,
         redraw_every: int | None = 200,
         render_mode: str | None = None,
         **kwargs: Any,
