@@ -73,7 +73,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     :param config: ``seed``, ``timesteps``, ``every``, ``master``, ``settings`` (MLSH's keyword arguments changed)
         and ``env`` (the env's keyword arguments changed; none in runs kept before it existed).
     :return: ``config`` with ``iterations`` (per iteration: steps, then per group ``[task, phase, shares, terms]``,
-        ``terms`` per sub-policy the mean upright indicator and progress reward of its steps or ``None``), ``ends``
+        ``terms`` per sub-policy the mean upright bonus and progress reward of its steps or ``None``), ``ends``
         (``[steps, worse end, ends]``: each sub-policy alone, most likely actions, from the one start ``reproduce.py``
         uses), ``sampled_ends`` (``[steps, worse end]`` with each sub-policy's ends averaged over ``SAMPLED``
         episodes with sampled actions, as the master runs them), ``training_distances`` (``[steps, per task the mean
@@ -126,12 +126,12 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         return alone_env.unwrapped.xy.tolist()  # type: ignore[attr-defined]
 
     upright_reward = float(alone_env.unwrapped.upright_reward)  # type: ignore[attr-defined]
-    seen: list[np.ndarray] = []  # per step of the iteration: per env, [upright, progress reward]
+    seen: list[np.ndarray] = []  # per step of the iteration: per env, [upright bonus, progress reward]
 
     class Record(BaseCallback):
         def _on_step(self) -> bool:
-            upright = np.array([info["upright"] for info in self.locals["infos"]])
-            seen.append(np.stack([upright, self.locals["rewards"] - upright_reward * upright], axis=1))
+            bonus = upright_reward * np.array([info["upright"] for info in self.locals["infos"]])
+            seen.append(np.stack([bonus, self.locals["rewards"] - bonus], axis=1))
             for info in self.locals["infos"]:
                 if "episode" in info:
                     ended.setdefault(int(info["task"]), []).append(float(info["distance_to_target"]))
@@ -166,12 +166,14 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, **measured, "cpu_minutes": (time.process_time() - start) / 60}
 
 
+def changes(row: dict[str, Any]) -> dict[str, Any]:
+    """:return: What a run changed from the packaged settings: MLSH's, and the env's prefixed with ``env``."""
+    return {**row["settings"], **{f"env {key}": value for key, value in row.get("env", {}).items()}}
+
+
 def case(row: dict[str, Any]) -> tuple[str, str, int, int]:
     """:return: What a run measures: its master, settings, budget and seed (a later run of the same replaces it)."""
-    settings = json.dumps(
-        {**row["settings"], **{f"env.{key}": value for key, value in row.get("env", {}).items()}}, sort_keys=True
-    )
-    return row["master"], settings, row["timesteps"], row["seed"]
+    return row["master"], json.dumps(changes(row), sort_keys=True), row["timesteps"], row["seed"]
 
 
 def cycles(row: dict[str, Any]) -> list[tuple[int, int, int, np.ndarray]]:
@@ -225,11 +227,10 @@ def rewards_seen(row: dict[str, Any]) -> list[str]:
     n_tasks = len(EXPERIMENTS[EXPERIMENT].evaluation_tasks())
     macro_duration = EXPERIMENTS[EXPERIMENT].hyperparams()[1].get("macro_duration", 1)
     macro_duration = row["settings"].get("macro_duration", macro_duration)
-    upright_reward = {**EXPERIMENTS[EXPERIMENT].env_kwargs, **row.get("env", {})}.get("upright_reward", 0.5)
     cells = []
     for q in range(4):
         low, high = row["timesteps"] * q / 4, row["timesteps"] * (q + 1) / 4
-        totals: dict[tuple[int, int], np.ndarray] = {}  # (task, k) -> [steps, upright, progress] summed
+        totals: dict[tuple[int, int], np.ndarray] = {}  # (task, k) -> [steps, upright bonus, progress] summed
         for steps, groups in row["iterations"]:
             if not low < steps <= high:
                 continue
@@ -245,9 +246,7 @@ def rewards_seen(row: dict[str, Any]) -> list[str]:
                     per_k.append("-")
                     continue
                 weight, upright, progress = totals[j, k]
-                per_k.append(
-                    f"({upright_reward * upright / weight * macro_duration:.0f}, {progress / weight * macro_duration:+.1f})"
-                )
+                per_k.append(f"({upright / weight * macro_duration:.0f}, {progress / weight * macro_duration:+.1f})")
             parts.append(f"{j}: " + " / ".join(per_k))
         cells.append("; ".join(parts))
     return cells
@@ -271,9 +270,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         "what the masters' choices compare.",
         "",
     ]
-    for row in sorted(rows, key=lambda r: case(r)):
-        changed = {**row["settings"], **{f"env {key}": value for key, value in row.get("env", {}).items()}}
-        settings = ", ".join(f"{key}={value}" for key, value in sorted(changed.items())) or "as packaged"
+    for row in sorted(rows, key=case):
+        settings = ", ".join(f"{key}={value}" for key, value in sorted(changes(row).items())) or "as packaged"
         ends = ", ".join(f"{steps / 1e6:.2f}M: {worse:.2f}" for steps, worse, _ in row["ends"])
         final = row["ends"][-1]
         extra = []
