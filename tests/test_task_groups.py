@@ -198,6 +198,39 @@ def test_a_subpolicy_with_fewer_than_two_steps_is_not_updated_and_nothing_logged
     assert not any(v.lower() == "nan" for v in values.values()), values
 
 
+def test_distinct_group_tasks_give_the_groups_different_tasks_while_there_are_free_ones():
+    # FourRooms-v0: four tasks; with two groups the starting group always has three free ones
+    env = make_vec_env("FourRooms-v0", n_envs=4, seed=0)
+    model = MLSH(
+        "MlpPolicy", env, n_task_groups=2, warmup_iterations=1, joint_iterations=1, distinct_group_tasks=True, **SMALL
+    )
+    seen = Schedule()
+    model.learn(16 * 12 * 4, callback=seen)
+    assert all(row["tasks"][0] != row["tasks"][1] for row in seen.rows)
+    assert len({task for row in seen.rows for task in row["tasks"]}) == 4  # every task drawn, not one pair kept
+    # with as many groups as tasks (MovementBandits-v0: two), each group keeps the task the other does not hold
+    model = grouped_model(n_envs=4, n_task_groups=2, distinct_group_tasks=True)
+    seen = Schedule()
+    model.learn(10 * 12 * 4, callback=seen)
+    assert all(sorted(row["tasks"]) == [0, 1] for row in seen.rows)
+    # independent draws (the default, the paper's) give both groups the same task at times
+    model = grouped_model(n_envs=4, n_task_groups=2)
+    seen = Schedule()
+    model.learn(30 * 12 * 4, callback=seen)
+    assert any(row["tasks"][0] == row["tasks"][1] for row in seen.rows)
+
+
+def test_distinct_group_tasks_need_a_finite_task_list():
+    from sb3_mlsh import TaskSamplerWrapper
+
+    def make_env() -> gym.Env:
+        return TaskSamplerWrapper(gym.make("MovementBandits-v0"), sample_task=lambda rng: 0, set_task=lambda env, task: None)
+
+    env = DummyVecEnv([make_env] * 2)
+    with pytest.raises(ValueError, match="distinct_group_tasks=True draws each group's task from the env's finite task"):
+        MLSH("MlpPolicy", env, n_task_groups=2, distinct_group_tasks=True, **SMALL)
+
+
 @pytest.mark.parametrize(
     "n_envs, kwargs, match",
     [
@@ -205,6 +238,7 @@ def test_a_subpolicy_with_fewer_than_two_steps_is_not_updated_and_nothing_logged
         (8, dict(n_task_groups=0), "n_task_groups=0; use an integer >= 1"),
         (8, dict(n_task_groups="2"), "n_task_groups='2'; use an integer >= 1"),
         (8, dict(bootstrap_truncation="no"), "bootstrap_truncation='no'; use True or False"),
+        (8, dict(distinct_group_tasks=1), "distinct_group_tasks=1; use True or False"),
     ],
 )
 def test_invalid_task_groups_are_rejected_before_any_step(n_envs, kwargs, match):

@@ -84,7 +84,7 @@ class TaskSamplerWrapper(gym.Wrapper):
         self.tasks = tasks
         self.train_tasks = None
         if tasks is not None:
-            self.train_tasks = [task for task in tasks if not any(_same(task, held) for held in self.held_out_tasks)]
+            self.train_tasks = [task for task in tasks if not any(same_task(task, held) for held in self.held_out_tasks)]
             if not self.train_tasks:
                 raise ValueError(
                     "TaskSamplerWrapper: `held_out_tasks` holds out every one of `tasks`; keep at least one for training."
@@ -136,7 +136,7 @@ class TaskSamplerWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def _same(task: Any, other: Any) -> bool:
+def same_task(task: Any, other: Any) -> bool:
     """:return: Whether two tasks are equal (arrays compared whole)."""
     try:
         return bool(task == other)

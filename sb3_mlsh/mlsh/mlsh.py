@@ -41,7 +41,7 @@ from sb3_mlsh.common.save_util import (
     upgrade_legacy_parameters,
     upgrade_legacy_schedule,
 )
-from sb3_mlsh.common.tasks import finite_tasks, has_task_protocol, sample_task, set_task, takes_rng
+from sb3_mlsh.common.tasks import finite_tasks, has_task_protocol, same_task, sample_task, set_task, takes_rng
 from sb3_mlsh.common.user_warnings import warn_at_caller
 from sb3_mlsh.mlsh.macro import MacroState
 from sb3_mlsh.mlsh.parameters import RULES, check_parameters
@@ -85,6 +85,11 @@ class MLSH(OnPolicyAlgorithm):
     :param joint_iterations: Iterations per task that then update the master and the sub-policies (U).
     :param n_steps: Environment steps per env per iteration (D = ``n_steps * n_envs``).
     :param n_task_groups: Number of task groups G; ``n_envs`` must be a multiple of it.
+    :param distinct_group_tasks: Whether a group starting a task draws it uniformly among the tasks that no other
+        group of this process holds (all of them when every task is held), from the env's finite task list
+        (``train_tasks``, else ``tasks``), instead of from the env's distribution independently of the other groups
+        (the paper). With a few groups, independent draws often give every group the same task, and a sub-policy
+        that the masters keep for another task is then updated on steps of this one alone.
     :param learning_rate: Learning rate of the sub-policies; a float or a schedule of the progress remaining (1 to 0).
     :param master_learning_rate: Learning rate of the master; a float or a schedule.
     :param batch_size: Minibatch size of the sub-policies' updates.
@@ -160,6 +165,7 @@ class MLSH(OnPolicyAlgorithm):
         joint_iterations: int = 1,
         n_steps: int = 2000,
         n_task_groups: int = 1,
+        distinct_group_tasks: bool = False,
         learning_rate: float | Schedule = 3e-4,
         master_learning_rate: float | Schedule = 1e-2,
         batch_size: int = 64,
@@ -230,6 +236,7 @@ class MLSH(OnPolicyAlgorithm):
         self.master_skip_rewardless = master_skip_rewardless
         self.train_subpolicies = train_subpolicies
         self.n_task_groups = n_task_groups
+        self.distinct_group_tasks = distinct_group_tasks
         self.bootstrap_truncation = bootstrap_truncation
         self.normalize_observations = normalize_observations
         self.clip_obs = clip_obs
@@ -382,6 +389,12 @@ class MLSH(OnPolicyAlgorithm):
                 "(or wrap the env in sb3_mlsh.TaskSamplerWrapper)."
             )
         tasks = finite_tasks(self.env) if self._env_has_tasks else None  # type: ignore[arg-type]
+        if self.distinct_group_tasks and self._env_has_tasks and tasks is None:
+            raise ValueError(
+                "MLSH: distinct_group_tasks=True draws each group's task from the env's finite task list, and this env "
+                "has none (no train_tasks or tasks attribute); give it one (sb3_mlsh.TaskSamplerWrapper(env, tasks=[...])) "
+                "or set distinct_group_tasks=False."
+            )
         # a finite task set: each task's returns are kept (logged as their spread above SMALL_TASK_SET tasks)
         self._task_set_size = None if tasks is None else len(tasks)
         if self.env is not None and not self._env_has_tasks and self.train_subpolicies and not self._warned_single_task:
@@ -534,6 +547,21 @@ class MLSH(OnPolicyAlgorithm):
         self.policy.reset_master()
         self._decide_afresh()
 
+    def _draw_task(self, group: TaskGroup) -> Any:
+        """
+        :return: ``group``'s next task: drawn by the env, or with ``distinct_group_tasks`` uniformly among the tasks
+            that no other group holds (among all of them when every task is held).
+        """
+        assert self.env is not None and self.task_groups is not None
+        rng = self.task_groups.task_rng()
+        if not self.distinct_group_tasks:
+            return sample_task(self.env, rng, index=group.envs.start)
+        tasks = finite_tasks(self.env)
+        assert tasks is not None  # checked with the task protocol
+        held = [other.task for other in self.task_groups if other is not group and other.task is not None]
+        free = [task for task in tasks if not any(same_task(task, other) for other in held)] or tasks
+        return free[int(rng.integers(len(free)))]
+
     def _start_task(self, group: TaskGroup) -> None:
         """
         Start ``group``'s next task: re-initialise its master and, if the env has the task protocol,
@@ -543,7 +571,7 @@ class MLSH(OnPolicyAlgorithm):
         assert self.env is not None and self.task_groups is not None
         task = None
         if self._env_has_tasks:
-            task = sample_task(self.env, self.task_groups.task_rng(), index=group.envs.start)
+            task = self._draw_task(group)
             set_task(self.env, task, indices=list(group.envs))
         self.task_groups.start_task(group, task)
         self.policy.reset_master(group.index)
