@@ -4,15 +4,18 @@ against steps and against CPU time: what a flat learner needs to walk here, befo
 
     python -m benchmarks.calibration --envs Ant-v5 two_walk --settings package zoo --seeds 0 1 2 --timesteps 3000000
 
-Envs: ``Ant-v5`` (gymnasium's, with its defaults) and ``two_walk`` (AntTwoWalk-v0 as the reproduction makes it,
-its first evaluation task fixed, as ``benchmarks/flat_learner.py --tasks fixed`` trains). Settings (``SETTINGS``):
+Envs (``ENVS``): ``Ant-v5`` and ``Humanoid-v5`` (gymnasium's, with their defaults); ``two_walk`` (AntTwoWalk-v0 as
+the reproduction makes it, its first evaluation task fixed, as ``benchmarks/flat_learner.py --tasks fixed`` trains);
+``walk`` and ``crawl`` (HumanoidWalkCrawl-v0 with that task fixed). Settings (``SETTINGS``):
 
-- ``package``: a sub-policy's PPO settings: the AntTwoWalk-v0 entry of ``hyperparams/mlsh.yml`` (n_envs, n_steps,
-  batch size, learning rate, target KL, ``policy_kwargs``), MLSH's defaults where it sets none; the observations
-  normalised by a ``VecNormalize`` of the observations alone, clipped at MLSH's ``clip_obs``, as MLSH does its own.
+- ``package``: a sub-policy's PPO settings: the ``hyperparams/mlsh.yml`` entry of the MLSH env the env stands for
+  (``MLSH_ENTRY``: AntTwoWalk-v0 or HumanoidWalkCrawl-v0; n_envs, n_steps, batch size, learning rate, target KL,
+  ``policy_kwargs``), MLSH's defaults where it sets none; the observations normalised by a ``VecNormalize`` of the
+  observations alone, clipped at MLSH's ``clip_obs``, as MLSH does its own.
 - ``package_reward``: the same, with ``VecNormalize``'s reward scaling as well (as the RL Zoo's MuJoCo entries).
 - ``zoo``: rl-zoo3's active Ant entry (``Ant-v4`` in its ``hyperparams/ppo.yml``, read from the installed
-  rl_zoo3): SB3's PPO defaults, one env, ``normalize: true`` (observations and rewards).
+  rl_zoo3): SB3's PPO defaults, one env, ``normalize: true`` (observations and rewards). Its Humanoid entry, commented
+  out, is the same (``<<: *mujoco-defaults``) with 2M steps.
 - ``zoo_tuned``: the tuned Ant entry that the same file keeps commented out (its values, restated in ``ZOO_TUNED``).
 
 Each run records, every ``--every`` steps, the mean return of the training episodes that ended in that window (on
@@ -40,11 +43,23 @@ import yaml
 
 from benchmarks.experiments import EXPERIMENTS, add_out_argument, invocation, keep_run, page_header
 from benchmarks.reproduce import CHUNKS, Checkpoints, load_statistics, save_statistics, statistics_path
+from sb3_mlsh.zoo import mlsh_settings
 
 RUNS = "calibration.json"  # in --out, beside the page calibration.md
 CHECKPOINTS = "calibration_checkpoints"
-EXPERIMENT = "ant_two_walk"  # the experiment whose env ``two_walk`` is, and whose MLSH entry ``package`` reads
-ENVS = {"Ant-v5": "gymnasium's Ant-v5", "two_walk": "AntTwoWalk-v0, one task fixed"}
+EXPERIMENT = "ant_two_walk"  # the experiment whose env ``two_walk`` is
+ENVS = {
+    "Ant-v5": "gymnasium's Ant-v5",
+    "two_walk": "AntTwoWalk-v0, one task fixed",
+    "Humanoid-v5": "gymnasium's Humanoid-v5",
+    "walk": "HumanoidWalkCrawl-v0, walk",
+    "crawl": "HumanoidWalkCrawl-v0, crawl",
+}
+# the MLSH env whose hyperparams/mlsh.yml entry ``package`` reads for each env
+MLSH_ENTRY = {"Ant-v5": "AntTwoWalk-v0", "two_walk": "AntTwoWalk-v0"} | dict.fromkeys(
+    ("Humanoid-v5", "walk", "crawl"), "HumanoidWalkCrawl-v0"
+)
+HUMANOID_TASKS = {"walk": 1, "crawl": 0}  # HumanoidWalkCrawl-v0's task numbers
 SETTINGS = {
     "package": "the package's sub-policy settings",
     "package_reward": "the package's, rewards scaled",
@@ -67,15 +82,16 @@ SUBPOLICY_SETTINGS = (
 )  # fmt: skip
 
 
-def learner_settings(settings: str) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
+def learner_settings(settings: str, env: str) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
     """
     :param settings: A key of ``SETTINGS``.
+    :param env: A key of ``ENVS``.
     :return: ``n_envs``, PPO's keyword arguments and ``VecNormalize``'s (``None``: no ``VecNormalize``).
     """
     if settings in ("package", "package_reward"):
         from sb3_mlsh import MLSH
 
-        n_envs, hyperparams = EXPERIMENTS[EXPERIMENT].hyperparams()
+        n_envs, hyperparams = mlsh_settings(MLSH_ENTRY[env])
         defaults = {name: p.default for name, p in inspect.signature(MLSH.__init__).parameters.items()}
         ppo = {name: hyperparams.get(name, defaults[name]) for name in SUBPOLICY_SETTINGS}
         policy_kwargs = {k: v for k, v in hyperparams.get("policy_kwargs", {}).items() if not k.startswith("master_")}
@@ -122,13 +138,16 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     th.set_num_threads(1)
     start = time.process_time()
     spec = EXPERIMENTS[EXPERIMENT]
-    n_envs, ppo, normalize = learner_settings(config["settings"])
+    n_envs, ppo, normalize = learner_settings(config["settings"], config["env"])
 
     def make_env() -> gym.Env:
-        if config["env"] == "Ant-v5":
-            return gym.make("Ant-v5")
-        task = spec.evaluation_tasks()[0]
-        return TaskPerEpisode(TaskSamplerWrapper(gym.make(spec.env_id, **spec.env_kwargs), tasks=[task]))
+        if config["env"] in ("Ant-v5", "Humanoid-v5"):
+            return gym.make(config["env"])
+        if config["env"] == "two_walk":
+            env, task = gym.make(spec.env_id, **spec.env_kwargs), spec.evaluation_tasks()[0]
+        else:
+            env, task = gym.make(MLSH_ENTRY[config["env"]]), HUMANOID_TASKS[config["env"]]
+        return TaskPerEpisode(TaskSamplerWrapper(env, tasks=[task]))
 
     seed, every = config["seed"], config["every"]
     env: Any = make_vec_env(make_env, n_envs=n_envs, seed=seed)
