@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from benchmarks.experiments import EXPERIMENTS, add_out_argument, invocation, keep_run, page_header
+from benchmarks.experiments import EXPERIMENTS, EpisodeWindows, add_out_argument, invocation, keep_run, page_header
 from benchmarks.reproduce import CHUNKS, Checkpoints, load_statistics, save_statistics, statistics_path
 from sb3_mlsh.zoo import mlsh_settings
 
@@ -128,7 +128,6 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     import gymnasium as gym
     import torch as th
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -167,25 +166,6 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     def cpu_seconds() -> float:
         return saved["cpu_seconds"] + time.process_time() - start - measuring[0]
 
-    class Windows(BaseCallback):
-        """Keeps the mean return (and distance at the end) of the training episodes that ended in each window."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.returns: list[float] = []
-            self.distances: list[float] = []
-
-        def _on_step(self) -> bool:
-            ended = [info for info in self.locals["infos"] if "episode" in info]
-            self.returns += [info["episode"]["r"] for info in ended]
-            self.distances += [info["distance_to_target"] for info in ended if "distance_to_target" in info]
-            if self.num_timesteps // every > len(windows):
-                mean = float(np.mean(self.returns)) if self.returns else None
-                distance = float(np.mean(self.distances)) if self.distances else None
-                windows.append([self.num_timesteps, mean, distance, cpu_seconds()])
-                self.returns, self.distances = [], []
-            return True
-
     def evaluate(trained: Any) -> tuple[int, float, float | None]:
         begin = time.process_time()
         statistics = trained.get_vec_normalize_env()
@@ -218,7 +198,9 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     checkpoints = Checkpoints(every=config["timesteps"] // CHUNKS, curve=evaluations, save=save, curve_point=evaluate)
     model.learn(
-        max(config["timesteps"] - model.num_timesteps, 0), reset_num_timesteps=False, callback=[Windows(), checkpoints]
+        max(config["timesteps"] - model.num_timesteps, 0),
+        reset_num_timesteps=False,
+        callback=[EpisodeWindows(every, len(windows), lambda *window: windows.append([*window, cpu_seconds()])), checkpoints],
     )
     checkpoints.finish()
     for path in (checkpoint, record, statistics_path(checkpoint)):

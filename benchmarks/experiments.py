@@ -26,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import yaml
+from stable_baselines3.common.callbacks import BaseCallback
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
 from sb3_mlsh.zoo import mlsh_settings
@@ -159,6 +160,35 @@ class Experiment:
         if self.tasks is not None:
             return list(self.tasks)
         return list(gym.make(self.env_id, **self.env_kwargs).unwrapped.held_out_tasks)  # type: ignore[attr-defined]
+
+
+class EpisodeWindows(BaseCallback):
+    """
+    Every ``every`` training steps, ``on_window(steps, mean return, mean distance)`` of the training episodes that
+    ended in that window (the distance to the target at the end, where the env reports it: Ant TwoWalk; ``None``
+    where no episode ended or none reports it).
+
+    :param every: Steps per window.
+    :param done: Windows already recorded (a run resumed from a checkpoint).
+    :param on_window: Called at the end of each window.
+    """
+
+    def __init__(self, every: int, done: int, on_window: Callable[[int, float | None, float | None], None]) -> None:
+        super().__init__()
+        self.every, self.done, self.on_window = every, done, on_window
+        self.returns: list[float] = []
+        self.distances: list[float] = []
+
+    def _on_step(self) -> bool:
+        ended = [info for info in self.locals["infos"] if "episode" in info]
+        self.returns += [info["episode"]["r"] for info in ended]
+        self.distances += [info["distance_to_target"] for info in ended if "distance_to_target" in info]
+        if self.num_timesteps // self.every > self.done:
+            self.done += 1
+            mean = float(np.mean(self.returns)) if self.returns else None
+            self.on_window(self.num_timesteps, mean, float(np.mean(self.distances)) if self.distances else None)
+            self.returns, self.distances = [], []
+        return True
 
 
 def update_json(path: pathlib.Path, default: Any, change: Callable[[Any], None]) -> Any:

@@ -40,6 +40,7 @@ import yaml
 
 from benchmarks.experiments import (
     EXPERIMENTS,
+    EpisodeWindows,
     add_out_argument,
     alone_episode,
     code_version,
@@ -63,7 +64,6 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     import gymnasium as gym
     import torch as th
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -101,28 +101,13 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         )  # fmt: skip
         model = MLSH("MlpPolicy", env, **{**flat, **common})  # --set may change these too (e.g. bootstrap_truncation)
     returns: list[float] = []
-
     distances: list[float] = []  # where the env reports it (the Ant's TwoWalk), the distance to the target at the end
 
-    class Windows(BaseCallback):
-        """Keeps the mean return (and final distance) of the episodes that ended in each window of ``every`` steps."""
+    def on_window(steps: int, mean: float | None, distance: float | None) -> None:
+        returns.append(float("nan") if mean is None else mean)
+        distances.append(float("nan") if distance is None else distance)
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.ended: list[float] = []
-            self.distances: list[float] = []
-
-        def _on_step(self) -> bool:
-            ended = [info for info in self.locals["infos"] if "episode" in info]
-            self.ended += [info["episode"]["r"] for info in ended]
-            self.distances += [info["distance_to_target"] for info in ended if "distance_to_target" in info]
-            if self.num_timesteps // every > len(returns):
-                returns.append(float(np.mean(self.ended)) if self.ended else float("nan"))
-                distances.append(float(np.mean(self.distances)) if self.distances else float("nan"))
-                self.ended, self.distances = [], []
-            return True
-
-    model.learn(config["timesteps"], callback=Windows())
+    model.learn(config["timesteps"], callback=EpisodeWindows(every, 0, on_window))
     measured: dict[str, Any] = {"final_distances": distances} if not np.isnan(distances).all() else {}
     if spec.has_targets and config["algorithm"] == "mlsh":  # the learner alone, as reproduce.py judges a sub-policy
         measured["alone_distances"] = alone_distances(model, spec, task, seed)
