@@ -44,3 +44,18 @@ def test_learner_on_a_buffer_view_updates_as_sb3_ppo_does(env_id, target_kl):
     assert learner._n_updates == ppo._n_updates > 0
     for (name, expected), actual in zip(ppo.policy.state_dict().items(), policy.state_dict().values(), strict=True):
         assert th.equal(expected, actual), name
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_scale_subpolicy_lr_scales_each_update_by_the_share_of_a_minibatch_its_steps_fill(scale):
+    from sb3_mlsh import MLSH
+
+    env = make_vec_env("MovementBandits-v0", n_envs=2, seed=0)
+    settings = dict(warmup_iterations=0, joint_iterations=1, macro_duration=3, n_steps=30, n_epochs=1)
+    model = MLSH("MlpPolicy", env, batch_size=64, learning_rate=1e-3, scale_subpolicy_lr=scale, seed=0, **settings)
+    model.learn(60)
+    sizes = [learner.rollout_buffer.size() for learner in model.subpolicy_learners]
+    assert sum(sizes) == 60 and all(0 < size < 64 for size in sizes)  # both acted, neither filled a minibatch
+    for size, subpolicy in zip(sizes, model.policy.subpolicies, strict=True):
+        expected = 1e-3 * size / 64 if scale else 1e-3
+        assert subpolicy.optimizer.param_groups[0]["lr"] == pytest.approx(expected)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import torch as th
 from stable_baselines3 import PPO
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import ActorCriticPolicy
@@ -54,6 +55,8 @@ class PPOLearner(PPO):
     :param vf_coef: Value loss coefficient.
     :param max_grad_norm: Gradient clipping norm.
     :param target_kl: Stop the epochs early past this approximate KL (``None``: never).
+    :param scale_lr_by_fill: Scale the learning rate of an update by the share of a minibatch that the buffer's
+        content fills, ``min(1, size / batch_size)``: an update on fewer steps than a minibatch moves the policy less.
     :param verbose: Verbosity level.
     """
 
@@ -73,6 +76,7 @@ class PPOLearner(PPO):
         vf_coef: float,
         max_grad_norm: float,
         target_kl: float | None,
+        scale_lr_by_fill: bool = False,
         verbose: int = 0,
     ) -> None:
         super().__init__(
@@ -92,6 +96,7 @@ class PPOLearner(PPO):
             _init_setup_model=False,
         )
         self.verbose = verbose  # set after construction, which would announce the device
+        self.scale_lr_by_fill = scale_lr_by_fill
         self.observation_space = policy.observation_space
         self.action_space = policy.action_space
         self.policy = policy
@@ -100,6 +105,14 @@ class PPOLearner(PPO):
         self.clip_range = FloatSchedule(self.clip_range)
         if self.clip_range_vf is not None:
             self.clip_range_vf = FloatSchedule(self.clip_range_vf)
+
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
+        super()._update_learning_rate(optimizers)
+        if self.scale_lr_by_fill:
+            fill = min(1.0, self.rollout_buffer.size() / self.batch_size)
+            for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] *= fill
 
     def update(self, logger: LevelLogger, progress_remaining: float) -> None:
         """

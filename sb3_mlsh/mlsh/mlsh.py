@@ -106,6 +106,11 @@ class MLSH(OnPolicyAlgorithm):
     :param vf_coef: Value loss coefficient, at both levels.
     :param max_grad_norm: Gradient clipping norm, at both levels.
     :param target_kl: Approximate KL past which an update stops early, at both levels (``None``: no limit).
+    :param scale_subpolicy_lr: Whether a sub-policy's learning rate in an update is scaled by the share of a
+        minibatch (``batch_size``) that its steps of the iteration fill, ``min(1, steps / batch_size)``. SB3's update
+        averages the loss over each minibatch, so without it a sub-policy that acted on a few hundred steps, often
+        another task's (chosen by a master's exploration, or while its own task's group warms up), moves as far per
+        gradient step as on a full minibatch of its own task.
     :param master_exploration: Probability that the master's choice is replaced by a uniformly random
         sub-policy (the original code used 0.1). The master's PPO ratio uses that mixture's probability.
     :param master_skip_rewardless: Skip a master's update when no macro transition in its batch earned a reward
@@ -182,6 +187,7 @@ class MLSH(OnPolicyAlgorithm):
         vf_coef: float = 0.5,
         max_grad_norm: float = 0.5,
         target_kl: float | None = None,
+        scale_subpolicy_lr: bool = False,
         master_exploration: float = 0.0,
         master_skip_rewardless: bool = False,
         train_subpolicies: bool = True,
@@ -237,6 +243,7 @@ class MLSH(OnPolicyAlgorithm):
         self.train_subpolicies = train_subpolicies
         self.n_task_groups = n_task_groups
         self.distinct_group_tasks = distinct_group_tasks
+        self.scale_subpolicy_lr = scale_subpolicy_lr
         self.bootstrap_truncation = bootstrap_truncation
         self.normalize_observations = normalize_observations
         self.clip_obs = clip_obs
@@ -362,6 +369,7 @@ class MLSH(OnPolicyAlgorithm):
                 learning_rate=self.learning_rate,
                 batch_size=self.batch_size,
                 ent_coef=self.ent_coef,
+                scale_lr_by_fill=self.scale_subpolicy_lr,
                 **shared,  # type: ignore[arg-type]
             )
             for k, subpolicy in enumerate(self.policy.subpolicies)

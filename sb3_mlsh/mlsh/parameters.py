@@ -76,6 +76,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "vf_coef": (_number(0.0), "a float >= 0"),
     "max_grad_norm": (_number(0.0, strict=True), "a float > 0"),
     "target_kl": (_or_none(_number(0.0, strict=True)), "a float > 0 or None"),
+    "scale_subpolicy_lr": (_boolean, "True or False"),
     "master_exploration": (_FRACTION, "a probability in [0, 1]"),
     "master_skip_rewardless": (_boolean, "True or False"),
     "train_subpolicies": (_boolean, "True or False"),
