@@ -218,6 +218,36 @@ def quarters(row: dict[str, Any]) -> list[str]:
     return cells
 
 
+def updates_seen(row: dict[str, Any]) -> list[str]:
+    """
+    :return: Per quarter of the run, per sub-policy: the iterations that updated it (it acted in a joint group), how
+        many of those updates read mostly steps of a task other than its own (the task whose joint steps it acted on
+        most in the run's second half) and the median number of steps those updates read.
+    """
+    n_envs, hyperparams = EXPERIMENTS[EXPERIMENT].hyperparams()
+    settings = {**hyperparams, **row["settings"]}
+    group_steps = n_envs // settings.get("n_task_groups", 1) * settings["n_steps"]
+    n_tasks = len(EXPERIMENTS[EXPERIMENT].evaluation_tasks())
+    steps = np.zeros((len(row["iterations"]), len(row["ends"][-1][2]), n_tasks))  # iteration, sub-policy, task
+    for i, (_, groups) in enumerate(row["iterations"]):
+        for task, phase, shares, *_ in groups:
+            if phase == "joint":
+                steps[i, :, task] += np.asarray(shares) * group_steps
+    own = steps[len(steps) // 2 :].sum(axis=0).argmax(axis=1)
+    cells = []
+    for q in range(4):
+        low, high = row["timesteps"] * q / 4, row["timesteps"] * (q + 1) / 4
+        quarter = steps[[low < at <= high for at, _ in row["iterations"]]]
+        parts = []
+        for k, task in enumerate(own):
+            read = quarter[:, k].sum(axis=1)
+            other = (read - quarter[:, k, task] > read / 2) & (read > 0)
+            median = f"{np.median(read[other]):.0f}" if other.any() else "-"
+            parts.append(f"k{k}: {other.sum()} of {(read > 0).sum()} ({median})")
+        cells.append("; ".join(parts))
+    return cells
+
+
 def rewards_seen(row: dict[str, Any]) -> list[str]:
     """
     :return: Per quarter of the run, per task and sub-policy, the two terms of the reward its steps earned (all
@@ -267,7 +297,10 @@ def render(rows: list[dict[str, Any]]) -> None:
         "sub-policy differed from the previous cycle's on the same task (in any group). *Reward per macro "
         "transition* (runs that recorded it): over the quarter's iterations, warm-up and joint, the upright bonus and "
         "the progress toward the task's target that a sub-policy's steps on the task earned, per macro transition: "
-        "what the masters' choices compare.",
+        "what the masters' choices compare. *Updates mostly on another task's steps*: per sub-policy k, the iterations "
+        "whose update of k read more steps of another task than of its own (the task whose joint steps it acted on "
+        "most in the run's second half); SB3's update averages the loss over a minibatch, so such an update of a few "
+        "hundred steps moves k as far per gradient step as a full minibatch of its own task.",
         "",
     ]
     for row in sorted(rows, key=case):
@@ -303,9 +336,13 @@ def render(rows: list[dict[str, Any]]) -> None:
             "end at " + ", ".join(f"({x:.1f}, {y:.1f})" for x, y in final[2]) + ".",
             "",
             *extra,
-            "| quarter | joint map task -> sub-policy (decisiveness; majority changes) |",
-            "|---|---|",
-            *(f"| {q + 1} | {cell} |" for q, cell in enumerate(quarters(row))),
+            "| quarter | joint map task -> sub-policy (decisiveness; majority changes) | sub-policy updates mostly on "
+            "another task's steps, of all its updates (median steps of those) |",
+            "|---|---|---|",
+            *(
+                f"| {q + 1} | {cell} | {other} |"
+                for q, (cell, other) in enumerate(zip(quarters(row), updates_seen(row), strict=True))
+            ),
             "",
             *seen,
         ]
