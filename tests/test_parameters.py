@@ -39,6 +39,8 @@ WRONG = {
     "target_kl": ("0.01", -0.1),
     "master_exploration": ("0.1", 1.5),
     "master_skip_rewardless": ("True", None),
+    "distinct_group_tasks": ("True", None),
+    "scale_subpolicy_lr": ("True", None),
     "train_subpolicies": (1, None),
     "bootstrap_truncation": ("False", None),
     "normalize_observations": ("True", None),

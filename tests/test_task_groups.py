@@ -238,8 +238,6 @@ def test_distinct_group_tasks_need_a_finite_task_list():
         (8, dict(n_task_groups=0), "n_task_groups=0; use an integer >= 1"),
         (8, dict(n_task_groups="2"), "n_task_groups='2'; use an integer >= 1"),
         (8, dict(bootstrap_truncation="no"), "bootstrap_truncation='no'; use True or False"),
-        (8, dict(distinct_group_tasks=1), "distinct_group_tasks=1; use True or False"),
-        (8, dict(scale_subpolicy_lr="yes"), "scale_subpolicy_lr='yes'; use True or False"),
     ],
 )
 def test_invalid_task_groups_are_rejected_before_any_step(n_envs, kwargs, match):
