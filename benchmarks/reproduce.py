@@ -28,6 +28,8 @@ sitting goes on where it stopped. ``--extend`` with a larger ``--meta-timesteps`
 meta-training from their kept models to the new budget (adaptation measured again; the PPO-from-scratch runs are
 kept); the earlier runs file and models are first copied beside them with the old budget in their names.
 A transfer experiment's ``--resume`` runs again the transfers whose source model has been trained further since.
+``--set KEY=VALUE`` (repeatable) changes one of MLSH's settings from the env's entry for this command's MLSH runs
+(the page names it; ``--resume`` holds a runs file to the settings it was made with).
 """
 
 import argparse
@@ -58,6 +60,7 @@ from benchmarks.experiments import (
     Experiment,
     code_version,
     draw_paths,
+    key_values,
     package_versions,
     packages_note,
     references,
@@ -213,6 +216,7 @@ def meta_train(
     out: str,
     cpu_start: float,
     commit: str | None,
+    settings: dict[str, Any],
 ) -> tuple[Any, list[tuple[int, float]] | None, float, str | None]:
     """
     Meta-train MLSH or the shared policy: one ``learn`` call checkpointed ``CHUNKS`` times (model, curve, CPU time),
@@ -220,6 +224,7 @@ def meta_train(
 
     :param cpu_start: ``time.process_time()`` as this sitting's run started.
     :param commit: The code of this sitting (``code_version``).
+    :param settings: MLSH's settings changed from the yml entry (``--set``).
     :return: The model, MLSH's meta-training curve (``None`` for the shared policy), the CPU seconds of earlier
         sittings (from the checkpoint), the CPU seconds of meta-training alone (every sitting's, the curve's
         measurements left out) and the commits of every sitting, comma-separated.
@@ -264,7 +269,7 @@ def meta_train(
         model = PPO("MlpPolicy", env, seed=seed, learning_rate=hyperparams.get("learning_rate", 3e-4), **ppo_settings)
     else:
         overrides = {"mlsh_no_warmup": {"warmup_iterations": 0}, "mlsh_n1": {"macro_duration": 1}}.get(method, {})
-        model = MLSH("MlpPolicy", env, seed=seed, **{**hyperparams, **overrides})
+        model = MLSH("MlpPolicy", env, seed=seed, **{**hyperparams, **settings, **overrides})
     curve_t = curve_timesteps(spec, adaptation_timesteps)
 
     def curve_point(mlsh: Any) -> tuple[Any, ...]:
@@ -330,7 +335,7 @@ def load_statistics(path: pathlib.Path, env: Any) -> Any:
     return VecNormalize.load(str(saved), env) if saved.is_file() else None
 
 
-def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
+def run(config: tuple[str, str, int, int, int, str, str | None, dict[str, Any]]) -> Run:
     """
     One (method, seed): meta-train if the method needs it (``meta_train``; a transfer experiment loads its source's
     model instead), then adapt to every evaluation task. The meta-training checkpoint is removed once the run is
@@ -345,7 +350,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
     from sb3_mlsh.zoo import with_schedules
 
     # commit: the code as the command started (a commit made while the runs go does not relabel them)
-    name, method, seed, meta_timesteps, adaptation_timesteps, out, commit = config
+    name, method, seed, meta_timesteps, adaptation_timesteps, out, commit, settings = config
     spec = EXPERIMENTS[name]
     n_envs, hyperparams = spec.hyperparams()
     tasks = spec.evaluation_tasks()
@@ -374,11 +379,12 @@ def run(config: tuple[str, str, int, int, int, str, str | None]) -> Run:
             fixed = {"master_learning_rate": 0.0} if method == "mlsh_fixed_master" else {}
             source = model_path(out, spec.source, "mlsh" if fixed else method, seed)
             source_timesteps = saved_timesteps(source)
-            model = algorithm.load(source, **(with_schedules({**hyperparams, **fixed}) if algorithm is MLSH else {}))
+            loaded = with_schedules({**hyperparams, **settings, **fixed}) if algorithm is MLSH else {}
+            model = algorithm.load(source, **loaded)
             statistics = load_statistics(source, eval_env)
         else:
             model, meta_curve, cpu_before, train_cpu, commit = meta_train(
-                name, method, seed, meta_timesteps, adaptation_timesteps, out, cpu_start, commit
+                name, method, seed, meta_timesteps, adaptation_timesteps, out, cpu_start, commit, settings
             )
             statistics = model.get_vec_normalize_env() if algorithm is PPO else None
         if algorithm is MLSH:
@@ -895,7 +901,7 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"Code: {code_versions(runs)}.  ",
         *([f"{packages}  "] if packages else []),
         *in_progress(runs, args),
-        f"Seeds: {', '.join(map(str, args.seeds))}. " + budget(spec, args.meta_timesteps, runs) + " "
+        f"Seeds: {', '.join(map(str, args.seeds))}. " + budget(spec, args.meta_timesteps, runs, args.settings) + " "
         f"Adaptation: T = {args.adaptation_timesteps} steps per task, tasks {', '.join(map(str, spec.evaluation_tasks()))}"
         + (" (held out of meta-training)" if spec.tasks is None else "")
         + ".  ",
@@ -942,12 +948,13 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     print("\n".join(lines))
 
 
-def budget(spec: Experiment, meta_timesteps: int, runs: list[Run]) -> str:
-    """:return: The page's sentence on what the methods were meta-trained with."""
+def budget(spec: Experiment, meta_timesteps: int, runs: list[Run], settings: dict[str, Any]) -> str:
+    """:return: The page's sentence on what the methods were meta-trained with (``settings``: MLSH's, ``--set``)."""
+    changed = ", ".join(f"`{key}={value}`" for key, value in sorted(settings.items()))
     if spec.source is None:
         return (
             f"Meta-training / shared-policy budget: {meta_timesteps} steps (MLSH's settings: the env's entry of "
-            "`hyperparams/mlsh.yml`)."
+            "`hyperparams/mlsh.yml`" + (f", with {changed}" if changed else "") + ")."
         )
     sources = sorted({r.source_timesteps for r in runs if r.source_timesteps is not None})
     steps = f", for {' / '.join(map(str, sources))} steps" if sources else ""
@@ -957,7 +964,7 @@ def budget(spec: Experiment, meta_timesteps: int, runs: list[Run]) -> str:
     )
 
 
-RECORDED = ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps", "machine")
+RECORDED = ("command", "seeds", "methods", "meta_timesteps", "adaptation_timesteps", "machine", "settings")
 
 
 def in_progress(runs: list[Run], args: argparse.Namespace) -> list[str]:
@@ -992,6 +999,7 @@ def load_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
         raise SystemExit(f"--render: {path} does not exist; run the experiment first.")
     record = json.loads(path.read_text())
     record.setdefault("machine", "x86_64, 2 cores, no GPU; two runs at a time, one thread each")  # files before --jobs
+    record.setdefault("settings", {})  # files before --set
     for key in RECORDED:
         setattr(args, key, record[key])
     runs = [Run(**item) for item in record["runs"]]
@@ -1017,11 +1025,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one process each)")
     parser.add_argument("--resume", action="store_true", help="keep the saved runs of this command and run the rest")
     parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="an MLSH setting changed from the env's entry of hyperparams/mlsh.yml (repeatable; MLSH's methods only)",
+    )  # fmt: skip
+    parser.add_argument(
         "--extend", action="store_true",
         help="continue the saved runs' meta-training to a larger --meta-timesteps (implies --resume)",
     )  # fmt: skip
     args = parser.parse_args()
     args.resume = args.resume or args.extend
+    args.settings = key_values(args.set, "reproduce.py")
     transfer = EXPERIMENTS[args.experiment].source is not None
     if args.methods is None:
         args.methods = [method for method in METHODS if transfer or method not in TRANSFER_ONLY]
@@ -1063,7 +1076,7 @@ def main() -> None:
     done = {(item.method, item.seed) for item in runs}
     commit = code_version()
     configs = [
-        (args.experiment, method, seed, args.meta_timesteps, args.adaptation_timesteps, args.out, commit)
+        (args.experiment, method, seed, args.meta_timesteps, args.adaptation_timesteps, args.out, commit, args.settings)
         for method in args.methods
         for seed in args.seeds
         if (method, seed) not in done
@@ -1117,6 +1130,11 @@ def resumed_runs(args: argparse.Namespace) -> tuple[list[Run], float]:
             f"--resume: {path} holds runs with other budgets (meta {saved.meta_timesteps}, adaptation "
             f"{saved.adaptation_timesteps}); use the same budgets (or, with the same adaptation budget, --extend and a "
             "larger --meta-timesteps), or another --out."
+        )
+    if saved.settings != args.settings:
+        raise SystemExit(
+            f"--resume: {path} holds runs with other MLSH settings ({saved.settings or 'the entry as it is'}); give the "
+            "same --set, or use another --out."
         )
     kept = [item for item in runs if item.method in args.methods and item.seed in args.seeds]
     if longer:
