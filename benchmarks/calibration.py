@@ -42,7 +42,7 @@ import numpy as np
 import yaml
 
 from benchmarks.experiments import EXPERIMENTS, EpisodeWindows, add_out_argument, invocation, keep_run, page_header
-from benchmarks.reproduce import CHUNKS, Checkpoints, load_statistics, save_statistics, statistics_path
+from benchmarks.reproduce import CHUNKS, Checkpoints, load_statistics, save_checkpoint, statistics_path
 from sb3_mlsh.zoo import mlsh_settings
 
 RUNS = "calibration.json"  # in --out, beside the page calibration.md
@@ -186,15 +186,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         return trained.num_timesteps, float(np.mean(returns)), float(np.mean(distances)) if distances else None
 
     def save(trained: Any, curve: list[Any]) -> None:
-        # written beside and renamed over the last: a run stopped while saving keeps its checkpoint
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        partial = checkpoint.with_name(f".{checkpoint.stem}.part.zip")
-        trained.save(partial)
-        partial.replace(checkpoint)
-        save_statistics(trained, checkpoint)
-        partial = record.with_name(f".{record.name}.part")
-        partial.write_text(json.dumps({"windows": windows, "evaluations": curve, "cpu_seconds": cpu_seconds()}))
-        partial.replace(record)
+        save_checkpoint(trained, checkpoint, {"windows": windows, "evaluations": curve, "cpu_seconds": cpu_seconds()})
 
     checkpoints = Checkpoints(every=config["timesteps"] // CHUNKS, curve=evaluations, save=save, curve_point=evaluate)
     model.learn(

@@ -290,17 +290,9 @@ def meta_train(
         return measured
 
     def save(trained: Any, curve: list[tuple[int, float]]) -> None:
-        # each file is written beside and renamed over the last: a run killed while saving keeps a checkpoint
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        partial = checkpoint.with_name(f".{checkpoint.stem}.part.zip")
-        trained.save(partial)
-        partial.replace(checkpoint)
-        save_statistics(trained, checkpoint)
         cpu_seconds = cpu_before + time.process_time() - cpu_start
-        partial = progress.with_name(f".{progress.name}.part")
         kept = {"meta_curve": curve, "cpu_seconds": cpu_seconds, "measure_cpu_seconds": measuring[0], "commit": commit}
-        partial.write_text(json.dumps(kept))
-        partial.replace(progress)
+        save_checkpoint(trained, checkpoint, kept)
 
     checkpoints = Checkpoints(
         every=max(meta_timesteps // CHUNKS, 1), curve=curve, save=save,
@@ -313,6 +305,23 @@ def meta_train(
     model.save(model_path(out, name, method, seed))  # kept for analyses after the run (not in git: *.zip)
     save_statistics(model, model_path(out, name, method, seed))
     return model, checkpoints.curve if algorithm is MLSH else None, cpu_before, train_cpu, commit
+
+
+def save_checkpoint(model: Any, checkpoint: pathlib.Path, progress: dict[str, Any]) -> None:
+    """
+    Checkpoint a run: the model at ``checkpoint``, its observation statistics beside it (``save_statistics``) and
+    ``progress`` (the run's record so far) as JSON in ``checkpoint.with_suffix(".json")``. Each file is written beside
+    and renamed over the last, so a run killed while saving keeps its previous checkpoint.
+    """
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    partial = checkpoint.with_name(f".{checkpoint.stem}.part.zip")
+    model.save(partial)
+    partial.replace(checkpoint)
+    save_statistics(model, checkpoint)
+    record = checkpoint.with_suffix(".json")
+    partial = record.with_name(f".{record.name}.part")
+    partial.write_text(json.dumps(progress))
+    partial.replace(record)
 
 
 def save_statistics(model: Any, path: pathlib.Path) -> None:

@@ -58,8 +58,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "joint_iterations": (_integer(0), "an integer >= 0"),
     "n_steps": (_integer(1), "an integer >= macro_duration"),
     "n_task_groups": (_integer(1), "an integer >= 1 that divides n_envs"),
-    # 0 freezes a level (rl_zoo3.enjoy loads models with learning_rate=0.0)
     "distinct_group_tasks": (_boolean, "True or False"),
+    # 0 freezes a level (rl_zoo3.enjoy loads models with learning_rate=0.0)
     "learning_rate": (_or_schedule(_number(0.0)), "a float >= 0 or a schedule"),
     "master_learning_rate": (_or_schedule(_number(0.0)), "a float >= 0 or a schedule"),
     "batch_size": (_integer(2), "an integer >= 2 (advantages are normalized per minibatch)"),
