@@ -1,6 +1,7 @@
 """
-Calibration: SB3's PPO on the Ant, with the package's sub-policy settings and with the RL Zoo's, learning curves
-against steps and against CPU time: what a flat learner needs to walk here, before any cost of the hierarchy.
+Calibration: SB3's PPO on the Ant and the Humanoid, with the package's sub-policy settings and with the RL Zoo's,
+learning curves against steps and against CPU time: what a flat learner needs to walk here, before any cost of the
+hierarchy.
 
     python -m benchmarks.calibration --envs Ant-v5 two_walk --settings package zoo --seeds 0 1 2 --timesteps 3000000
 
@@ -13,6 +14,8 @@ the reproduction makes it, its first evaluation task fixed, as ``benchmarks/flat
   ``policy_kwargs``), MLSH's defaults where it sets none; the observations normalised by a ``VecNormalize`` of the
   observations alone, clipped at MLSH's ``clip_obs``, as MLSH does its own.
 - ``package_reward``: the same, with ``VecNormalize``'s reward scaling as well (as the RL Zoo's MuJoCo entries).
+- ``package_ant``: ``package`` with the AntTwoWalk-v0 entry whatever the env (on the Humanoid: whether the settings
+  that the Ant's calibration chose carry over).
 - ``zoo``: rl-zoo3's active Ant entry (``Ant-v4`` in its ``hyperparams/ppo.yml``, read from the installed
   rl_zoo3): SB3's PPO defaults, one env, ``normalize: true`` (observations and rewards). Its Humanoid entry, commented
   out, is the same (``<<: *mujoco-defaults``) with 2M steps.
@@ -63,6 +66,7 @@ HUMANOID_TASKS = {"walk": 1, "crawl": 0}  # HumanoidWalkCrawl-v0's task numbers
 SETTINGS = {
     "package": "the package's sub-policy settings",
     "package_reward": "the package's, rewards scaled",
+    "package_ant": "the package's Ant TwoWalk sub-policy settings",
     "zoo": "rl-zoo3's Ant entry",
     "zoo_tuned": "rl-zoo3's tuned Ant entry (commented out there)",
 }
@@ -88,10 +92,10 @@ def learner_settings(settings: str, env: str) -> tuple[int, dict[str, Any], dict
     :param env: A key of ``ENVS``.
     :return: ``n_envs``, PPO's keyword arguments and ``VecNormalize``'s (``None``: no ``VecNormalize``).
     """
-    if settings in ("package", "package_reward"):
+    if settings in ("package", "package_reward", "package_ant"):
         from sb3_mlsh import MLSH
 
-        n_envs, hyperparams = mlsh_settings(MLSH_ENTRY[env])
+        n_envs, hyperparams = mlsh_settings("AntTwoWalk-v0" if settings == "package_ant" else MLSH_ENTRY[env])
         defaults = {name: p.default for name, p in inspect.signature(MLSH.__init__).parameters.items()}
         ppo = {name: hyperparams.get(name, defaults[name]) for name in SUBPOLICY_SETTINGS}
         policy_kwargs = {k: v for k, v in hyperparams.get("policy_kwargs", {}).items() if not k.startswith("master_")}
@@ -226,7 +230,7 @@ def cell(value: float | None, form: str) -> str:
 def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
     """Write the page (a table per env: per settings and seed, the returns at each quarter and CPU) and the figures."""
     lines = [
-        *page_header("Calibration: SB3's PPO on the Ant", "calibration.py", rows, out / RUNS),
+        *page_header("Calibration: SB3's PPO on the Ant and the Humanoid", "calibration.py", rows, out / RUNS),
         "SB3's PPO with the package's sub-policy settings and with rl-zoo3's, one run per settings and seed "
         "(settings: `benchmarks/calibration.py`). *training*: the mean return of the training episodes that ended in "
         "the window before the point; *most likely*: the mean return of "
