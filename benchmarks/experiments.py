@@ -294,6 +294,32 @@ def models_page(title: str, script: str, measured: str, legend: str, columns: li
     )
 
 
+def models_arguments(doc: str | None, page: pathlib.Path, episodes: int, episodes_help: str) -> Any:
+    """
+    The command line of a diagnostic that measures saved models and writes ``page`` (``models_page``): the models
+    (each must exist), ``--episodes`` (default ``episodes``) and ``--write``.
+
+    :return: The parsed arguments.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", type=pathlib.Path)
+    parser.add_argument("--episodes", type=int, default=episodes, help=episodes_help)
+    parser.add_argument("--write", action="store_true", help=f"write {shown(page)}")
+    args = parser.parse_args()
+    for path in args.models:
+        if not path.is_file():
+            parser.error(f"{path} does not exist; give models saved by benchmarks/reproduce.py (<out>/models/*.zip).")
+    return args
+
+
+def shown(path: pathlib.Path) -> str:
+    """:return: ``path`` relative to the repository's root if it is inside it."""
+    path, root = path.resolve(), PACKAGE.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def setting(text: str) -> Any:
     """
     :return: A ``--set`` value as YAML reads it, and ``3e-4`` as a number (YAML 1.1 wants ``3.0e-4``); a schedule

@@ -14,7 +14,6 @@ the mean distance in each 200-step stretch between two joint re-draws. The page 
 ``docs/benchmarks/approach.md`` (``--write``).
 """
 
-import argparse
 import itertools
 import pathlib
 import re
@@ -24,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
-from benchmarks.experiments import EXPERIMENTS, alone_episode, models_page
+from benchmarks.experiments import EXPERIMENTS, alone_episode, models_arguments, models_page, shown
 from benchmarks.reproduce import TARGET_REACHED
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -93,21 +92,8 @@ def run_seed(path: pathlib.Path) -> int:
     return int(found.group(1)) if found else 0
 
 
-def shown(path: pathlib.Path) -> str:
-    """:return: ``path`` relative to the repository if it is inside it."""
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", type=pathlib.Path)
-    parser.add_argument("--episodes", type=int, default=8, help="episodes per sub-policy")
-    parser.add_argument("--write", action="store_true", help=f"write {PAGE.relative_to(ROOT)}")
-    args = parser.parse_args()
-    for path in args.models:
-        if not path.is_file():
-            parser.error(f"{path} does not exist; give models saved by benchmarks/reproduce.py (<out>/models/*.zip).")
+    args = models_arguments(__doc__, PAGE, 8, "episodes per sub-policy")
     rows = [row for path in args.models for row in measure(path, args.episodes, run_seed(path))]
     page = models_page(
         "Ant TwoWalk: does each sub-policy stop at its target?",

@@ -10,13 +10,12 @@ never reach the reward disc, and, in those, where the agent comes to rest: its d
 probability the sub-policy gives to "stay" there. The page is ``docs/benchmarks/argmax_stops.md`` (``--write``).
 """
 
-import argparse
 import pathlib
 from typing import Any
 
 import numpy as np
 
-from benchmarks.experiments import EXPERIMENTS, models_page
+from benchmarks.experiments import EXPERIMENTS, models_arguments, models_page, shown
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "benchmarks" / "argmax_stops.md"
@@ -53,12 +52,6 @@ def episodes(subpolicy: Any, task: int, deterministic: bool, n_episodes: int, se
     return results
 
 
-def shown(path: pathlib.Path) -> str:
-    """:return: ``path`` relative to the repository if it is inside it."""
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def measure(path: pathlib.Path, n_episodes: int) -> list[str]:
     """:return: One table row per sub-policy of the model saved at ``path``."""
     import torch as th
@@ -88,14 +81,7 @@ def measure(path: pathlib.Path, n_episodes: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", type=pathlib.Path)
-    parser.add_argument("--episodes", type=int, default=200, help="episodes per measurement")
-    parser.add_argument("--write", action="store_true", help=f"write {PAGE.relative_to(ROOT)}")
-    args = parser.parse_args()
-    for path in args.models:
-        if not path.is_file():
-            parser.error(f"{path} does not exist; give models saved by benchmarks/reproduce.py (<out>/models/*.zip).")
+    args = models_arguments(__doc__, PAGE, 200, "episodes per measurement")
     rows = [row for path in args.models for row in measure(path, args.episodes)]
     page = models_page(
         "MovementBandits: where a sub-policy's most likely action stops",
