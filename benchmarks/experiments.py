@@ -68,7 +68,7 @@ def runnable(command: str) -> str:
 class Experiment:
     """
     :param env_id: The environment.
-    :param kind: ``"plane"`` (MovementBandits, KeyDoor), ``"grid"`` (Four Rooms) or ``"ant"``: how
+    :param kind: ``"plane"`` (MovementBandits, KeyDoor), ``"grid"`` (Four Rooms), ``"ant"`` or ``"humanoid"``: how
         references and sub-policy paths are computed and drawn.
     :param meta_timesteps: Default meta-training (and shared-policy) budget.
     :param adaptation_timesteps: Default T.
@@ -89,6 +89,9 @@ class Experiment:
         policy) it starts from, the model of the same method and seed; it meta-trains nothing itself.
     :param sparse_reward: Most episodes earn nothing: the page also counts, per method and seed, the episodes of the
         adaptation that earned any reward (a mean R can come from a few episodes).
+    :param terminating: Episodes end early (the Humanoid's falls): R per episode divides the reward collected over T
+        by the episodes those steps held (``AdaptationResult.per_episode_rewards``), not by T over ``episode_steps``,
+        which would pay a learner that falls at once the alive bonus of every step.
     """
 
     env_id: str
@@ -107,6 +110,7 @@ class Experiment:
     key_index: int | None = None
     source: str | None = None
     sparse_reward: bool = False
+    terminating: bool = False
 
     @property
     def has_targets(self) -> bool:
@@ -472,6 +476,33 @@ EXPERIMENTS: dict[str, Experiment] = {
         "obstacle-course transfer, whose goal lies about 50 away (with the paper's targets, 5 away, the sub-policies "
         "learn to walk there and stop: docs/benchmarks/obstacle_ceiling.md).",
     ),
+    "humanoid_walk_crawl": Experiment(
+        "HumanoidWalkCrawl-v0",
+        "humanoid",
+        20_000_000,
+        100_000,
+        1000,
+        tasks=(1, 0),
+        n_eval_episodes=8,
+        terminating=True,
+        note="The paper meta-trained on 120 cores and does not state its number of steps; it tables only the "
+        "transfer to the course (humanoid_course).",
+    ),
+    "humanoid_course": Experiment(
+        "HumanoidCourse-v0",
+        "humanoid",
+        0,
+        1_000_000,
+        3000,
+        tasks=(0,),
+        n_eval_episodes=4,
+        source="humanoid_walk_crawl",
+        mean_bars=(("shared_policy", 1.5),),
+        terminating=True,
+        note="The paper's combination task: a fresh master over the walk / crawl sub-policies (frozen), the shared "
+        "policy trained on walk and crawl fine-tuned here, PPO from scratch; the paper tables MLSH 14333, the shared "
+        "policy 6055, PPO from scratch -643 per 3000-step episode, and does not state T.",
+    ),
     "ant_obstacle": Experiment(
         "AntObstacle-v0",
         "ant",
@@ -551,6 +582,10 @@ def references(experiment: Experiment, seed: int = 10) -> dict[str, float]:
             "scripted: shortest path to the goal": scripted_return(experiment, shortest_path_action, 24, seed),
             "uniformly random moves": scripted_return(experiment, lambda env, obs, task: int(rng.integers(4)), 24, seed),
         }
+    if experiment.kind == "humanoid":
+        zero = np.zeros(17, dtype=np.float32)
+        label = "zero torques (the Humanoid falls where it stands)"
+        return {label: scripted_return(experiment, lambda env, obs, task: zero, 2, seed)}
     zero = np.zeros(8, dtype=np.float32)
     return {"zero torques (the Ant stays at the start)": scripted_return(experiment, lambda env, obs, task: zero, 2, seed)}
 
@@ -622,6 +657,8 @@ def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, 
     elif experiment.kind == "grid":
         label = "goal" if experiment.tasks is not None else "held-out goal"
         marks = [(label, (float(c), float(r)), 0.4) for r, c in experiment.evaluation_tasks()]
+    elif experiment.kind == "humanoid":  # the paths: from the env's first task's start (walk: up to a fall)
+        marks = []
     elif hasattr(unwrapped, "targets"):
         marks = [(f"target {i}", tuple(map(float, target)), 0.5) for i, target in enumerate(unwrapped.targets)]
     else:  # the obstacle course
@@ -659,13 +696,51 @@ def sampled_ends(model: Any, experiment: Experiment, seed: int, n_episodes: int 
     return ends
 
 
+HUMANOID_ALONE_EPISODES = 4  # Humanoid: episodes per sub-policy and task alone, actions sampled
+HUMANOID_UNDER_SLAB = -6.5  # HumanoidWalkCrawl-v0's crawl: the slab begins this far behind the start (x)
+
+
+def humanoid_alone(model: Any, experiment: Experiment, seed: int, n_episodes: int = HUMANOID_ALONE_EPISODES) -> list[Any]:
+    """
+    Each sub-policy of a Humanoid experiment acting alone (``alone_episode``, actions sampled as the master runs it)
+    for ``n_episodes`` whole episodes of each evaluation task, from the starts of ``seed + 1``, ``seed + 2``, ... (the
+    samples from torch's generator seeded with ``seed`` and restored after).
+
+    :return: ``[k][task] -> (mean return, mean steps, mean x moved, share of episodes that last the time limit)``:
+        on walk, an episode that lasts the limit never fell; x moved is the root's, forward positive.
+    """
+    import torch as th
+
+    env = gym.wrappers.RecordEpisodeStatistics(gym.make(experiment.env_id, **experiment.env_kwargs))
+    unwrapped: Any = env.unwrapped
+    measured = []
+    with th.random.fork_rng():
+        th.manual_seed(seed)
+        for k in range(model.n_subpolicies):
+            per_task = []
+            for task in experiment.evaluation_tasks():
+                unwrapped.set_task(task)
+                episodes = []
+                for episode in range(n_episodes):
+                    start = None
+                    for _ in alone_episode(model, env, k, seed + 1 + episode, deterministic=False):
+                        start = float(unwrapped.data.qpos[0]) if start is None else start
+                    steps = int(env.length_queue[-1])
+                    moved = float(unwrapped.data.qpos[0]) - (start or 0.0)
+                    episodes.append((float(env.return_queue[-1]), steps, moved, steps >= experiment.episode_steps))
+                per_task.append(np.mean(episodes, axis=0).tolist())
+            measured.append(per_task)
+    env.close()
+    return measured
+
+
 def _position(experiment: Experiment, env: Any, obs: Any) -> tuple[float, float]:
     if experiment.kind == "plane":
         return float(env._agent[0]), float(env._agent[1])
     if experiment.kind == "grid":
         row, column = env.cells[int(obs)]
         return float(column), float(row)
-    return float(env.xy[0]), float(env.xy[1])
+    return float(env.data.qpos[0]), float(env.data.qpos[1])  # the MuJoCo bodies' root: the Ant's torso, the Humanoid's
 
 
 def draw_paths(axis: Any, experiment: Experiment, paths: dict[str, Any]) -> None:
@@ -728,10 +803,10 @@ def subpolicies_separate(experiment: Experiment, paths: dict[str, Any], share: f
     """
     ``True`` if the sub-policies end at different goals (plane: within the goal's radius; Ant: within
     ``share`` of the start's distance of different targets: with ``share=1``, each ends nearer its own target than
-    the start is); ``None`` where the question does not apply (Four Rooms; a transfer experiment, whose
-    sub-policies are its source's).
+    the start is); ``None`` where the question does not apply (Four Rooms; the Humanoid, whose tasks are no places;
+    a transfer experiment, whose sub-policies are its source's).
     """
-    if experiment.kind == "grid" or experiment.source is not None:
+    if experiment.kind in ("grid", "humanoid") or experiment.source is not None:
         return None
     if experiment.kind == "plane":
         goals = [(center, radius) for label, center, radius in paths["marks"] if label.startswith("goal")]

@@ -9,9 +9,10 @@ over several seeds. Writes a CSV, PNG plots and a markdown page.
 
 Experiments (benchmarks/experiments.py): movement_bandits, key_door, four_rooms, four_rooms_held_out, ant_two_walk,
 ant_two_walk_far (its targets 50 away instead of 5), and ant_obstacle, the paper's transfer: it meta-trains nothing,
-but starts from the models ant_two_walk_far kept for the same seeds (run that first, with the same ``--out``). MLSH
-uses the env's entry of hyperparams/mlsh.yml; the PPO baselines use its n_envs and n_steps. On the Ant, each MLSH run
-also writes a GIF of its sub-policies acting alone.
+but starts from the models ant_two_walk_far kept for the same seeds (run that first, with the same ``--out``); and
+humanoid_walk_crawl with its transfer humanoid_course, the same way. MLSH uses the env's entry of hyperparams/mlsh.yml;
+the PPO baselines use its n_envs and n_steps. On the Ant, each MLSH run also writes a GIF of its sub-policies acting
+alone.
 
 Methods: MLSH (fresh master, sub-policies frozen); MLSH without warm-up (W = 0); MLSH with the
 master acting every step (N = 1); shared policy (one PPO policy trained on the whole task
@@ -53,6 +54,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from benchmarks.experiments import (
     ALONE_EPISODES,
     EXPERIMENTS,
+    HUMANOID_ALONE_EPISODES,
+    HUMANOID_UNDER_SLAB,
     NORMALISER,
     SAMPLED_ENDS,
     SAMPLED_EPISODES,
@@ -60,6 +63,7 @@ from benchmarks.experiments import (
     Experiment,
     code_version,
     draw_paths,
+    humanoid_alone,
     key_values,
     package_versions,
     packages_note,
@@ -126,6 +130,11 @@ class Run:
     meta_train_cpu_seconds: float | None = None
     # how many episodes ends_sampled averages (None: SAMPLED_ENDS, in runs made before FINAL_SAMPLED_ENDS)
     ends_sampled_episodes: int | None = None
+    # per task, R per episode as the library counts it: the reward over T over the episodes it held (None in runs made
+    # before it was kept; used where the experiment's episodes end early, Experiment.terminating)
+    per_episode_rewards: list[float] | None = None
+    # MLSH on the Humanoid's walk / crawl: [k][task] -> each sub-policy alone, actions sampled (``humanoid_alone``)
+    alone_humanoid: list[list[list[float]]] | None = None
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
@@ -286,7 +295,7 @@ def meta_train(
         point = evaluate_adaptation(
             mlsh, make_env(seed + 200), n_tasks=len(tasks), adaptation_timesteps=curve_t, seed=seed + 200, tasks=tasks,
         )  # fmt: skip
-        r = point.mean * spec.episode_steps / curve_t
+        r = point.per_episode if spec.terminating else point.mean * spec.episode_steps / curve_t
         measured: tuple[Any, ...] = (mlsh.num_timesteps, r)
         if spec.has_targets:
             ends = [list(path[-1]) for path in subpolicy_paths(mlsh, spec, seed)["paths"]]
@@ -411,6 +420,8 @@ def run(config: tuple[str, str, int, int, int, str, str | None, dict[str, Any]])
                     alone[f"alone_keys{suffix}"] = keys.tolist() if spec.key_index is not None else None
             if spec.kind == "ant" and method != "mlsh_fixed_master":
                 subpolicy_video(model, spec, seed, video_path(out, name, seed))
+            if spec.kind == "humanoid" and spec.source is None:
+                alone["alone_humanoid"] = humanoid_alone(model, spec, seed)
             if spec.has_targets:
                 alone["ends_sampled"] = sampled_ends(model, spec, seed, FINAL_SAMPLED_ENDS)
                 alone["ends_sampled_episodes"] = FINAL_SAMPLED_ENDS
@@ -442,10 +453,23 @@ def run(config: tuple[str, str, int, int, int, str, str | None, dict[str, Any]])
         late_keys=late_keys,
         final_keys=final_keys,
         commit=commit,
+        per_episode_rewards=result.per_episode_rewards.tolist(),
         source_timesteps=source_timesteps,
         adaptation_timesteps=adaptation_timesteps,
         packages=package_versions(),
     )
+
+
+def r_per_task(spec: Experiment, item: Run, episodes_in_t: float) -> np.ndarray:
+    """
+    :return: The run's R per episode on each task: the reward over T over the episodes T held where the experiment's
+        episodes end early (``Experiment.terminating``), else over T's steps in episodes of ``episode_steps``.
+    """
+    if spec.terminating:
+        if item.per_episode_rewards is None:
+            raise ValueError(f"{spec.env_id}: a run without per_episode_rewards; run it again with this reproduce.py")
+        return np.asarray(item.per_episode_rewards)
+    return np.asarray(item.total_rewards) / episodes_in_t
 
 
 def early_r(item: Run, timesteps: int) -> float:
@@ -454,7 +478,7 @@ def early_r(item: Run, timesteps: int) -> float:
     return float(np.mean(returns)) if returns else float("nan")
 
 
-def iqm(items: list[Run], episodes_in_t: float) -> tuple[float, float, float]:
+def iqm(spec: Experiment, items: list[Run], episodes_in_t: float) -> tuple[float, float, float]:
     """
     Interquartile mean of R per episode over every (seed, task), with a 95 % stratified bootstrap interval
     (rliable, Agarwal et al. 2021: seeds resampled within each task).
@@ -466,7 +490,9 @@ def iqm(items: list[Run], episodes_in_t: float) -> tuple[float, float, float]:
     from rliable import library, metrics
 
     tasks = sorted({str(task) for task in items[0].tasks})
-    scores = np.array([[dict(zip(map(str, r.tasks), r.total_rewards, strict=True))[t] for t in tasks] for r in items])
+    scores = np.array(
+        [[dict(zip(map(str, r.tasks), r_per_task(spec, r, episodes_in_t), strict=True))[t] for t in tasks] for r in items]
+    )
     # rliable resamples with numpy's global generator (its random_state is not used there): seed it, so that a page
     # rendered again shows the same interval, and leave it as it was
     global_state = np.random.get_state()
@@ -475,7 +501,7 @@ def iqm(items: list[Run], episodes_in_t: float) -> tuple[float, float, float]:
         with warnings.catch_warnings():  # arch's notice that random_state will give way to a numpy Generator
             warnings.simplefilter("ignore", FutureWarning)
             point, interval = library.get_interval_estimates(
-                {"method": scores / episodes_in_t}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000,
+                {"method": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000,
                 random_state=np.random.RandomState(0),
             )  # fmt: skip
     finally:
@@ -517,7 +543,7 @@ def claims(
     episodes_in_t = adaptation_timesteps / spec.episode_steps
 
     def r_per_episode(method: str) -> float:
-        return float(np.mean([np.mean(r.total_rewards) for r in runs if r.method == method]) / episodes_in_t)
+        return float(np.mean([np.mean(r_per_task(spec, r, episodes_in_t)) for r in runs if r.method == method]))
 
     lines = []
     normaliser = NORMALISER.get(spec.kind)
@@ -583,6 +609,8 @@ def claims(
         lines += alone_claims([r for r in runs if r.method == "mlsh"])
         if spec.kind == "ant" and spec.source is None:
             lines += target_claims([r for r in runs if r.method == "mlsh"])
+        if spec.kind == "humanoid" and spec.source is None:
+            lines += humanoid_claims(spec, [r for r in runs if r.method == "mlsh"])
     lines += key_claims(spec, runs, methods)
     if spec.sparse_reward:
         lines += rewarded_claims(runs, methods)
@@ -719,6 +747,37 @@ def target_claims(mlsh_runs: list[Run]) -> list[str]:
     return lines
 
 
+def humanoid_claims(spec: Experiment, mlsh_runs: list[Run]) -> list[str]:
+    """
+    Humanoid walk / crawl: per seed, what each sub-policy does alone on each task (actions sampled), and in how many
+    seeds each task has a sub-policy that does its job: on walk, upright for whole episodes (never ending early)
+    while moving forward; on crawl, back under the slab (past x = -6.5) by the end.
+    """
+    from sb3_mlsh.envs.humanoid import WALK
+
+    lines: list[str] = []
+    jobs = 0
+    measured = [item for item in mlsh_runs if item.alone_humanoid is not None]
+    for item in measured:
+        assert item.alone_humanoid is not None
+        parts, done = [], {}
+        for k, per_task in enumerate(item.alone_humanoid):
+            for task, (mean_return, steps, moved, whole) in zip(spec.evaluation_tasks(), per_task, strict=True):
+                name = "walk" if task == WALK else "crawl"
+                parts.append(f"sub-policy {k} on {name}: return {mean_return:.0f}, {steps:.0f} steps, x {moved:+.1f}")
+                job = whole == 1.0 and moved > 0 if task == WALK else moved < HUMANOID_UNDER_SLAB
+                done[name] = done.get(name, False) or bool(job)
+        jobs += all(done.values())
+        lines.append(f"- Seed {item.seed}, each sub-policy alone, actions sampled: " + "; ".join(parts) + ".")
+    if measured:
+        lines.append(
+            f"- Each task has a sub-policy that does its job alone ({HUMANOID_ALONE_EPISODES} episodes each, actions "
+            f"sampled; walk: upright for every whole episode and moving forward; crawl: ending under the slab, x < "
+            f"{HUMANOID_UNDER_SLAB:g}) in {jobs} of {len(measured)} seeds."
+        )
+    return lines
+
+
 TARGET_REACHED = 1.0  # Ant TwoWalk: a sub-policy alone that ends this near its target walks there
 
 
@@ -801,8 +860,11 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         writer = csv.writer(handle)
         writer.writerow(["method", "seed", "task", "reward_first_T", "reward_per_episode_first_T", "final_return", "seconds"])
         for item in runs:
-            for task, total, final in zip(item.tasks, item.total_rewards, item.final_returns, strict=True):
-                writer.writerow([item.method, item.seed, task, total, total / episodes_in_t, final, round(item.seconds)])
+            values = zip(
+                item.tasks, item.total_rewards, r_per_task(spec, item, episodes_in_t), item.final_returns, strict=True
+            )
+            for task, total, r, final in values:
+                writer.writerow([item.method, item.seed, task, total, r, final, round(item.seconds)])
 
     measured = {r.method for r in runs}
     methods = [method for method in METHODS if method in args.methods and method in measured]
@@ -923,7 +985,13 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         f"Wall-clock: {seconds / 60:.1f} min in all{cpu_time(runs)}." + (f"  \n{spec.note}" if spec.note else ""),
         "",
         "R is the reward a fresh learner collects during its first T steps on a task (the paper's figure of merit), "
-        f'shown per episode; "after" is the adapted learner\'s mean return in {spec.n_eval_episodes} deterministic episodes '
+        + (
+            "shown per episode of those steps (the Humanoid's episodes end when it falls: the reward over T over the "
+            "episodes it held, so that falling at once earns no alive bonus for the rest of an episode's steps); "
+            if spec.terminating
+            else "shown per episode; "
+        )
+        + f'"after" is the adapted learner\'s mean return in {spec.n_eval_episodes} deterministic episodes '
         "per task. Means over seeds and tasks, with the range over seeds in brackets; the IQM is the interquartile "
         "mean over every (seed, task) with a 95 % stratified bootstrap interval (rliable).",
         "",
@@ -932,14 +1000,14 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
     ]
     for method in methods:
         items = [r for r in runs if r.method == method]
-        per_seed = np.array([np.mean(r.total_rewards) / episodes_in_t for r in items])
+        per_seed = np.array([np.mean(r_per_task(spec, r, episodes_in_t)) for r in items])
         after = np.array([np.mean(r.final_returns) for r in items])
         ratio = f" {per_seed.mean() / refs[normaliser]:.2f} |" if normaliser else ""
         early = ""
         for timesteps in spec.report_at:
             values = np.array([early_r(r, timesteps) for r in items])
             early += f" {values.mean():.2f} [{values.min():.2f}, {values.max():.2f}] |"
-        middle, low, high = iqm(items, episodes_in_t)
+        middle, low, high = iqm(spec, items, episodes_in_t)
         lines.append(
             f"| {LABELS[method]} |{early} {per_seed.mean():.2f} [{per_seed.min():.2f}, {per_seed.max():.2f}] "
             f"| {middle:.2f} [{low:.2f}, {high:.2f}] "
