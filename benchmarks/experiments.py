@@ -778,8 +778,9 @@ def draw_paths(axis: Any, experiment: Experiment, paths: dict[str, Any]) -> None
 def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib.Path, every: int = 20) -> None:
     """
     A GIF of each sub-policy acting alone for a whole episode (``alone_episode``, as ``subpolicy_paths``), side by
-    side, one frame every ``every`` steps shown for 0.1 s (the Ant: 1 s of simulated time, ten times as fast as
-    real). Rendered off-screen: without a display, MuJoCo uses EGL (``MUJOCO_GL=egl``) unless ``MUJOCO_GL`` says
+    side, one frame every ``every`` steps shown for 0.1 s (``video_speed``); on the Humanoid, an episode of each
+    evaluation task after the other (walk, then crawl), a sub-policy that fell early showing its last frame until the
+    others end. Rendered off-screen: without a display, MuJoCo uses EGL (``MUJOCO_GL=egl``) unless ``MUJOCO_GL`` says
     otherwise.
 
     :param path: The GIF to write.
@@ -788,15 +789,26 @@ def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib
 
     if "DISPLAY" not in os.environ:
         os.environ.setdefault("MUJOCO_GL", "egl")
-    columns = []
-    for k in range(model.n_subpolicies):
-        env = gym.make(experiment.env_id, render_mode="rgb_array", width=240, height=240, **experiment.env_kwargs)
-        frames = [env.render() for step, _ in enumerate(alone_episode(model, env, k, seed)) if step % every == 0]
-        env.close()
-        columns.append(frames)
-    pictures = [Image.fromarray(np.concatenate(row, axis=1)) for row in zip(*columns, strict=True)]
+    pictures = []
+    for task in experiment.evaluation_tasks() if experiment.kind == "humanoid" else [None]:
+        columns = []
+        for k in range(model.n_subpolicies):
+            env = gym.make(experiment.env_id, render_mode="rgb_array", width=240, height=240, **experiment.env_kwargs)
+            if task is not None:
+                env.unwrapped.set_task(task)  # type: ignore[attr-defined]
+            frames = [env.render() for step, _ in enumerate(alone_episode(model, env, k, seed)) if step % every == 0]
+            env.close()
+            columns.append(frames)
+        length = max(map(len, columns))
+        columns = [frames + frames[-1:] * (length - len(frames)) for frames in columns]
+        pictures += [Image.fromarray(np.concatenate(row, axis=1)) for row in zip(*columns, strict=True)]
     path.parent.mkdir(parents=True, exist_ok=True)
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=100, loop=0, optimize=True)
+
+
+def video_speed(experiment: Experiment, every: int = 20) -> float:
+    """:return: How many times as fast as real ``subpolicy_video`` shows the env (``every`` steps per 0.1 s frame)."""
+    return float(every * gym.make(experiment.env_id, **experiment.env_kwargs).unwrapped.dt / 0.1)  # type: ignore[attr-defined]
 
 
 def subpolicies_separate(experiment: Experiment, paths: dict[str, Any], share: float = 0.5) -> bool | None:

@@ -74,6 +74,7 @@ from benchmarks.experiments import (
     subpolicies_separate,
     subpolicy_paths,
     subpolicy_video,
+    video_speed,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -418,7 +419,7 @@ def run(config: tuple[str, str, int, int, int, str, str | None, dict[str, Any]])
                     returns, _, keys = subpolicies_alone(model, spec, seed + 1, deterministic)
                     alone[f"alone{suffix}"] = returns.tolist()
                     alone[f"alone_keys{suffix}"] = keys.tolist() if spec.key_index is not None else None
-            if spec.kind == "ant" and method != "mlsh_fixed_master":
+            if spec.kind in ("ant", "humanoid") and method != "mlsh_fixed_master":
                 subpolicy_video(model, spec, seed, video_path(out, name, seed))
             if spec.kind == "humanoid" and spec.source is None:
                 alone["alone_humanoid"] = humanoid_alone(model, spec, seed)
@@ -961,8 +962,11 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         videos = [(seed, path) for seed, path in videos if path.is_file()]
         if videos:
             pictures += [
-                "Each sub-policy acting alone from the same start, side by side (sub-policy 0 on the left, ten times "
-                "as fast as real): " + ", ".join(f"[seed {seed}]({path.name})" for seed, path in videos) + ".",
+                "Each sub-policy acting alone from the same start, side by side (sub-policy 0 on the left, "
+                + ("on walk, then on crawl, " if spec.kind == "humanoid" else "")
+                + f"{video_speed(spec):g} times as fast as real): "
+                + ", ".join(f"[seed {seed}]({path.name})" for seed, path in videos)
+                + ".",
                 "",
             ]
 
