@@ -775,6 +775,20 @@ def draw_paths(axis: Any, experiment: Experiment, paths: dict[str, Any]) -> None
     axis.set_aspect("equal")
 
 
+# the Humanoid seen from its side, following it (its own camera looks down on it from behind): the slab in view
+VIDEO_CAMERA = {
+    "humanoid": {
+        "default_camera_config": {
+            "trackbodyid": 1,
+            "distance": 6.0,
+            "elevation": -10.0,
+            "azimuth": 90.0,
+            "lookat": [0.0, 0.0, 1.0],
+        }
+    }
+}
+
+
 def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib.Path, every: int = 20) -> None:
     """
     A GIF of each sub-policy acting alone for a whole episode (``alone_episode``, as ``subpolicy_paths``), side by
@@ -793,7 +807,10 @@ def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib
     for task in experiment.evaluation_tasks() if experiment.kind == "humanoid" else [None]:
         columns = []
         for k in range(model.n_subpolicies):
-            env = gym.make(experiment.env_id, render_mode="rgb_array", width=240, height=240, **experiment.env_kwargs)
+            env = gym.make(
+                experiment.env_id, render_mode="rgb_array", width=240, height=240, **VIDEO_CAMERA.get(experiment.kind, {}),
+                **experiment.env_kwargs,
+            )  # fmt: skip
             if task is not None:
                 env.unwrapped.set_task(task)  # type: ignore[attr-defined]
             frames = [env.render() for step, _ in enumerate(alone_episode(model, env, k, seed)) if step % every == 0]
