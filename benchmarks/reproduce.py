@@ -11,8 +11,8 @@ Experiments (benchmarks/experiments.py): movement_bandits, key_door, four_rooms,
 ant_two_walk_far (its targets 50 away instead of 5), and ant_obstacle, the paper's transfer: it meta-trains nothing,
 but starts from the models ant_two_walk_far kept for the same seeds (run that first, with the same ``--out``); and
 humanoid_walk_crawl with its transfer humanoid_course, the same way. MLSH uses the env's entry of hyperparams/mlsh.yml;
-the PPO baselines use its n_envs and n_steps. On the Ant, each MLSH run also writes a GIF of its sub-policies acting
-alone.
+the PPO baselines use its n_envs and n_steps. On the Ant and the Humanoid, each MLSH run also writes a GIF of its
+sub-policies acting alone.
 
 Methods: MLSH (fresh master, sub-policies frozen); MLSH without warm-up (W = 0); MLSH with the
 master acting every step (N = 1); shared policy (one PPO policy trained on the whole task
