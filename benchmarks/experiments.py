@@ -29,6 +29,7 @@ import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
+from sb3_mlsh.envs.humanoid import HumanoidWalkCrawlEnv
 from sb3_mlsh.zoo import mlsh_settings
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
@@ -582,12 +583,10 @@ def references(experiment: Experiment, seed: int = 10) -> dict[str, float]:
             "scripted: shortest path to the goal": scripted_return(experiment, shortest_path_action, 24, seed),
             "uniformly random moves": scripted_return(experiment, lambda env, obs, task: int(rng.integers(4)), 24, seed),
         }
-    if experiment.kind == "humanoid":
-        zero = np.zeros(17, dtype=np.float32)
-        label = "zero torques (the Humanoid falls where it stands)"
-        return {label: scripted_return(experiment, lambda env, obs, task: zero, 2, seed)}
-    zero = np.zeros(8, dtype=np.float32)
-    return {"zero torques (the Ant stays at the start)": scripted_return(experiment, lambda env, obs, task: zero, 2, seed)}
+    space = gym.make(experiment.env_id, **experiment.env_kwargs).action_space
+    zero = np.zeros(space.shape, dtype=np.float32)
+    label = "the Humanoid falls where it stands" if experiment.kind == "humanoid" else "the Ant stays at the start"
+    return {f"zero torques ({label})": scripted_return(experiment, lambda env, obs, task: zero, 2, seed)}
 
 
 def adaptation_r(model: Any, experiment: Experiment, n_envs: int, seed: int) -> tuple[Any, float]:
@@ -697,7 +696,8 @@ def sampled_ends(model: Any, experiment: Experiment, seed: int, n_episodes: int 
 
 
 HUMANOID_ALONE_EPISODES = 4  # Humanoid: episodes per sub-policy and task alone, actions sampled
-HUMANOID_UNDER_SLAB = -6.5  # HumanoidWalkCrawl-v0's crawl: the slab begins this far behind the start (x)
+# HumanoidWalkCrawl-v0's crawl: where the slab begins behind the start (x; its front edge)
+HUMANOID_UNDER_SLAB = HumanoidWalkCrawlEnv.CEILING_X + HumanoidWalkCrawlEnv.CEILING_HALF_SIZE[0]
 
 
 def humanoid_alone(model: Any, experiment: Experiment, seed: int, n_episodes: int = HUMANOID_ALONE_EPISODES) -> list[Any]:
@@ -706,8 +706,8 @@ def humanoid_alone(model: Any, experiment: Experiment, seed: int, n_episodes: in
     for ``n_episodes`` whole episodes of each evaluation task, from the starts of ``seed + 1``, ``seed + 2``, ... (the
     samples from torch's generator seeded with ``seed`` and restored after).
 
-    :return: ``[k][task] -> (mean return, mean steps, mean x moved, share of episodes that last the time limit)``:
-        on walk, an episode that lasts the limit never fell; x moved is the root's, forward positive.
+    :return: ``[k][task] -> (mean return, mean steps, mean x moved)``: on walk, steps at the time limit in every
+        episode mean the Humanoid never fell; x moved is the root's, forward positive.
     """
     import torch as th
 
@@ -722,12 +722,13 @@ def humanoid_alone(model: Any, experiment: Experiment, seed: int, n_episodes: in
                 unwrapped.set_task(task)
                 episodes = []
                 for episode in range(n_episodes):
-                    start = None
-                    for _ in alone_episode(model, env, k, seed + 1 + episode, deterministic=False):
-                        start = float(unwrapped.data.qpos[0]) if start is None else start
-                    steps = int(env.length_queue[-1])
-                    moved = float(unwrapped.data.qpos[0]) - (start or 0.0)
-                    episodes.append((float(env.return_queue[-1]), steps, moved, steps >= experiment.episode_steps))
+                    steps = alone_episode(model, env, k, seed + 1 + episode, deterministic=False)
+                    next(steps)  # the reset
+                    start = float(unwrapped.data.qpos[0])
+                    for _ in steps:
+                        pass
+                    moved = float(unwrapped.data.qpos[0]) - start
+                    episodes.append((float(env.return_queue[-1]), int(env.length_queue[-1]), moved))
                 per_task.append(np.mean(episodes, axis=0).tolist())
             measured.append(per_task)
     env.close()
@@ -789,7 +790,10 @@ VIDEO_CAMERA = {
 }
 
 
-def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib.Path, every: int = 20) -> None:
+VIDEO_EVERY = 20  # steps per frame of subpolicy_video
+
+
+def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib.Path, every: int = VIDEO_EVERY) -> None:
     """
     A GIF of each sub-policy acting alone for a whole episode (``alone_episode``, as ``subpolicy_paths``), side by
     side, one frame every ``every`` steps shown for 0.1 s (``video_speed``); on the Humanoid, an episode of each
@@ -823,9 +827,12 @@ def subpolicy_video(model: Any, experiment: Experiment, seed: int, path: pathlib
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=100, loop=0, optimize=True)
 
 
-def video_speed(experiment: Experiment, every: int = 20) -> float:
+def video_speed(experiment: Experiment, every: int = VIDEO_EVERY) -> float:
     """:return: How many times as fast as real ``subpolicy_video`` shows the env (``every`` steps per 0.1 s frame)."""
-    return float(every * gym.make(experiment.env_id, **experiment.env_kwargs).unwrapped.dt / 0.1)  # type: ignore[attr-defined]
+    env = gym.make(experiment.env_id, **experiment.env_kwargs)
+    dt = float(env.unwrapped.dt)  # type: ignore[attr-defined]
+    env.close()
+    return every * dt / 0.1
 
 
 def subpolicies_separate(experiment: Experiment, paths: dict[str, Any], share: float = 0.5) -> bool | None:
