@@ -44,7 +44,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from benchmarks.experiments import EXPERIMENTS, EpisodeWindows, add_out_argument, invocation, keep_run, page_header
+from benchmarks.experiments import (
+    EXPERIMENTS,
+    EpisodeWindows,
+    add_out_argument,
+    counted,
+    invocation,
+    keep_run,
+    page_header,
+)
 from benchmarks.reproduce import CHUNKS, Checkpoints, load_statistics, save_checkpoint, statistics_path
 from sb3_mlsh.zoo import mlsh_settings
 
@@ -284,7 +292,7 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
             rates = [row["timesteps"] / (row["cpu_minutes"] * 60) for row in runs]
             lines += [
                 "",
-                f"Most likely actions at the end: {np.mean(finals):.1f} on average over {len(finals)} seeds; "
+                f"Most likely actions at the end: {np.mean(finals):.1f} on average over {counted(len(finals), 'seed')}; "
                 f"{np.mean(rates):.0f} steps per CPU second of training.",
                 "",
             ]

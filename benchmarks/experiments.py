@@ -46,6 +46,11 @@ def add_out_argument(parser: Any, project: str) -> None:
     )  # fmt: skip
 
 
+def counted(n: int, noun: str) -> str:
+    """:return: ``"1 seed"``, ``"3 seeds"``: ``n`` and the noun, plural unless ``n`` is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def module_of(script: str) -> str:
     """:return: The module that runs a benchmark named by its file (``"master_settings.py"``: its diagnostics module)."""
     stem = script.removesuffix(".py")

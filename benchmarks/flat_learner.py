@@ -44,6 +44,7 @@ from benchmarks.experiments import (
     add_out_argument,
     alone_episode,
     code_version,
+    counted,
     package_versions,
     page_header,
     setting,
@@ -214,7 +215,7 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
         for algorithm, label in ALGORITHMS.items():
             lasts = [last_quarter(r["returns"]) for r in runs if r["algorithm"] == algorithm]
             if lasts:
-                lines.append(f"\n{label}: last quarter {np.mean(lasts):.1f} on average over {len(lasts)} seeds.")
+                lines.append(f"\n{label}: last quarter {np.mean(lasts):.1f} on average over {counted(len(lasts), 'seed')}.")
         lines.append("")
     (out / RUNS).with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
@@ -263,7 +264,7 @@ def main() -> None:
         ]  # fmt: skip
         configs = [config for config in configs if (case(config), config["algorithm"], config["seed"]) not in done]
         command = f"python -m benchmarks.flat_learner {' '.join(sys.argv[1:])}"
-        machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {args.jobs} runs at a time"
+        machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {counted(args.jobs, 'run')} at a time"
         commit = code_version()  # as the command started: a commit made while the runs go does not relabel them
         kept = dict(command=command, date=str(datetime.date.today()), machine=machine, commit=commit,
                     packages=package_versions())  # fmt: skip
