@@ -1,4 +1,4 @@
-"""Observation normalisation inside MLSH: which spaces, when the statistics change, what is saved."""
+"""Observation and reward normalisation inside MLSH: which spaces, when the statistics change, what is saved."""
 
 import io
 import json
@@ -12,10 +12,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecNormalize
 from test_run import SMALL
 
 from sb3_mlsh import MLSH, MLSHPolicy, evaluate_adaptation
-from sb3_mlsh.common.normalization import ObservationNormalizer
+from sb3_mlsh.common.normalization import ObservationNormalizer, RewardNormalizer
 
 pytestmark = pytest.mark.filterwarnings("ignore:MLSH. the env has no task protocol")
 
@@ -179,3 +180,119 @@ def test_a_model_saved_before_normalisation_loads_without_it(tmp_path):
         assert loaded.normalize_observations is False and loaded.policy.obs_normalizer is None
         np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
         loaded.learn(SMALL["n_steps"] * 2, reset_num_timesteps=False)
+
+
+class LargeRewards(gym.RewardWrapper):
+    """Scaled's env with rewards far from unit scale: 50 * reward + 3 on every step."""
+
+    def reward(self, reward: float) -> float:
+        return 50.0 * reward + 3.0
+
+
+def large_reward_env(n_envs: int = 2, seed: int = 0):
+    return make_vec_env(lambda: LargeRewards(Scaled(gym.make("MovementBandits-v0"))), n_envs=n_envs, seed=seed)
+
+
+class RewardRecorder(BaseCallback):
+    """Per iteration: the env's rewards and the episode starts of each step; checks the sub-policies' rewards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rewards: list[np.ndarray] = []
+        self.starts: list[np.ndarray] = []
+        self.variances: list[float] = []
+
+    def _on_rollout_start(self) -> None:
+        self.var = self.model.policy.reward_normalizer.var.clone()
+        self.iteration_rewards: list[np.ndarray] = []
+
+    def _on_step(self) -> bool:
+        assert th.equal(self.model.policy.reward_normalizer.var, self.var), "statistics changed during collection"
+        self.starts.append(np.asarray(self.locals["self"]._last_episode_starts, dtype=bool).copy())
+        self.iteration_rewards.append(self.locals["rewards"].copy())
+        return True
+
+    def _on_rollout_end(self) -> None:
+        raw = np.stack(self.iteration_rewards)
+        expected = np.clip(raw / np.sqrt(float(self.var) + 1e-8), -10.0, 10.0).astype(np.float32)
+        np.testing.assert_array_equal(self.model.rollout_buffer.rewards, expected)
+        self.rewards.append(raw)
+        self.variances.append(float(self.var))
+
+
+def test_normalize_rewards_scales_the_subpolicies_rewards_by_the_returns_of_earlier_iterations():
+    recorder = RewardRecorder()
+    model = MLSH("MlpPolicy", large_reward_env(), normalize_rewards=True, bootstrap_truncation=False, **SMALL)
+    model.learn(3 * SMALL["n_steps"] * 2, callback=recorder)
+    assert len(recorder.rewards) == 3
+    # the discounted return of each env, restarted with each episode (as VecNormalize), pooled per iteration
+    running, returns = RunningMeanStd(shape=()), np.zeros(2)
+    starts = iter(recorder.starts)
+    for i, rewards in enumerate(recorder.rewards):
+        assert recorder.variances[i] == pytest.approx(running.var, rel=1e-10), f"iteration {i}"
+        seen = []
+        for step_rewards in rewards:
+            returns = np.where(next(starts), 0.0, model.gamma * returns) + step_rewards
+            seen.append(returns)
+        running.update(np.concatenate(seen))
+    assert float(model.policy.reward_normalizer.var) == pytest.approx(running.var, rel=1e-10)
+    assert running.var > 100.0  # the returns are far from unit scale, so the scaling is not near 1
+
+
+def test_normalize_rewards_leaves_the_masters_rewards_as_the_env_gives_them():
+    buffers = []
+    for normalize in (False, True):
+        model = MLSH("MlpPolicy", large_reward_env(), normalize_rewards=normalize, **SMALL)
+        model.learn(2 * SMALL["n_steps"] * 2)  # the second iteration's rewards scaled by the first's returns
+        buffers.append(model.master_rollout_buffer.rewards.copy())
+    # a warm-up iteration, then a joint one: the same steps either way until the sub-policies' first update
+    np.testing.assert_array_equal(buffers[0], buffers[1])
+    assert np.abs(buffers[0]).max() >= 9.0  # a macro step of 3 env steps of at least 3 each, not scaled down
+
+
+def test_reward_statistics_as_vec_normalize_computes_them():
+    """The same rewards and episode ends give SB3's VecNormalize and RewardNormalizer the same scaling."""
+    rng = np.random.default_rng(0)
+    rewards, dones = rng.normal(5.0, 20.0, size=(300, 2)), rng.random((300, 2)) < 0.05
+    vec_normalize = VecNormalize(make_vec_env("CartPole-v1", n_envs=2), norm_obs=False, gamma=0.9, clip_reward=3.0)
+    normalizer, returns, starts = RewardNormalizer(clip_reward=3.0), np.zeros(2), np.zeros(2, dtype=bool)
+    seen = []
+    for step_rewards, step_dones in zip(rewards, dones, strict=True):
+        vec_normalize._update_reward(step_rewards)
+        vec_normalize.returns[step_dones] = 0
+        returns = np.where(starts, 0.0, 0.9 * returns) + step_rewards
+        seen.append(returns)
+        starts = step_dones
+    batch = RunningMeanStd(shape=())
+    batch.update(np.concatenate(seen))
+    normalizer.update(batch)
+    probe = np.array([-100.0, -1.0, 0.0, 2.5, 1000.0])
+    np.testing.assert_allclose(normalizer.normalize(probe), vec_normalize.normalize_reward(probe), rtol=1e-5)
+    assert normalizer.normalize(probe).dtype == np.float32 and normalizer.normalize(probe)[-1] == 3.0
+
+
+def test_reward_statistics_are_saved_and_frozen_with_the_subpolicies(tmp_path):
+    model = MLSH("MlpPolicy", large_reward_env(), normalize_rewards=True, clip_reward=4.0, **SMALL)
+    model.learn(2 * SMALL["n_steps"] * 2)
+    model.save(tmp_path / "model.zip")
+    loaded = MLSH.load(tmp_path / "model.zip", env=large_reward_env())
+    assert loaded.normalize_rewards and loaded.clip_reward == 4.0 and loaded.policy.reward_normalizer.clip_reward == 4.0
+    for key, value in model.policy.reward_normalizer.state_dict().items():
+        assert th.equal(value, loaded.policy.reward_normalizer.state_dict()[key])
+    before = loaded.policy.reward_normalizer.var.clone()
+    loaded.train_subpolicies = False
+    loaded.learn(2 * SMALL["n_steps"] * 2, reset_num_timesteps=False)
+    assert th.equal(loaded.policy.reward_normalizer.var, before)
+    loaded.train_subpolicies = True
+    loaded.learn(SMALL["n_steps"] * 2, reset_num_timesteps=False)
+    assert not th.equal(loaded.policy.reward_normalizer.var, before)
+
+
+def test_a_model_saved_before_reward_normalisation_loads_without_it(tmp_path):
+    model = MLSH("MlpPolicy", scaled_env(), **SMALL)
+    model.learn(SMALL["n_steps"] * 2)
+    model.save(tmp_path / "new.zip")
+    (tmp_path / "old.zip").write_bytes(without_attribute(tmp_path / "new.zip", "normalize_rewards"))
+    loaded = MLSH.load(tmp_path / "old.zip", env=scaled_env())
+    assert loaded.normalize_rewards is False and loaded.policy.reward_normalizer is None
+    loaded.learn(SMALL["n_steps"] * 2, reset_num_timesteps=False)

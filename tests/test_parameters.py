@@ -45,6 +45,8 @@ WRONG = {
     "bootstrap_truncation": ("False", None),
     "normalize_observations": ("True", None),
     "clip_obs": ("5", 0.0),
+    "normalize_rewards": ("yes", 1),
+    "clip_reward": (-1.0, 0),
     "reset_master_on_load": (0, None),
     "stats_window_size": (100.0, 0),
     "tensorboard_log": (3, None),

@@ -94,8 +94,8 @@ class DistributedMLSH(MLSH):
                 "policy_kwargs' optimizer_class Adam or AdamW (SB3's default) without amsgrad, or subpolicy_sync='gather'."
             )
         self._broadcast_subpolicies(owners=[0] * self.n_subpolicies)
-        if self.policy.obs_normalizer is not None:
-            for buffer in self.policy.obs_normalizer.buffers():
+        for normalizer in (self.policy.obs_normalizer, self.policy.reward_normalizer):
+            for buffer in normalizer.buffers() if normalizer is not None else ():
                 self._collective(dist.broadcast, buffer, src=0)
 
     def _group_placement(self) -> tuple[int, int]:
@@ -240,8 +240,8 @@ class DistributedMLSH(MLSH):
             pooled.observations = np.concatenate([rows["observations"] for rows in gathered])
         return pooled
 
-    def _pooled_obs_stats(self, stats: RunningMeanStd) -> RunningMeanStd:
-        """:return: The statistics of every process's observations of this iteration, combined in rank order."""
+    def _pooled_stats(self, stats: RunningMeanStd) -> RunningMeanStd:
+        """:return: The statistics of every process's observations (or returns) of this iteration, combined in rank order."""
         gathered: list[Any] = [None] * self.world_size
         self._collective(dist.all_gather_object, gathered, (stats.mean, stats.var, stats.count), group=self._cpu_group)
         pooled = RunningMeanStd(epsilon=0.0, shape=stats.mean.shape)

@@ -128,6 +128,13 @@ class MLSH(OnPolicyAlgorithm):
         after the update, so that each iteration collects and trains with the same ones; they are frozen when
         ``train_subpolicies=False`` (adaptation, transfer) and saved with the model.
     :param clip_obs: Bound of the normalised observations (the original code: 5).
+    :param normalize_rewards: Whether the sub-policies learn from rewards divided by a running estimate of the
+        standard deviation of their discounted return (``gamma``), as SB3's PPO does in a ``VecNormalize`` with
+        ``norm_reward=True`` (rl-zoo3's MuJoCo entries). Without it the value loss of returns in the hundreds (the
+        Humanoid's alive bonus, the Ant's velocity) makes nearly all of the gradient norm that ``max_grad_norm``
+        clips. The statistics are updated once per iteration, after the update, from every env's returns; they are
+        saved with the model. The masters learn from the env's rewards as they are.
+    :param clip_reward: Bound of the scaled rewards.
     :param reset_master_on_load: Only as an argument of ``MLSH.load``: start every task group with a
         fresh master instead of the saved ones (the paper's transfer); the saved number of task groups
         may then differ from ``n_task_groups``. Never saved.
@@ -194,6 +201,8 @@ class MLSH(OnPolicyAlgorithm):
         bootstrap_truncation: bool = True,
         normalize_observations: bool = True,
         clip_obs: float = 5.0,
+        normalize_rewards: bool = False,
+        clip_reward: float = 10.0,
         reset_master_on_load: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -247,6 +256,8 @@ class MLSH(OnPolicyAlgorithm):
         self.bootstrap_truncation = bootstrap_truncation
         self.normalize_observations = normalize_observations
         self.clip_obs = clip_obs
+        self.normalize_rewards = normalize_rewards
+        self.clip_reward = clip_reward
         self.reset_master_on_load = reset_master_on_load
         # The task groups' tasks and positions in the schedule, and the task generator (saved with the model)
         self.task_groups: TaskSchedule | None = None
@@ -254,6 +265,8 @@ class MLSH(OnPolicyAlgorithm):
         self._task_returns: dict[Any, deque[float]] = {}
         self._warned_single_task = False
         self._new_obs_stats: RunningMeanStd | None = None  # this iteration's observations, for the normaliser
+        self._new_return_stats: RunningMeanStd | None = None  # this iteration's discounted returns, likewise
+        self._discounted_returns: np.ndarray | None = None  # per env, the return so far (normalize_rewards)
         self._rewarded_masters: np.ndarray | None = None  # per task group: whether its batch earned any reward
         # The steps of a run that goes through several learn(..., reset_num_timesteps=False) calls (checkpoints between
         # them): when set, the schedules' progress is num_timesteps / schedule_timesteps instead of each call's own
@@ -336,6 +349,8 @@ class MLSH(OnPolicyAlgorithm):
             n_masters=self.n_task_groups,
             normalize_observations=self.normalize_observations and normalizable(self.observation_space),
             clip_obs=self.clip_obs,
+            normalize_rewards=self.normalize_rewards,
+            clip_reward=self.clip_reward,
             **self.policy_kwargs,
         )
         self.policy = self.policy.to(self.device)
@@ -422,6 +437,8 @@ class MLSH(OnPolicyAlgorithm):
             "_env_has_tasks",
             "_task_set_size",
             "_new_obs_stats",
+            "_new_return_stats",
+            "_discounted_returns",
             "_rewarded_masters",
             "reset_master_on_load",
             "schedule_timesteps",
@@ -691,10 +708,14 @@ class MLSH(OnPolicyAlgorithm):
         group_of_env = self.task_groups.group_of_env
         self._rewarded_masters = np.zeros(self.n_task_groups, dtype=bool)
         bootstrapped, earned = 0.0, 0.0  # reward magnitudes: from time-limit bootstraps, from the env
-        normalizer = self.policy.obs_normalizer
-        self._new_obs_stats = None
-        # this iteration's observations, for the normaliser's statistics (computed once, when all are in)
+        normalizer, reward_normalizer = self.policy.obs_normalizer, self.policy.reward_normalizer
+        self._new_obs_stats = self._new_return_stats = None
+        # this iteration's observations and discounted returns, for the normalisers' statistics (computed once, when
+        # all are in)
         observed: list[np.ndarray] | None = [] if normalizer is not None and self.train_subpolicies else None
+        returns_seen: list[np.ndarray] | None = [] if reward_normalizer is not None and self.train_subpolicies else None
+        if returns_seen is not None and (self._discounted_returns is None or len(self._discounted_returns) != env.num_envs):
+            self._discounted_returns = np.zeros(env.num_envs)
         callback.on_rollout_start()
 
         n_steps = 0
@@ -727,14 +748,21 @@ class MLSH(OnPolicyAlgorithm):
                 actions = actions.reshape(-1, 1)
 
             macro.step(rewards)
-            earned += float(np.abs(rewards).sum())
+            if returns_seen is not None:  # as VecNormalize: the return restarts with each episode
+                assert self._discounted_returns is not None
+                starts = np.asarray(self._last_episode_starts, dtype=bool)
+                self._discounted_returns = np.where(starts, 0.0, self.gamma * self._discounted_returns) + rewards
+                returns_seen.append(self._discounted_returns)
+            # the sub-policies' rewards (the masters' are the env's, summed by the macro step)
+            sub_rewards = rewards if reward_normalizer is None else reward_normalizer.normalize(rewards)
+            earned += float(np.abs(sub_rewards).sum())
             if self.bootstrap_truncation:
-                bootstrapped += self._bootstrap_time_limits(rewards, dones, infos)
+                bootstrapped += self._bootstrap_time_limits(sub_rewards, dones, infos)
 
             rollout_buffer.add(
                 last_inputs,
                 actions,
-                rewards,
+                sub_rewards,
                 self._last_episode_starts,  # type: ignore[arg-type]
                 values,
                 log_probs,
@@ -762,6 +790,9 @@ class MLSH(OnPolicyAlgorithm):
         if observed is not None and normalizer is not None:
             self._new_obs_stats = RunningMeanStd(epsilon=0.0, shape=tuple(normalizer.mean.shape))
             self._new_obs_stats.update(np.concatenate(observed))
+        if returns_seen is not None:
+            self._new_return_stats = RunningMeanStd(epsilon=0.0, shape=())
+            self._new_return_stats.update(np.concatenate(returns_seen))
         usage = np.bincount(rollout_buffer.subpolicies.ravel(), minlength=self.n_subpolicies)
         record_rollout(self.logger, self.task_groups, usage, self._task_returns, self._task_set_size)
         self.logger.record("rollout/bootstrap_fraction", bootstrapped / max(bootstrapped + earned, 1e-8))
@@ -805,8 +836,11 @@ class MLSH(OnPolicyAlgorithm):
         self._train_masters()
         self._train_subpolicies(self.task_groups.joint_envs())
         if self._new_obs_stats is not None and self.policy.obs_normalizer is not None:
-            self.policy.obs_normalizer.update(self._pooled_obs_stats(self._new_obs_stats))
+            self.policy.obs_normalizer.update(self._pooled_stats(self._new_obs_stats))
             self._new_obs_stats = None
+        if self._new_return_stats is not None and self.policy.reward_normalizer is not None:
+            self.policy.reward_normalizer.update(self._pooled_stats(self._new_return_stats))
+            self._new_return_stats = None
         self._n_updates += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.task_groups.end_iteration()
@@ -847,8 +881,8 @@ class MLSH(OnPolicyAlgorithm):
                 rows[k] = learner.rollout_buffer.size()
         return rows
 
-    def _pooled_obs_stats(self, stats: RunningMeanStd) -> RunningMeanStd:
-        """:return: The statistics of the observations that update the normaliser: this process's, ``stats``."""
+    def _pooled_stats(self, stats: RunningMeanStd) -> RunningMeanStd:
+        """:return: The statistics that update a normaliser (observations, returns): this process's, ``stats``."""
         return stats
 
     def predict(

@@ -17,6 +17,8 @@ MLSH_POLICY_PARAMETERS = (
     "master_lr_schedule",
     "normalize_observations",
     "clip_obs",
+    "normalize_rewards",
+    "clip_reward",
 )
 
 
@@ -83,6 +85,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "bootstrap_truncation": (_boolean, "True or False"),
     "normalize_observations": (_boolean, "True or False"),
     "clip_obs": (_number(0.0, strict=True), "a float > 0"),
+    "normalize_rewards": (_boolean, "True or False"),
+    "clip_reward": (_number(0.0, strict=True), "a float > 0"),
     "reset_master_on_load": (_boolean, "True or False"),
     "stats_window_size": (_integer(1), "an integer >= 1"),
     "tensorboard_log": (lambda value: value is None or isinstance(value, (str, os.PathLike)), "a folder path or None"),

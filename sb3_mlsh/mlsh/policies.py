@@ -14,7 +14,7 @@ from torch import nn
 
 from sb3_mlsh.common.distributions import EpsilonCategoricalDistribution
 from sb3_mlsh.common.ensemble import PolicyEnsemble
-from sb3_mlsh.common.normalization import ObservationNormalizer, normalizable
+from sb3_mlsh.common.normalization import ObservationNormalizer, RewardNormalizer, normalizable
 from sb3_mlsh.common.observations import n_rows, take
 from sb3_mlsh.common.save_util import rename_legacy_master_keys
 
@@ -89,6 +89,9 @@ class MLSHPolicy(BasePolicy):
         (``obs_normalizer``; a ``Box`` observation space that is not an image). ``MLSH`` sets it and updates the
         statistics; ``predict`` normalises what it is given.
     :param clip_obs: Bound of the normalised observations.
+    :param normalize_rewards: Whether the policy keeps running statistics of the sub-policies' discounted returns
+        (``reward_normalizer``), by which ``MLSH`` scales the rewards they learn from; saved with the policy.
+    :param clip_reward: Bound of the scaled rewards.
     """
 
     def __init__(
@@ -114,6 +117,8 @@ class MLSHPolicy(BasePolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         normalize_observations: bool = False,
         clip_obs: float = 5.0,
+        normalize_rewards: bool = False,
+        clip_reward: float = 10.0,
     ) -> None:
         if normalize_observations and not normalizable(observation_space):
             raise ValueError(
@@ -146,6 +151,9 @@ class MLSHPolicy(BasePolicy):
         # them as the frozen sub-policies do
         shape = cast(tuple[int, ...], observation_space.shape)
         self.obs_normalizer = ObservationNormalizer(shape, clip_obs) if normalize_observations else None
+        self.normalize_rewards = normalize_rewards
+        self.clip_reward = clip_reward
+        self.reward_normalizer = RewardNormalizer(clip_reward) if normalize_rewards else None
         common: dict[str, Any] = dict(
             activation_fn=activation_fn,
             ortho_init=ortho_init,
@@ -202,6 +210,8 @@ class MLSHPolicy(BasePolicy):
                 optimizer_kwargs=self.optimizer_kwargs,
                 normalize_observations=self.normalize_observations,
                 clip_obs=self.clip_obs,
+                normalize_rewards=self.normalize_rewards,
+                clip_reward=self.clip_reward,
             )
         )
         return data
