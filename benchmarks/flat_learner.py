@@ -17,7 +17,7 @@ estimate of the return's standard deviation, as the RL Zoo does on MuJoCo: a dia
 stops a flat learner. ``--env KEY=VALUE`` (repeatable) changes the env's keyword arguments, for both algorithms
 (e.g. ``--env reward=progress`` on the Ant: the velocity toward the target instead of the distance); ``--set
 KEY=VALUE`` (repeatable) changes a learner setting of both algorithms (PPO's keyword arguments, e.g. ``--set
-gamma=0.995``).
+gamma=0.995``; a schedule as the RL Zoo writes it, ``learning_rate=lin_3e-4``).
 
 Every run is saved in ``<out>/flat_learner.json`` as it ends and is not run again; the page
 ``<out>/flat_learner.md`` is written from all saved runs (``--out``: ``results`` unless given; the project's page:
@@ -70,6 +70,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     from sb3_mlsh import MLSH, TaskSamplerWrapper
     from sb3_mlsh.baselines import TaskPerEpisode
+    from sb3_mlsh.zoo import with_schedules
 
     tasks, task, seed, every = config["tasks"], config["task"], config["seed"], config["every"]
     spec = EXPERIMENTS[config["experiment"]]
@@ -87,7 +88,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         n_steps=hyperparams["n_steps"], learning_rate=hyperparams.get("learning_rate", 3e-4), gae_lambda=0.98, seed=seed,
         policy_kwargs=hyperparams.get("policy_kwargs"),
     )  # fmt: skip
-    common.update(config.get("learner_kwargs", {}))
+    common = with_schedules({**common, **config.get("learner_kwargs", {})})  # --set learning_rate=lin_3e-4
     normalize = hyperparams.get("normalize_observations", True)  # MLSH's default
     if config["algorithm"] == "ppo":
         clip_obs = hyperparams.get("clip_obs", 5.0)
