@@ -113,7 +113,9 @@ def learner_settings(settings: str, env: str) -> tuple[int, dict[str, Any], dict
         policy_kwargs = {k: v for k, v in hyperparams.get("policy_kwargs", {}).items() if not k.startswith("master_")}
         ppo["policy_kwargs"] = policy_kwargs or None
         clip_obs = hyperparams.get("clip_obs", defaults["clip_obs"])
-        return n_envs, ppo, dict(norm_reward=settings == "package_reward", clip_obs=clip_obs, gamma=ppo["gamma"])
+        # the entry's normalize_rewards is MLSH's VecNormalize reward scaling; package_reward scales them either way
+        norm_reward = settings == "package_reward" or hyperparams.get("normalize_rewards", False)
+        return n_envs, ppo, dict(norm_reward=norm_reward, clip_obs=clip_obs, gamma=ppo["gamma"])
     if settings == "zoo":
         import rl_zoo3
 

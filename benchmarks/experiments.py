@@ -127,24 +127,28 @@ class Experiment:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
         return mlsh_settings(self.env_id)
 
-    def ppo_settings(self) -> tuple[dict[str, Any], bool]:
+    def ppo_settings(self, settings: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool, bool]:
         """
+        :param settings: MLSH's settings changed from the entry (``--set``), which the baselines follow too.
         :return: The PPO baselines' settings taken from MLSH's entry: ``n_steps``, MLSH's GAE lambda (0.98), the
-            sub-policies' ``batch_size`` (where the entry sets it) and ``policy_kwargs`` (the master's left out); and
+            sub-policies' ``batch_size`` (where the entry sets it) and ``policy_kwargs`` (the master's left out);
             whether PPO learns in normalised observations, as MLSH does (its ``normalize_observations``, on the
-            observation spaces it normalises).
+            observation spaces it normalises); and whether from scaled rewards, as MLSH's sub-policies do
+            (``normalize_rewards``: ``VecNormalize``'s ``norm_reward``).
         """
         from sb3_mlsh.common.normalization import normalizable
 
         _, hyperparams = self.hyperparams()
+        hyperparams = {**hyperparams, **(settings or {})}
         policy_kwargs = {
             key: value for key, value in hyperparams.get("policy_kwargs", {}).items() if not key.startswith("master_")
         }
-        settings = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98, policy_kwargs=policy_kwargs or None)
+        ppo = dict(n_steps=hyperparams["n_steps"], gae_lambda=0.98, policy_kwargs=policy_kwargs or None)
         if "batch_size" in hyperparams:  # the sub-policies' minibatch, where the entry sets one
-            settings["batch_size"] = hyperparams["batch_size"]
+            ppo["batch_size"] = hyperparams["batch_size"]
         space = gym.make(self.env_id, **self.env_kwargs).observation_space
-        return settings, hyperparams.get("normalize_observations", True) and normalizable(space)
+        normalize = hyperparams.get("normalize_observations", True) and normalizable(space)
+        return ppo, normalize, hyperparams.get("normalize_rewards", False)
 
     def key_share(self, last_observations: np.ndarray) -> float:
         """

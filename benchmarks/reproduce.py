@@ -30,7 +30,9 @@ meta-training from their kept models to the new budget (adaptation measured agai
 kept); the earlier runs file and models are first copied beside them with the old budget in their names.
 A transfer experiment's ``--resume`` runs again the transfers whose source model has been trained further since.
 ``--set KEY=VALUE`` (repeatable) changes one of MLSH's settings from the env's entry for this command's MLSH runs
-(the page names it; ``--resume`` holds a runs file to the settings it was made with).
+(the page names it; ``--resume`` holds a runs file to the settings it was made with); the PPO baselines follow the
+settings they take from the entry (``Experiment.ppo_settings``: ``n_steps``, ``batch_size``, ``policy_kwargs``, the
+normalisations).
 """
 
 import argparse
@@ -253,7 +255,7 @@ def meta_train(
 
     spec = EXPERIMENTS[name]
     n_envs, hyperparams = spec.hyperparams()
-    ppo_settings, normalize = spec.ppo_settings()
+    ppo_settings, normalize, normalize_rewards = spec.ppo_settings(settings)
     tasks = spec.evaluation_tasks()
 
     def make_env(env_seed: int, **kwargs: Any) -> Any:
@@ -267,9 +269,12 @@ def meta_train(
     algorithm = PPO if method == "shared_policy" else MLSH
     if algorithm is PPO:  # the shared policy: a new task at every reset, observations normalised as MLSH's are
         env = make_env(seed, wrapper_class=TaskPerEpisode)
-        if normalize:
+        if normalize or normalize_rewards:
             resumed = load_statistics(checkpoint, env) if checkpoint.is_file() else None
-            env = resumed or VecNormalize(env, norm_reward=False, clip_obs=hyperparams.get("clip_obs", 5.0))
+            env = resumed or VecNormalize(
+                env, norm_obs=normalize, norm_reward=normalize_rewards, clip_obs=hyperparams.get("clip_obs", 5.0),
+                gamma=hyperparams.get("gamma", 0.99),
+            )  # fmt: skip
     else:
         env = make_env(seed)
     if checkpoint.is_file() and progress.is_file():
@@ -392,9 +397,11 @@ def run(config: tuple[str, str, int, int, int, str, str | None, dict[str, Any]])
     cpu_before = 0.0  # CPU seconds of earlier sittings, from the checkpoint
     train_cpu = None  # CPU seconds of meta-training alone
     checkpoint = checkpoint_path(out, name, method, seed)
-    ppo_settings, normalize = spec.ppo_settings()
+    ppo_settings, normalize, normalize_rewards = spec.ppo_settings(settings)
     if method == "single_policy":
-        result = single_policy(eval_env, **common, **ppo_settings, normalize_observations=normalize)
+        result = single_policy(
+            eval_env, **common, **ppo_settings, normalize_observations=normalize, normalize_rewards=normalize_rewards
+        )
     else:
         algorithm = PPO if method == "shared_policy" else MLSH
         if spec.source is not None:  # as `rl_zoo3.train -i` loads it: the transfer's mlsh.yml entry overrides MLSH's

@@ -71,6 +71,7 @@ def single_policy(
     n_eval_episodes: int = 0,
     normalize_observations: bool = False,
     clip_obs: float = 5.0,
+    normalize_rewards: bool = False,
     **ppo_kwargs: Any,
 ) -> AdaptationResult:
     """
@@ -82,12 +83,17 @@ def single_policy(
         ``clip_obs``; statistics from its own steps), as MLSH normalises its inputs. The observations in
         ``episode_ends`` and ``final_observations`` are then the normalised ones.
     :param clip_obs: Bound of the normalised observations.
+    :param normalize_rewards: Whether PPO learns from rewards scaled by ``VecNormalize`` (``norm_reward=True``, with
+        PPO's ``gamma``), as MLSH's sub-policies with ``normalize_rewards``; R counts the env's own rewards.
     :param ppo_kwargs: PPO's parameters (``n_steps``, ``batch_size``, ...).
     """
 
     def from_scratch(vec_env: VecEnv, learner_seed: int) -> PPO:
-        if normalize_observations:
-            vec_env = VecNormalize(vec_env, norm_obs=True, norm_reward=False, clip_obs=clip_obs)
+        if normalize_observations or normalize_rewards:
+            vec_env = VecNormalize(
+                vec_env, norm_obs=normalize_observations, norm_reward=normalize_rewards, clip_obs=clip_obs,
+                gamma=ppo_kwargs.get("gamma", 0.99),
+            )  # fmt: skip
         return PPO("MlpPolicy", vec_env, seed=learner_seed, verbose=0, **ppo_kwargs)
 
     return run_adaptation(from_scratch, env, n_tasks, adaptation_timesteps, seed, tasks, n_eval_episodes)

@@ -270,3 +270,25 @@ def test_behaviour_sees_a_subpolicy_that_only_turns_where_divergence_does_not():
     assert (walker.displacement, walker.distinct_positions, walker.mean_return) == (20.0, 21.0, 20.0)
     # by the observation (the heading) alone, turning in place looks like going somewhere
     assert subpolicy_behaviour(model, env, n_episodes=1, deterministic=True)[0].distinct_positions == 2.0
+
+
+def test_single_policy_learns_from_scaled_rewards_when_asked(monkeypatch):
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from sb3_mlsh import baselines
+
+    made: list[VecNormalize] = []
+
+    class Recorded(VecNormalize):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(baselines, "VecNormalize", Recorded)
+    result = baselines.single_policy(
+        counting_env(), n_tasks=2, adaptation_timesteps=30, seed=0, tasks=[1, 2], normalize_rewards=True, gamma=0.9,
+        n_steps=16, batch_size=8,
+    )  # fmt: skip
+    assert result.total_rewards.tolist() == [30.0, 60.0]  # the env's own rewards, not the scaled ones
+    assert len(made) == 2 and all(v.norm_reward and not v.norm_obs and v.gamma == 0.9 for v in made)
+    assert all(v.ret_rms.count > 1 for v in made)  # the scaling's statistics came from the learner's steps
