@@ -7,7 +7,8 @@ hierarchy.
 
 Envs (``ENVS``): ``Ant-v5`` and ``Humanoid-v5`` (gymnasium's, with their defaults); ``two_walk`` (AntTwoWalk-v0 as
 the reproduction makes it, its first evaluation task fixed, as ``benchmarks/flat_learner.py --tasks fixed`` trains);
-``walk`` and ``crawl`` (HumanoidWalkCrawl-v0 with that task fixed). Settings (``SETTINGS``):
+``two_walk_far`` (the same with the far targets of ``reproduce.py ant_two_walk_far``); ``walk`` and ``crawl``
+(HumanoidWalkCrawl-v0 with that task fixed). Settings (``SETTINGS``):
 
 - ``package``: a sub-policy's PPO settings: the ``hyperparams/mlsh.yml`` entry of the MLSH env the env stands for
   (``MLSH_ENTRY``: AntTwoWalk-v0 or HumanoidWalkCrawl-v0; n_envs, n_steps, batch size, learning rate, target KL,
@@ -22,8 +23,8 @@ the reproduction makes it, its first evaluation task fixed, as ``benchmarks/flat
 - ``zoo_tuned``: the tuned Ant entry that the same file keeps commented out (its values, restated in ``ZOO_TUNED``).
 
 Each run records, every ``--every`` steps, the mean return of the training episodes that ended in that window (on
-``two_walk`` also their mean distance to the target at the end) and the CPU seconds of training so far; at each
-quarter of the run, the mean return of ``EVAL_EPISODES`` episodes with the most likely actions (the observation
+``two_walk`` and ``two_walk_far`` also their mean distance to the target at the end) and the CPU seconds of training
+so far; at each quarter of the run, the mean return of ``EVAL_EPISODES`` episodes with the most likely actions (the observation
 statistics frozen), as rl-zoo3's own benchmark measures its agents. The measurements' CPU time is not counted.
 
 A run is checkpointed 20 times in ``<out>/calibration_checkpoints/`` (model, observation statistics, record so far):
@@ -39,6 +40,7 @@ import json
 import multiprocessing
 import pathlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,16 +60,18 @@ from sb3_mlsh.zoo import mlsh_settings
 
 RUNS = "calibration.json"  # in --out, beside the page calibration.md
 CHECKPOINTS = "calibration_checkpoints"
-EXPERIMENT = "ant_two_walk"  # the experiment whose env ``two_walk`` is
+# the experiments whose envs ``two_walk`` and ``two_walk_far`` are
+EXPERIMENT = {"two_walk": "ant_two_walk", "two_walk_far": "ant_two_walk_far"}
 ENVS = {
     "Ant-v5": "gymnasium's Ant-v5",
     "two_walk": "AntTwoWalk-v0, one task fixed",
+    "two_walk_far": "AntTwoWalk-v0 with far targets, one task fixed",
     "Humanoid-v5": "gymnasium's Humanoid-v5",
     "walk": "HumanoidWalkCrawl-v0, walk",
     "crawl": "HumanoidWalkCrawl-v0, crawl",
 }
 # the MLSH env whose hyperparams/mlsh.yml entry ``package`` reads for each env
-MLSH_ENTRY = {"Ant-v5": "AntTwoWalk-v0", "two_walk": "AntTwoWalk-v0"} | dict.fromkeys(
+MLSH_ENTRY = dict.fromkeys(("Ant-v5", "two_walk", "two_walk_far"), "AntTwoWalk-v0") | dict.fromkeys(
     ("Humanoid-v5", "walk", "crawl"), "HumanoidWalkCrawl-v0"
 )
 HUMANOID_TASKS = {"walk": 1, "crawl": 0}  # HumanoidWalkCrawl-v0's task numbers
@@ -129,6 +133,26 @@ def learner_settings(settings: str, env: str) -> tuple[int, dict[str, Any], dict
     return n_envs, entry, ({"gamma": entry["gamma"]} if "gamma" in entry else {}) if normalize else None
 
 
+def make_calibration_env(env: str) -> Callable[[], Any]:
+    """:return: A maker of the env ``env`` (a key of ``ENVS``): gymnasium's, or an MLSH env with one task fixed."""
+    import gymnasium as gym
+
+    from sb3_mlsh import TaskSamplerWrapper
+    from sb3_mlsh.baselines import TaskPerEpisode
+
+    def make() -> gym.Env:
+        if env in ("Ant-v5", "Humanoid-v5"):
+            return gym.make(env)
+        if env in EXPERIMENT:
+            spec = EXPERIMENTS[EXPERIMENT[env]]
+            made, task = gym.make(spec.env_id, **spec.env_kwargs), spec.evaluation_tasks()[0]
+        else:
+            made, task = gym.make(MLSH_ENTRY[env]), HUMANOID_TASKS[env]
+        return TaskPerEpisode(TaskSamplerWrapper(made, tasks=[task]))
+
+    return make
+
+
 def checkpoint_path(out: pathlib.Path, config: dict[str, Any]) -> pathlib.Path:
     """Where a run is checkpointed (the model; its record and statistics beside it)."""
     return out / CHECKPOINTS / f"{config['env']}_{config['settings']}_seed{config['seed']}_{config['timesteps']}.zip"
@@ -141,30 +165,17 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     :param config: ``env``, ``settings``, ``seed``, ``timesteps``, ``every``, ``out``.
     :return: ``config`` with ``windows`` (per window: steps, mean training return, mean distance to the target at
         the end or ``None``, CPU seconds of training so far), ``evaluations`` (per quarter: steps, mean return and,
-        on ``two_walk``, mean distance with the most likely actions) and ``cpu_minutes`` (training).
+        on ``two_walk`` and ``two_walk_far``, mean distance with the most likely actions) and ``cpu_minutes`` (training).
     """
-    import gymnasium as gym
     import torch as th
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from sb3_mlsh import TaskSamplerWrapper
-    from sb3_mlsh.baselines import TaskPerEpisode
-
     th.set_num_threads(1)
     start = time.process_time()
-    spec = EXPERIMENTS[EXPERIMENT]
     n_envs, ppo, normalize = learner_settings(config["settings"], config["env"])
-
-    def make_env() -> gym.Env:
-        if config["env"] in ("Ant-v5", "Humanoid-v5"):
-            return gym.make(config["env"])
-        if config["env"] == "two_walk":
-            env, task = gym.make(spec.env_id, **spec.env_kwargs), spec.evaluation_tasks()[0]
-        else:
-            env, task = gym.make(MLSH_ENTRY[config["env"]]), HUMANOID_TASKS[config["env"]]
-        return TaskPerEpisode(TaskSamplerWrapper(env, tasks=[task]))
+    make_env = make_calibration_env(config["env"])
 
     seed, every = config["seed"], config["every"]
     env: Any = make_vec_env(make_env, n_envs=n_envs, seed=seed)
@@ -250,8 +261,9 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
         "the window before the point; *most likely*: the mean return of "
         f"{EVAL_EPISODES} episodes with the most likely actions at that point (the observation statistics frozen), as "
         "rl-zoo3 measures its agents; on AntTwoWalk-v0 the mean distance to the target at the end follows each return "
-        "(the target is 5 away). On the Humanoid's *walk* an episode ends when the torso drops below 1.0 and each "
-        "step earns 5 for being alive, plus about 83 per unit walked forward (a whole upright episode: 5,000 and more); "
+        "(the target is 5 away; 50 on the far variant). On the Humanoid's *walk* an episode ends when the torso drops "
+        "below 1.0 and each step earns 5 for being alive, plus about 83 per unit walked forward (a whole upright "
+        "episode: 5,000 and more); "
         "on *crawl* each unit crawled backward under the slab earns 500, and nothing is paid for being alive. "
         "*CPU minutes*: the run's training alone, one torch thread (runs sharing the cores "
         "with other jobs take longer).",
@@ -268,7 +280,7 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
         for _, settings, timesteps in cases:
             runs = sorted((row for row in rows if case(row) == (env, settings, timesteps)), key=lambda r: r["seed"])
             points = [timesteps * q // 4 for q in (1, 2, 3, 4)]
-            distance = env == "two_walk"
+            distance = env in EXPERIMENT
             lines += [
                 f"### {SETTINGS[settings]} (`{settings}`), {timesteps:,} steps",
                 "",
