@@ -308,6 +308,13 @@ def models_page(title: str, script: str, measured: str, legend: str, columns: li
     )
 
 
+def publish(page: str, path: pathlib.Path, write: bool) -> None:
+    """Print a diagnostic's page, and with ``write`` (its ``--write``) also write it to ``path``."""
+    print(page, end="")
+    if write:
+        path.write_text(page)
+
+
 def models_arguments(doc: str | None, page: pathlib.Path, episodes: int, episodes_help: str) -> Any:
     """
     The command line of a diagnostic that measures saved models and writes ``page`` (``models_page``): the models

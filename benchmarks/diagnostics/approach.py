@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import sb3_mlsh  # noqa: F401  (registers the envs)
-from benchmarks.experiments import EXPERIMENTS, alone_episode, models_arguments, models_page, shown
+from benchmarks.experiments import EXPERIMENTS, alone_episode, models_arguments, models_page, publish, shown
 from benchmarks.reproduce import TARGET_REACHED
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -110,9 +110,7 @@ def main() -> None:
          "per stretch"],
         rows,
     )  # fmt: skip
-    print(page, end="")
-    if args.write:
-        PAGE.write_text(page)
+    publish(page, PAGE, args.write)
 
 
 if __name__ == "__main__":

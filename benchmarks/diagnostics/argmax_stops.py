@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.experiments import EXPERIMENTS, models_arguments, models_page, shown
+from benchmarks.experiments import EXPERIMENTS, models_arguments, models_page, publish, shown
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "benchmarks" / "argmax_stops.md"
@@ -95,9 +95,7 @@ def main() -> None:
         ["model", "sub-policy", "task", "sampled", "most likely", "no reward", "distance at rest", "P(stay) there"],
         rows,
     )
-    print(page, end="")
-    if args.write:
-        PAGE.write_text(page)
+    publish(page, PAGE, args.write)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.calibration import learner_settings, make_calibration_env
-from benchmarks.experiments import models_page
+from benchmarks.experiments import models_page, publish
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "benchmarks" / "gradient_share.md"
@@ -101,9 +101,7 @@ def main() -> None:
         ["env", "rewards", "mean return target", "policy loss", "value loss", "clip factor"],
         rows,
     )
-    print(page, end="")
-    if args.write:
-        PAGE.write_text(page)
+    publish(page, PAGE, args.write)
 
 
 if __name__ == "__main__":
