@@ -138,6 +138,8 @@ class Run:
     per_episode_rewards: list[float] | None = None
     # MLSH on the Humanoid's walk / crawl: [k][task] -> each sub-policy alone, actions sampled (``humanoid_alone``)
     alone_humanoid: list[list[list[float]]] | None = None
+    # MLSH on the Humanoid course: per task, the adapted master's first evaluation episode (``course_choices``)
+    course_choices: list[list[list[float]]] | None = None
 
 
 CURVE_POINTS = 4  # adaptation measured this many times during meta-training, evenly spaced
@@ -430,6 +432,8 @@ def run(config: tuple[str, str, int, int, int, str, str | None, dict[str, Any]])
                 subpolicy_video(model, spec, seed, video_path(out, name, seed))
             if spec.kind == "humanoid" and spec.source is None:
                 alone["alone_humanoid"] = humanoid_alone(model, spec, seed)
+            if spec.kind == "humanoid" and spec.source is not None:
+                alone["course_choices"] = course_choices(result)
             if spec.has_targets:
                 alone["ends_sampled"] = sampled_ends(model, spec, seed, FINAL_SAMPLED_ENDS)
                 alone["ends_sampled_episodes"] = FINAL_SAMPLED_ENDS
@@ -755,6 +759,48 @@ def target_claims(mlsh_runs: list[Run]) -> list[str]:
     return lines
 
 
+COURSE_EVERY = 10  # the Humanoid course: steps between two points kept of an evaluation episode
+
+
+def course_choices(result: Any) -> list[list[list[float]]]:
+    """
+    :param result: MLSH's ``AdaptationResult`` on the Humanoid course (``n_eval_episodes > 0``).
+    :return: Per task, the adapted master's first deterministic episode every ``COURSE_EVERY`` steps: the root's x
+        (the observation's first number) and the sub-policy acting there.
+    """
+    assert result.final_episodes is not None
+    kept = []
+    for episodes in result.final_episodes:
+        observations, subpolicies = episodes[0]
+        kept.append([observations[::COURSE_EVERY, 0].tolist(), subpolicies[::COURSE_EVERY].astype(float).tolist()])
+    return kept
+
+
+def course_figure(runs: list[Run], path: pathlib.Path) -> None:
+    """Per seed, the root's x along the adapted master's course episode, coloured by the sub-policy acting."""
+    import matplotlib.pyplot as plt
+
+    from sb3_mlsh.envs.humanoid import HumanoidCourseEnv
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    slab = HumanoidCourseEnv.CEILING_X, HumanoidCourseEnv.CEILING_HALF_SIZE[0]
+    axis.axhspan(slab[0] - slab[1], slab[0] + slab[1], color="grey", alpha=0.15, label="under the slab")
+    axis.axhline(HumanoidCourseEnv.TURN_X, color="grey", linestyle="--", label="the turn (crawl reward from here)")
+    for index, item in enumerate(runs):
+        assert item.course_choices is not None
+        xs, subpolicies = item.course_choices[0]
+        steps = np.arange(len(xs)) * COURSE_EVERY
+        axis.plot(steps, xs, color="lightgrey", linewidth=0.8, zorder=1)
+        for k in sorted(set(subpolicies)):
+            chosen = np.asarray(subpolicies) == k
+            axis.scatter(steps[chosen], np.asarray(xs)[chosen], s=6, color=f"C{int(k)}", marker="os^v"[index % 4],
+                         label=f"seed {item.seed}, sub-policy {int(k)}", zorder=2)  # fmt: skip
+    finish_figure(
+        figure, axis, path, "step of the episode", "x of the root",
+        "HumanoidCourse-v0: which sub-policy acts where (adapted master)",
+    )  # fmt: skip
+
+
 def humanoid_claims(spec: Experiment, mlsh_runs: list[Run]) -> list[str]:
     """
     Humanoid walk / crawl: per seed, what each sub-policy does alone on each task (actions sampled), and in how many
@@ -956,6 +1002,10 @@ def write_outputs(name: str, runs: list[Run], args: argparse.Namespace, seconds:
         axis.legend(fontsize=7)
         figure.tight_layout()
         figure.savefig(out / f"{name}_usage.png", dpi=110)
+        choosing = [r for r in mlsh_runs if r.course_choices]
+        if choosing:
+            course_figure(choosing, out / f"{name}_choices.png")
+            pictures += [f"![which sub-policy acts where along the course]({name}_choices.png)", ""]
         pictures += [
             f"![where each sub-policy goes]({name}_subpolicies.png)",
             "",

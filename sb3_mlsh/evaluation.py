@@ -46,6 +46,10 @@ class AdaptationResult:
     :param final_observations: Per task, the last observation of each episode of that evaluation, one
         row per episode (e.g. whether KeyDoor's agent holds the key at the end; ``None`` unless
         ``n_eval_episodes > 0``).
+    :param final_episodes: Per task, each episode of that evaluation step by step, as ``(observations,
+        subpolicies)``: the observation each action was taken at, one row per step, and for MLSH the
+        sub-policy that took it (``None`` for other learners): which sub-policy acts where once adapted
+        (``None`` unless ``n_eval_episodes > 0``).
     :param success_rates: Per task, the share of the episodes that ended during adaptation with
         ``info["is_success"]`` true (SB3's convention; e.g. Meta-World's success), for envs that report it
         (else ``None``).
@@ -60,6 +64,7 @@ class AdaptationResult:
     divergence: float
     final_returns: np.ndarray | None = None
     final_observations: list[np.ndarray | dict[str, np.ndarray]] | None = None
+    final_episodes: list[list[tuple[Any, np.ndarray | None]]] | None = None
     episode_ends: list[np.ndarray | dict[str, np.ndarray]] = field(default_factory=list)
     success_rates: np.ndarray | None = None
     confidence: float = 0.95
@@ -192,18 +197,29 @@ def adaptation_seeds(seed: int | None, n_tasks: int, n_envs: int) -> list[int]:
     return [start + j * n_envs for j in range(n_tasks)]
 
 
-def _episode_ends(ends: list[Any]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+class _EvaluationRecorder:
     """
-    :param ends: Filled with the last observation of each episode that ``evaluate_policy`` counts.
-    :return: ``evaluate_policy``'s per-step callback.
+    ``evaluate_policy``'s per-step callback: the last observation of each episode it counts (``ends``) and each such
+    episode step by step (``episodes``: the observations acted on and, for MLSH, the active sub-policy of each step,
+    from ``predict``'s state).
     """
 
-    def callback(local: dict[str, Any], _: dict[str, Any]) -> None:
+    def __init__(self) -> None:
+        self.ends: list[Any] = []
+        self.episodes: list[tuple[Any, np.ndarray | None]] = []
+        self._steps: dict[int, list[tuple[Any, int | None]]] = {}
+
+    def __call__(self, local: dict[str, Any], _: dict[str, Any]) -> None:
+        i, states = local["i"], local["states"]
+        subpolicy = int(states[0][i]) if isinstance(local["model"], MLSH) else None  # its state: (active, steps left)
+        self._steps.setdefault(i, []).append((take(local["observations"], i), subpolicy))
         # evaluate_policy counts an episode where it ends, as Monitor says when the env is wrapped in one
         if local["done"] and ("episode" in local["info"] or not local["is_monitor_wrapped"]):
-            ends.append(local["info"]["terminal_observation"])
-
-    return callback
+            steps = self._steps.pop(i)
+            self.ends.append(local["info"]["terminal_observation"])
+            subpolicies = [k for _, k in steps]
+            chosen = None if subpolicies[0] is None else np.array(subpolicies, dtype=np.int64)
+            self.episodes.append((stack([obs for obs, _ in steps]), chosen))
 
 
 def run_adaptation(
@@ -250,6 +266,7 @@ def run_adaptation(
         else:
             chosen = [tasks[i % len(tasks)] for i in range(n_tasks)]
         totals, per_episode, curves, usage, observations, final_returns, final_observations = [], [], [], [], [], [], []
+        final_episodes: list[list[tuple[Any, np.ndarray | None]]] = []
         successes: list[float] = []
         episode_ends: list[Any] = []
         for task, learner_seed in zip(chosen, adaptation_seeds(seed, n_tasks, vec_env.num_envs), strict=True):
@@ -266,17 +283,18 @@ def run_adaptation(
                 usage.append(recorder.usage / max(recorder.usage.sum(), 1))
             observations.extend(recorder.observations)
             if n_eval_episodes > 0:
-                ends: list[Any] = []
+                evaluation = _EvaluationRecorder()
                 learned_in = learner.get_env()  # the env itself, or a wrapper the learner made (``VecNormalize``)
                 assert learned_in is not None
                 if isinstance(learned_in, VecNormalize):
                     learned_in.training = False  # statistics frozen while evaluating, as SB3's EvalCallback does
                 final_returns.append(
                     evaluate_policy(
-                        learner, learned_in, n_eval_episodes=n_eval_episodes, deterministic=True, callback=_episode_ends(ends)
+                        learner, learned_in, n_eval_episodes=n_eval_episodes, deterministic=True, callback=evaluation
                     )[0]
                 )
-                final_observations.append(stack(ends))
+                final_observations.append(stack(evaluation.ends))
+                final_episodes.append(evaluation.episodes)
     finally:
         random.setstate(random_state[0])
         np.random.set_state(random_state[1])
@@ -290,6 +308,7 @@ def run_adaptation(
         float("nan"),
         final_returns=np.array(final_returns) if n_eval_episodes > 0 else None,
         final_observations=final_observations if n_eval_episodes > 0 else None,
+        final_episodes=final_episodes if n_eval_episodes > 0 else None,
         episode_ends=episode_ends,
         success_rates=np.array(successes) if not np.isnan(successes).all() else None,
         _seed=base_seed,

@@ -43,6 +43,12 @@ def test_hand_computed_case():
     assert with_eval.final_returns.tolist() == [14.0]  # 7 steps of reward 2
     # the observation on which each evaluation episode ended: the step count, 7
     assert [ends.tolist() for ends in with_eval.final_observations] == [[[7.0]] * 3]
+    # each evaluation episode step by step: the counts 0 to 6 acted on, the sub-policy choices held for N = 3 steps
+    assert result.final_episodes is None and len(with_eval.final_episodes[0]) == 3
+    for observations, subpolicies in with_eval.final_episodes[0]:
+        assert observations.ravel().tolist() == list(range(7))
+        assert subpolicies.shape == (7,) and set(subpolicies.tolist()) <= {0, 1}
+        assert all(len(set(subpolicies[start : start + 3].tolist())) == 1 for start in (0, 3))
 
 
 def test_with_several_envs_it_counts_exactly_the_first_t_steps():
@@ -150,6 +156,7 @@ def test_baselines_learn_in_normalised_observations_when_asked():
     common = dict(n_tasks=2, adaptation_timesteps=30, seed=0, tasks=[1, 2], n_eval_episodes=2)
     transfer = shared_policy_transfer(shared, counting_env(), vec_normalize=shared_env, **common)
     scratch = single_policy(counting_env(), normalize_observations=True, n_steps=16, batch_size=8, **common)
+    assert all(subpolicies is None for _, subpolicies in scratch.final_episodes[0])  # PPO has no sub-policies
     for result in (transfer, scratch):
         # rewards as the env pays them; the deterministic episodes evaluated (7 steps of reward = task)
         assert result.total_rewards.tolist() == [30.0, 60.0]
