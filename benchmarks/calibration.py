@@ -24,8 +24,8 @@ the reproduction makes it, its first evaluation task fixed, as ``benchmarks/flat
 
 Each run records, every ``--every`` steps, the mean return of the training episodes that ended in that window (on
 ``two_walk`` and ``two_walk_far`` also their mean distance to the target at the end) and the CPU seconds of training
-so far; at each quarter of the run, the mean return of ``EVAL_EPISODES`` episodes with the most likely actions (the observation
-statistics frozen), as rl-zoo3's own benchmark measures its agents. The measurements' CPU time is not counted.
+so far; at each quarter of the run, the mean return of ``EVAL_EPISODES`` episodes with the most likely actions (the
+observation statistics frozen), as rl-zoo3's own benchmark measures its agents. The measurements' CPU time is not counted.
 
 A run is checkpointed 20 times in ``<out>/calibration_checkpoints/`` (model, observation statistics, record so far):
 a sitting that stops leaves them, and ``--resume`` continues every run of the command from its checkpoint. Finished

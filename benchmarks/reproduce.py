@@ -273,10 +273,10 @@ def meta_train(
         env = make_env(seed, wrapper_class=TaskPerEpisode)
         if normalize or normalize_rewards:
             resumed = load_statistics(checkpoint, env) if checkpoint.is_file() else None
+            # the returns that scale the rewards discount with VecNormalize's gamma, PPO's default, as the PPO here
             env = resumed or VecNormalize(
-                env, norm_obs=normalize, norm_reward=normalize_rewards, clip_obs=hyperparams.get("clip_obs", 5.0),
-                gamma=hyperparams.get("gamma", 0.99),
-            )  # fmt: skip
+                env, norm_obs=normalize, norm_reward=normalize_rewards, clip_obs=hyperparams.get("clip_obs", 5.0)
+            )
     else:
         env = make_env(seed)
     if checkpoint.is_file() and progress.is_file():
