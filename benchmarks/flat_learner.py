@@ -11,7 +11,11 @@ settings: the env's ``hyperparams/mlsh.yml`` entry (n_envs, n_steps, learning ra
 clipped as MLSH's), GAE lambda 0.98 (as the reproduction's PPO baselines), batch 64, 10 epochs. ``--tasks
 fixed`` trains both on one task (``--task``, default the experiment's first evaluation task); ``--tasks
 episode`` draws a new task at every reset (``TaskPerEpisode``: the shared policy's training distribution).
-Each run records the mean return of the training episodes that ended in each ``--every`` steps.
+Each run records the mean return of the training episodes that ended in each ``--every`` steps; on the Ant's
+TwoWalk also where those episodes ended (``Gait``: how far past the target along its direction, how far to its side),
+the share of the sampled action components outside the action bounds (which the env's clipping hides from the
+policy) and the policy's mean log standard deviation, to tell a learner that walks past its target from one that
+veers or one that stops exploring.
 ``--normalize-reward`` (PPO only: ``--algorithms ppo``) also scales PPO's rewards by ``VecNormalize``'s running
 estimate of the return's standard deviation, as the RL Zoo does on MuJoCo: a diagnostic of whether the reward's scale
 stops a flat learner. ``--env KEY=VALUE`` (repeatable) changes the env's keyword arguments, for both algorithms
@@ -37,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from stable_baselines3.common.callbacks import BaseCallback
 
 from benchmarks.experiments import (
     EXPERIMENTS,
@@ -53,6 +58,48 @@ from benchmarks.experiments import (
 
 RUNS = "flat_learner.json"  # in --out, beside the page flat_learner.md
 ALGORITHMS = {"ppo": "PPO", "mlsh": "MLSH, K = 1"}  # name: label on the page
+
+
+class Gait(BaseCallback):
+    """
+    Every ``every`` training steps on the Ant's TwoWalk (one target per run), appends to ``windows`` the window's
+    ``past`` (the mean of the ended episodes' last x, y along the target's direction less the target's distance:
+    positive past it), ``aside`` (their mean distance from the line through the start and the target), ``clipped``
+    (the share of the action components sampled in the window outside the action bounds) and ``log_std`` (the mean of
+    the policy's log standard deviations at its end).
+
+    :param every: Steps per window.
+    :param target: The run's target (x, y).
+    """
+
+    def __init__(self, every: int, target: tuple[float, float]) -> None:
+        super().__init__()
+        self.every, self.done = every, 0
+        self.direction = np.asarray(target) / np.linalg.norm(target)
+        self.distance = float(np.linalg.norm(target))
+        self.windows: dict[str, list[float]] = {"past": [], "aside": [], "clipped": [], "log_std": []}
+        self.ends: list[np.ndarray] = []
+        self.clipped = [0, 0]  # components outside the bounds, components
+
+    def _on_step(self) -> bool:
+        self.ends += [np.array([info["x_position"], info["y_position"]]) for info in self.locals["infos"] if "episode" in info]
+        actions = self.locals["actions"]
+        space = self.model.action_space
+        self.clipped[0] += int(((actions < space.low) | (actions > space.high)).sum())
+        self.clipped[1] += actions.size
+        if self.num_timesteps // self.every > self.done:
+            self.done += 1
+            ends = np.asarray(self.ends).reshape(-1, 2)
+            along = ends @ self.direction
+            aside = np.abs(ends @ np.array([-self.direction[1], self.direction[0]]))
+            nan = float("nan")
+            self.windows["past"].append(float(np.mean(along - self.distance)) if len(ends) else nan)
+            self.windows["aside"].append(float(np.mean(aside)) if len(ends) else nan)
+            self.windows["clipped"].append(self.clipped[0] / max(self.clipped[1], 1))
+            log_stds = [p.detach().mean().item() for n, p in self.model.policy.named_parameters() if "log_std" in n]
+            self.windows["log_std"].append(float(np.mean(log_stds)) if log_stds else nan)
+            self.ends, self.clipped = [], [0, 0]
+        return True
 
 
 def run(config: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +156,13 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         returns.append(float("nan") if mean is None else mean)
         distances.append(float("nan") if distance is None else distance)
 
-    model.learn(config["timesteps"], callback=EpisodeWindows(every, 0, on_window))
+    callbacks: list[BaseCallback] = [EpisodeWindows(every, 0, on_window)]
+    if spec.has_targets:
+        callbacks.append(Gait(every, env.get_attr("targets")[0][task]))
+    model.learn(config["timesteps"], callback=callbacks)
     measured: dict[str, Any] = {"final_distances": distances} if not np.isnan(distances).all() else {}
+    if spec.has_targets:
+        measured["gait"] = callbacks[1].windows
     if spec.has_targets and config["algorithm"] == "mlsh":  # the learner alone, as reproduce.py judges a sub-policy
         measured["alone_distances"] = alone_distances(model, spec, task, seed)
     return {**config, "returns": returns, **measured, "cpu_minutes": (time.process_time() - start) / 60}
@@ -164,6 +216,24 @@ def case(row: dict[str, Any]) -> tuple[str, str, str, int, int, bool, str]:
     )  # fmt: skip
 
 
+GAIT = (
+    ("past", "past the target at the end (+: beyond it)", "{:+.1f}"),
+    ("aside", "to the side of the target's line at the end", "{:.1f}"),
+    ("clipped", "share of action components sampled outside the bounds", "{:.3f}"),
+    ("log_std", "mean log std of the policy", "{:+.2f}"),
+)
+
+
+def measures(row: dict[str, Any]) -> list[tuple[str, list[float] | None, str]]:
+    """:return: A run's measures over its windows, as (the page's suffix to the algorithm, values, format)."""
+    gait = row.get("gait", {})
+    return [
+        ("", row["returns"], "{:.1f}"),
+        (": distance to the target at the end", row.get("final_distances"), "{:.2f}"),
+        *((f": {label}", gait.get(key), form) for key, label, form in GAIT),
+    ]
+
+
 def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
     """Write the page: per case and seed, PPO's and MLSH's training returns at a few points and over the last quarter."""
     lines = [
@@ -191,12 +261,10 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
             "|---|---|" + "---|" * (len(points) + 2),
         ]
         for row in runs:
-            measures = [("", "returns", "{:.1f}"), (": distance to the target at the end", "final_distances", "{:.2f}")]
-            for suffix, field, form in measures:
-                if field in row:
-                    values = row[field]
+            for suffix, values, form in measures(row):
+                if values is not None:
                     cells = " | ".join(form.format(values[min(p // every, len(values)) - 1]) for p in points)
-                    minutes = f"{row['cpu_minutes']:.1f}" if field == "returns" else ""
+                    minutes = f"{row['cpu_minutes']:.1f}" if not suffix else ""
                     lines.append(
                         f"| {row['seed']} | {ALGORITHMS[row['algorithm']]}{suffix} | {cells} "
                         f"| {form.format(last_quarter(values))} | {minutes} |"
