@@ -29,6 +29,7 @@ import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 
 import sb3_mlsh  # noqa: F401  (registers the environments)
+from sb3_mlsh.envs.ant import MAZE_LAYOUTS
 from sb3_mlsh.envs.humanoid import HumanoidWalkCrawlEnv
 from sb3_mlsh.zoo import mlsh_settings
 
@@ -124,6 +125,11 @@ class Experiment:
     def has_targets(self) -> bool:
         """Whether each task is a target to walk to (Ant TwoWalk): a sub-policy alone is judged by where it ends."""
         return self.env_id == "AntTwoWalk-v0"
+
+    @property
+    def is_maze(self) -> bool:
+        """Whether the tasks are the Ant mazes' layouts: a sub-policy alone is judged by the direction it walks."""
+        return self.env_id == "AntMaze-v0"
 
     def hyperparams(self) -> tuple[int, dict[str, Any]]:
         """:return: ``n_envs`` and MLSH's keyword arguments, from the packaged ``mlsh.yml``."""
@@ -435,6 +441,8 @@ def code_version() -> str | None:
     return commit.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 
+# AntMaze-v0's layouts kept for adaptation: right then up (goal (40, 24)), down then right (goal (32, -16))
+ANT_MAZE_HELD_OUT = (5, 8)
 FOUR_ROOMS_HELD_OUT = ((1, 1), (2, 11), (5, 4), (9, 1), (11, 5), (8, 8), (11, 11), (4, 7))
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -522,6 +530,18 @@ EXPERIMENTS: dict[str, Experiment] = {
         note="The paper's combination task: a fresh master over the walk / crawl sub-policies (frozen), the shared "
         "policy trained on walk and crawl fine-tuned here, PPO from scratch; the paper tables MLSH 14333, the shared "
         "policy 6055, PPO from scratch -643 per 3000-step episode, and does not state T.",
+    ),
+    "ant_maze": Experiment(
+        "AntMaze-v0",
+        "ant",
+        20_000_000,
+        200_000,
+        1000,
+        env_kwargs={"held_out_tasks": ANT_MAZE_HELD_OUT},
+        n_eval_episodes=8,
+        note="The paper's Ant mazes: 9 layouts of one arena, each a route of up, right and down legs to its goal; "
+        "meta-training draws 7 of them, and the fresh masters adapt to the 2 held out (right then up, down then "
+        "right), whose legs the other layouts hold; the paper does not state T.",
     ),
     "ant_obstacle": Experiment(
         "AntObstacle-v0",
@@ -677,6 +697,9 @@ def subpolicy_paths(model: Any, experiment: Experiment, seed: int) -> dict[str, 
         marks = [(label, (float(c), float(r)), 0.4) for r, c in experiment.evaluation_tasks()]
     elif experiment.kind == "humanoid":  # the paths: from the env's first task's start (walk: up to a fall)
         marks = []
+    elif experiment.is_maze:  # the start and the goals of the layouts the masters adapt to
+        marks = [("start", tuple(map(float, unwrapped.START)), 0.5)]
+        marks += [(f"goal {t}", tuple(map(float, MAZE_LAYOUTS[t][0])), 0.8) for t in experiment.evaluation_tasks()]
     elif hasattr(unwrapped, "targets"):
         marks = [(f"target {i}", tuple(map(float, target)), 0.5) for i, target in enumerate(unwrapped.targets)]
     else:  # the obstacle course
@@ -859,9 +882,9 @@ def subpolicies_separate(experiment: Experiment, paths: dict[str, Any], share: f
     ``True`` if the sub-policies end at different goals (plane: within the goal's radius; Ant: within
     ``share`` of the start's distance of different targets: with ``share=1``, each ends nearer its own target than
     the start is); ``None`` where the question does not apply (Four Rooms; the Humanoid, whose tasks are no places;
-    a transfer experiment, whose sub-policies are its source's).
+    a transfer experiment, whose sub-policies are its source's; the Ant mazes: ``walk_directions``).
     """
-    if experiment.kind in ("grid", "humanoid") or experiment.source is not None:
+    if experiment.kind in ("grid", "humanoid") or experiment.source is not None or experiment.is_maze:
         return None
     if experiment.kind == "plane":
         goals = [(center, radius) for label, center, radius in paths["marks"] if label.startswith("goal")]
@@ -875,6 +898,24 @@ def subpolicies_separate(experiment: Experiment, paths: dict[str, Any], share: f
             return False
         ends.append(nearest)
     return len(set(ends)) == len(ends)
+
+
+MAZE_MIN_WALK = 4.0  # Ant mazes: a sub-policy alone that ends this far from the start walks somewhere
+MAZE_MIN_ANGLE = 45.0  # degrees between two sub-policies' headings for them to walk in different directions
+
+
+def walk_directions(paths: dict[str, Any]) -> tuple[bool, list[tuple[float, float]]]:
+    """
+    The Ant mazes: where each sub-policy alone (``subpolicy_paths``) walks from the start.
+
+    :return: Whether they walk in clearly different directions (each ends at least ``MAZE_MIN_WALK`` from the start,
+        every two headings at least ``MAZE_MIN_ANGLE`` degrees apart), and per sub-policy its heading (degrees, 0:
+        east, 90: north) and distance from the start at the end.
+    """
+    moves = [np.subtract(path[-1], path[0]) for path in paths["paths"]]
+    walks = [(float(np.degrees(np.arctan2(y, x))), float(np.hypot(x, y))) for x, y in moves]
+    apart = all(abs((a[0] - b[0] + 180.0) % 360.0 - 180.0) >= MAZE_MIN_ANGLE for a, b in itertools.combinations(walks, 2))
+    return apart and all(distance >= MAZE_MIN_WALK for _, distance in walks), walks
 
 
 ALONE_EPISODES = 16  # episodes per task with the most likely action

@@ -10,7 +10,8 @@ over several seeds. Writes a CSV, PNG plots and a markdown page.
 Experiments (benchmarks/experiments.py): movement_bandits, key_door, four_rooms, four_rooms_held_out, ant_two_walk,
 ant_two_walk_far (its targets 50 away instead of 5), and ant_obstacle, the paper's transfer: it meta-trains nothing,
 but starts from the models ant_two_walk_far kept for the same seeds (run that first, with the same ``--out``); and
-humanoid_walk_crawl with its transfer humanoid_course, the same way. MLSH uses the env's entry of hyperparams/mlsh.yml;
+humanoid_walk_crawl with its transfer humanoid_course, the same way; ant_maze (7 of the 9 maze layouts in
+meta-training, the fresh masters adapting to the 2 held out). MLSH uses the env's entry of hyperparams/mlsh.yml;
 the PPO baselines use its n_envs and n_steps. On the Ant and the Humanoid, each MLSH run also writes a GIF of its
 sub-policies acting alone.
 
@@ -58,6 +59,8 @@ from benchmarks.experiments import (
     EXPERIMENTS,
     HUMANOID_ALONE_EPISODES,
     HUMANOID_UNDER_SLAB,
+    MAZE_MIN_ANGLE,
+    MAZE_MIN_WALK,
     NORMALISER,
     SAMPLED_ENDS,
     SAMPLED_EPISODES,
@@ -77,6 +80,7 @@ from benchmarks.experiments import (
     subpolicy_paths,
     subpolicy_video,
     video_speed,
+    walk_directions,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -619,8 +623,10 @@ def claims(
                     f"start's distance, above, or not): in {nearer} of {len(separated)} seeds."
                 )
         lines += alone_claims([r for r in runs if r.method == "mlsh"])
-        if spec.kind == "ant" and spec.source is None:
+        if spec.has_targets:
             lines += target_claims([r for r in runs if r.method == "mlsh"], spec.target_reached)
+        if spec.is_maze:
+            lines += direction_claims([r for r in runs if r.method == "mlsh"])
         if spec.kind == "humanoid" and spec.source is None:
             lines += humanoid_claims(spec, [r for r in runs if r.method == "mlsh"])
     lines += key_claims(spec, runs, methods)
@@ -629,8 +635,9 @@ def claims(
     if spec.kind == "ant" and spec.source is None:
         still = next(iter(refs.values()))
         above = ", ".join(f"{LABELS[m]}: " + ("yes" if r_per_episode(m) > still else "**no**") for m in methods)
+        goal = "goal" if spec.is_maze else "target"
         lines.append(
-            f"- R above the zero-torque reference ({still:.2f}), i.e. the Ant gets nearer the target than it starts: {above}."
+            f"- R above the zero-torque reference ({still:.2f}), i.e. the Ant gets nearer the {goal} than it starts: {above}."
         )
     if "shared_policy" in methods and spec.kind == "plane" and normaliser is not None:
         ratio = r_per_episode("shared_policy") / refs[normaliser]
@@ -704,6 +711,26 @@ def alone_claims(mlsh_runs: list[Run]) -> list[str]:
                 + ", ".join(f"{share:.0%}" for share in best)
                 + " of its episodes (per seed)."
             )
+    return lines
+
+
+def direction_claims(mlsh_runs: list[Run]) -> list[str]:
+    """The Ant mazes: per seed, where each sub-policy alone walks from the start, and in how many seeds they part."""
+    lines, parted = [], 0
+    for item in mlsh_runs:
+        apart, walks = walk_directions(item.subpolicy_paths)
+        parted += apart
+        lines.append(
+            f"- Seed {item.seed}, each sub-policy alone, most likely actions, from the start of the first training "
+            "layout: "
+            + "; ".join(f"sub-policy {k} ends {distance:.1f} away, heading {heading:+.0f} deg" for k, (heading, distance)
+                        in enumerate(walks))
+            + "."
+        )  # fmt: skip
+    lines.append(
+        f"- The sub-policies alone walk in clearly different directions (each at least {MAZE_MIN_WALK:g} from the "
+        f"start, every two headings at least {MAZE_MIN_ANGLE:g} degrees apart) in {parted} of {len(mlsh_runs)} seeds."
+    )
     return lines
 
 
