@@ -841,24 +841,29 @@ def humanoid_claims(spec: Experiment, mlsh_runs: list[Run]) -> list[str]:
 
     lines: list[str] = []
     jobs = 0
+    per_task: dict[str, int] = {}  # seeds in which a sub-policy does the task's job
     measured = [item for item in mlsh_runs if item.alone_humanoid is not None]
     for item in measured:
         assert item.alone_humanoid is not None
         parts, done = [], {}
-        for k, per_task in enumerate(item.alone_humanoid):
-            for task, (mean_return, steps, moved) in zip(spec.evaluation_tasks(), per_task, strict=True):
+        for k, on_tasks in enumerate(item.alone_humanoid):
+            for task, (mean_return, steps, moved) in zip(spec.evaluation_tasks(), on_tasks, strict=True):
                 name = "walk" if task == WALK else "crawl"
                 parts.append(f"sub-policy {k} on {name}: return {mean_return:.0f}, {steps:.0f} steps, x {moved:+.1f}")
                 # steps never exceed the limit, so a mean at the limit means every episode lasted it
                 job = steps >= spec.episode_steps and moved > 0 if task == WALK else moved < HUMANOID_UNDER_SLAB
                 done[name] = done.get(name, False) or bool(job)
         jobs += all(done.values())
+        for name, job in done.items():
+            per_task[name] = per_task.get(name, 0) + job
         lines.append(f"- Seed {item.seed}, each sub-policy alone, actions sampled: " + "; ".join(parts) + ".")
     if measured:
         lines.append(
             f"- Each task has a sub-policy that does its job alone ({HUMANOID_ALONE_EPISODES} episodes each, actions "
             f"sampled; walk: upright for every whole episode and moving forward; crawl: ending under the slab, x < "
-            f"{HUMANOID_UNDER_SLAB:g}) in {jobs} of {len(measured)} seeds."
+            f"{HUMANOID_UNDER_SLAB:g}) in {jobs} of {len(measured)} seeds ("
+            + ", ".join(f"{name}: {count} of {len(measured)}" for name, count in sorted(per_task.items(), reverse=True))
+            + ")."
         )
     return lines
 
