@@ -900,6 +900,18 @@ def subpolicies_separate(experiment: Experiment, paths: dict[str, Any], share: f
     return len(set(ends)) == len(ends)
 
 
+def past_and_aside(ends: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Ant TwoWalk: where episodes ended, measured along the line from the start (the origin) through ``target``.
+
+    :param ends: The episodes' last x, y, one row each.
+    :return: Per episode, how far past the target along its direction it ended (negative: short of it), and how far
+        to the side of that line.
+    """
+    direction = target / np.linalg.norm(target)
+    return ends @ direction - np.linalg.norm(target), np.abs(ends @ np.array([-direction[1], direction[0]]))
+
+
 MAZE_MIN_WALK = 4.0  # Ant mazes: a sub-policy alone that ends this far from the start walks somewhere
 MAZE_MIN_ANGLE = 45.0  # degrees between two sub-policies' headings for them to walk in different directions
 

@@ -52,6 +52,7 @@ from benchmarks.experiments import (
     counted,
     package_versions,
     page_header,
+    past_and_aside,
     setting,
     update_json,
 )
@@ -74,9 +75,7 @@ class Gait(BaseCallback):
 
     def __init__(self, every: int, target: tuple[float, float]) -> None:
         super().__init__()
-        self.every, self.done = every, 0
-        self.direction = np.asarray(target) / np.linalg.norm(target)
-        self.distance = float(np.linalg.norm(target))
+        self.every, self.done, self.target = every, 0, np.asarray(target)
         self.windows: dict[str, list[float]] = {"past": [], "aside": [], "clipped": [], "log_std": []}
         self.ends: list[np.ndarray] = []
         self.clipped = [0, 0]  # components outside the bounds, components
@@ -90,10 +89,9 @@ class Gait(BaseCallback):
         if self.num_timesteps // self.every > self.done:
             self.done += 1
             ends = np.asarray(self.ends).reshape(-1, 2)
-            along = ends @ self.direction
-            aside = np.abs(ends @ np.array([-self.direction[1], self.direction[0]]))
+            past, aside = past_and_aside(ends, self.target)
             nan = float("nan")
-            self.windows["past"].append(float(np.mean(along - self.distance)) if len(ends) else nan)
+            self.windows["past"].append(float(np.mean(past)) if len(ends) else nan)
             self.windows["aside"].append(float(np.mean(aside)) if len(ends) else nan)
             self.windows["clipped"].append(self.clipped[0] / max(self.clipped[1], 1))
             log_stds = [p.detach().mean().item() for n, p in self.model.policy.named_parameters() if "log_std" in n]
@@ -156,13 +154,12 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         returns.append(float("nan") if mean is None else mean)
         distances.append(float("nan") if distance is None else distance)
 
-    callbacks: list[BaseCallback] = [EpisodeWindows(every, 0, on_window)]
-    if spec.has_targets:
-        callbacks.append(Gait(every, env.get_attr("targets")[0][task]))
-    model.learn(config["timesteps"], callback=callbacks)
+    gait = Gait(every, env.get_attr("targets")[0][task]) if spec.has_targets else None
+    windows = EpisodeWindows(every, 0, on_window)
+    model.learn(config["timesteps"], callback=[windows] if gait is None else [windows, gait])
     measured: dict[str, Any] = {"final_distances": distances} if not np.isnan(distances).all() else {}
-    if spec.has_targets:
-        measured["gait"] = callbacks[1].windows
+    if gait is not None:
+        measured["gait"] = gait.windows
     if spec.has_targets and config["algorithm"] == "mlsh":  # the learner alone, as reproduce.py judges a sub-policy
         measured["alone_distances"] = alone_distances(model, spec, task, seed)
     return {**config, "returns": returns, **measured, "cpu_minutes": (time.process_time() - start) / 60}

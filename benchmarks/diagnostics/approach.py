@@ -31,6 +31,7 @@ from benchmarks.experiments import (
     alone_episode,
     models_arguments,
     models_page,
+    past_and_aside,
     publish,
     shown,
 )
@@ -85,9 +86,7 @@ def measure(spec: Experiment, path: pathlib.Path, n_episodes: int, seed: int) ->
         arrived = within.any(axis=1)
         first = [int(np.argmax(row)) for row in within[arrived]]
         staying = within[arrived, -STRETCH:].mean() if arrived.any() else float("nan")
-        direction = target / np.linalg.norm(target)
-        overshoot = walk[:, -1] @ direction - np.linalg.norm(target)  # along the target's direction, + past it
-        aside = np.abs(walk[:, -1] @ np.array([-direction[1], direction[0]]))
+        overshoot, aside = past_and_aside(walk[:, -1], target)
         stretches = distances[:, 1:].reshape(n_episodes, -1, STRETCH).mean(axis=(0, 2))
         rows.append(
             f"| {shown(path)} | {k} | {t} | {np.linalg.norm(ends[k] - target):.2f} | {distances[:, -1].mean():.2f} "
