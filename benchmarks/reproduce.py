@@ -489,9 +489,16 @@ def r_per_task(spec: Experiment, item: Run, episodes_in_t: float) -> np.ndarray:
 
 
 def early_r(item: Run, timesteps: int) -> float:
-    """R per episode over a run's first ``timesteps`` adaptation steps: the mean return of the episodes ended by then."""
-    returns = [r for steps, rets in item.curves for step, r in zip(steps, rets, strict=True) if step <= timesteps]
-    return float(np.mean(returns)) if returns else float("nan")
+    """
+    R per episode over a run's first ``timesteps`` adaptation steps: on each task the mean return of the episodes ended
+    by then, averaged over the tasks as the table's R is (not pooled: where episodes end early, as the Humanoid's walk,
+    the task whose episodes are shortest would count most).
+    """
+    per_task = [
+        [r for step, r in zip(steps, rets, strict=True) if step <= timesteps] for steps, rets in item.curves
+    ]  # fmt: skip
+    means = [np.mean(returns) for returns in per_task if returns]
+    return float(np.mean(means)) if means else float("nan")
 
 
 def iqm(spec: Experiment, items: list[Run], episodes_in_t: float) -> tuple[float, float, float]:
