@@ -16,12 +16,16 @@ TwoWalk also where those episodes ended (``Gait``: how far past the target along
 the share of the sampled action components outside the action bounds (which the env's clipping hides from the
 policy) and the policy's mean log standard deviation, to tell a learner that walks past its target from one that
 veers or one that stops exploring.
-``--normalize-reward`` (PPO only: ``--algorithms ppo``) also scales PPO's rewards by ``VecNormalize``'s running
-estimate of the return's standard deviation, as the RL Zoo does on MuJoCo: a diagnostic of whether the reward's scale
-stops a flat learner. ``--env KEY=VALUE`` (repeatable) changes the env's keyword arguments, for both algorithms
-(e.g. ``--env reward=progress`` on the Ant: the velocity toward the target instead of the distance); ``--set
-KEY=VALUE`` (repeatable) changes a learner setting of both algorithms (PPO's keyword arguments, e.g. ``--set
-gamma=0.995``; a schedule as the RL Zoo writes it, ``learning_rate=lin_3e-4``).
+``--normalize-reward`` also scales the rewards by a running estimate of the return's standard deviation, as the RL Zoo
+does on MuJoCo: PPO's by ``VecNormalize``, MLSH's by its own ``normalize_rewards`` (the same estimate, updated once
+per iteration instead of every step). ``--outer-normalize`` puts MLSH inside the same ``VecNormalize`` as PPO
+(observations, and rewards with ``--normalize-reward``), its own normalisers off: with it, the two learners differ in
+nothing but the learner, and against the run without it, it measures what MLSH's once-per-iteration statistics cost
+(no distances alone then: the trained model expects observations normalised by the ``VecNormalize``). ``--env
+KEY=VALUE`` (repeatable) changes the env's keyword arguments, for both algorithms (e.g. ``--env reward=progress`` on
+the Ant: the velocity toward the target instead of the distance); ``--set KEY=VALUE`` (repeatable) changes a learner
+setting of both algorithms (PPO's keyword arguments, e.g. ``--set gamma=0.995``; a schedule as the RL Zoo writes it,
+``learning_rate=lin_3e-4``).
 
 Every run is saved in ``<out>/flat_learner.json`` as it ends and is not run again; the page
 ``<out>/flat_learner.md`` is written from all saved runs (``--out``: ``results`` unless given; the project's page:
@@ -135,16 +139,19 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     common = with_schedules({**common, **config.get("learner_kwargs", {})})  # --set learning_rate=lin_3e-4
     normalize = hyperparams.get("normalize_observations", True)  # MLSH's default
-    if config["algorithm"] == "ppo":
+    norm_reward = config.get("normalize_reward", False)
+    outer = config["algorithm"] == "ppo" or config.get("outer_normalize", False)  # the normalisers: VecNormalize's
+    if outer and (normalize or norm_reward):
         clip_obs = hyperparams.get("clip_obs", 5.0)
-        norm_reward = config.get("normalize_reward", False)
-        if normalize or norm_reward:
-            env = VecNormalize(env, norm_obs=normalize, norm_reward=norm_reward, clip_obs=clip_obs, gamma=0.99)
+        gamma = common.get("gamma", 0.99)
+        env = VecNormalize(env, norm_obs=normalize, norm_reward=norm_reward, clip_obs=clip_obs, gamma=gamma)
+    if config["algorithm"] == "ppo":
         model: Any = PPO("MlpPolicy", env, **common)
     else:
         flat = dict(
             n_subpolicies=1, warmup_iterations=0, joint_iterations=10, macro_duration=hyperparams["macro_duration"],
-            bootstrap_truncation=True, normalize_observations=normalize,
+            bootstrap_truncation=True, normalize_observations=normalize and not outer,
+            normalize_rewards=norm_reward and not outer,
         )  # fmt: skip
         model = MLSH("MlpPolicy", env, **{**flat, **common})  # --set may change these too (e.g. bootstrap_truncation)
     returns: list[float] = []
@@ -160,7 +167,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     measured: dict[str, Any] = {"final_distances": distances} if not np.isnan(distances).all() else {}
     if gait is not None:
         measured["gait"] = gait.windows
-    if spec.has_targets and config["algorithm"] == "mlsh":  # the learner alone, as reproduce.py judges a sub-policy
+    if spec.has_targets and config["algorithm"] == "mlsh" and not outer:  # alone, as reproduce.py judges a sub-policy
         measured["alone_distances"] = alone_distances(model, spec, task, seed)
     return {**config, "returns": returns, **measured, "cpu_minutes": (time.process_time() - start) / 60}
 
@@ -221,13 +228,18 @@ GAIT = (
 )
 
 
+def label(row: dict[str, Any]) -> str:
+    """:return: The run's learner as the page names it."""
+    return ALGORITHMS[row["algorithm"]] + (", in VecNormalize" if row.get("outer_normalize") else "")
+
+
 def measures(row: dict[str, Any]) -> list[tuple[str, list[float] | None, str]]:
     """:return: A run's measures over its windows, as (the page's suffix to the algorithm, values, format)."""
     gait = row.get("gait", {})
     return [
         ("", row["returns"], "{:.1f}"),
         (": distance to the target at the end", row.get("final_distances"), "{:.2f}"),
-        *((f": {label}", gait.get(key), form) for key, label, form in GAIT),
+        *((f": {name}", gait.get(key), form) for key, name, form in GAIT),
     ]
 
 
@@ -238,7 +250,9 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
         "MLSH with K = 1, W = 0 and time limits bootstrapped trains one flat policy with SB3's PPO update on every "
         "step; PPO is SB3's, with the same settings (the env's `hyperparams/mlsh.yml` entry: n_envs, n_steps, "
         "learning rate, `policy_kwargs` and observation normalisation, MLSH's own or, for PPO, a `VecNormalize` of the "
-        "observations alone, clipped alike; none on KeyDoor; GAE lambda 0.98, batch 64, 10 epochs). *fixed*: one task "
+        "observations, clipped alike; none on KeyDoor; GAE lambda 0.98, batch 64, 10 epochs; where the title says so, "
+        "rewards scaled by the return's standard deviation, MLSH's own `normalize_rewards` or the `VecNormalize`'s). "
+        "*In VecNormalize*: MLSH inside the same `VecNormalize` as PPO, its own normalisers off. *fixed*: one task "
         "throughout; *episode*: a new task at every reset. Mean return of the training episodes that ended in the "
         "window before each point; *last quarter*: the mean over the last quarter of the windows; *CPU minutes*: the "
         "run's, training included, one torch thread (runs sharing the cores with other jobs take longer). Cases run with "
@@ -247,10 +261,10 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
     ]
     for key in sorted({case(row) for row in rows}):
         name, tasks, task, timesteps, every, norm_reward, changes = key
-        runs = sorted((row for row in rows if case(row) == key), key=lambda row: (row["seed"], row["algorithm"]))
+        runs = sorted((row for row in rows if case(row) == key), key=lambda row: (row["seed"], label(row)))
         points = [timesteps * q // 4 for q in (1, 2, 3, 4)]
         title = f"{EXPERIMENTS[name].env_id}, tasks: {tasks}" + (f" (task {task})" if tasks == "fixed" else "")
-        title += (", PPO's rewards normalised" if norm_reward else "") + (f", env: {changes}" if changes else "")
+        title += (", rewards normalised" if norm_reward else "") + (f", env: {changes}" if changes else "")
         lines += [
             f"## {title}, {timesteps:,} steps",
             "",
@@ -263,8 +277,7 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
                     cells = " | ".join(form.format(values[min(p // every, len(values)) - 1]) for p in points)
                     minutes = f"{row['cpu_minutes']:.1f}" if not suffix else ""
                     lines.append(
-                        f"| {row['seed']} | {ALGORITHMS[row['algorithm']]}{suffix} | {cells} "
-                        f"| {form.format(last_quarter(values))} | {minutes} |"
+                        f"| {row['seed']} | {label(row)}{suffix} | {cells} | {form.format(last_quarter(values))} | {minutes} |"
                     )
         alone = [row for row in runs if "alone_distances" in row]
         if alone:
@@ -278,10 +291,9 @@ def render(rows: list[dict[str, Any]], out: pathlib.Path) -> None:
                 )
                 + "."
             )
-        for algorithm, label in ALGORITHMS.items():
-            lasts = [last_quarter(r["returns"]) for r in runs if r["algorithm"] == algorithm]
-            if lasts:
-                lines.append(f"\n{label}: last quarter {np.mean(lasts):.1f} on average over {counted(len(lasts), 'seed')}.")
+        for learner in sorted({label(row) for row in runs}):
+            lasts = [last_quarter(r["returns"]) for r in runs if label(r) == learner]
+            lines.append(f"\n{learner}: last quarter {np.mean(lasts):.1f} on average over {counted(len(lasts), 'seed')}.")
         lines.append("")
     (out / RUNS).with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
@@ -297,7 +309,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=50_000, help="steps per measurement window")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each")
     parser.add_argument("--algorithms", nargs="+", choices=sorted(ALGORITHMS), default=list(ALGORITHMS))
-    parser.add_argument("--normalize-reward", action="store_true", help="PPO: VecNormalize's reward scaling too")
+    parser.add_argument("--normalize-reward", action="store_true", help="scale the rewards by the return's std too")
+    parser.add_argument("--outer-normalize", action="store_true", help="MLSH inside VecNormalize, as PPO")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an env keyword argument")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a learner setting")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
@@ -305,8 +318,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.timesteps < args.every:
         parser.error(f"--timesteps {args.timesteps} is shorter than one window (--every {args.every})")
-    if args.normalize_reward and "mlsh" in args.algorithms:
-        parser.error("--normalize-reward: MLSH does not scale its rewards; use it with --algorithms ppo")
+    if args.outer_normalize and "mlsh" not in args.algorithms:
+        parser.error("--outer-normalize changes MLSH's normalisers (PPO's are VecNormalize's): add mlsh to --algorithms")
     env_kwargs, learner_kwargs = {}, {}
     for option, item in [("--env", item) for item in args.env] + [("--set", item) for item in args.set]:
         name, sep, value = item.partition("=")
@@ -320,15 +333,16 @@ def main() -> None:
     rows = json.loads(runs.read_text()) if runs.is_file() else []
     if not args.render:
         task = EXPERIMENTS[args.experiment].evaluation_tasks()[args.task or 0] if args.tasks == "fixed" else None
-        done = {(case(row), row["algorithm"], row["seed"]) for row in rows}
+        done = {(case(row), label(row), row["seed"]) for row in rows}
         configs = [
             dict(experiment=args.experiment, tasks=args.tasks, task=task, algorithm=algorithm, seed=seed,
                  timesteps=args.timesteps, every=args.every, normalize_reward=args.normalize_reward,
                  env_kwargs=env_kwargs, learner_kwargs=learner_kwargs)
+            | ({"outer_normalize": True} if args.outer_normalize and algorithm == "mlsh" else {})
             for seed in args.seeds
             for algorithm in args.algorithms
         ]  # fmt: skip
-        configs = [config for config in configs if (case(config), config["algorithm"], config["seed"]) not in done]
+        configs = [config for config in configs if (case(config), label(config), config["seed"]) not in done]
         command = f"python -m benchmarks.flat_learner {' '.join(sys.argv[1:])}"
         machine = f"{platform.machine()}, {multiprocessing.cpu_count()} cores, {counted(args.jobs, 'run')} at a time"
         commit = code_version()  # as the command started: a commit made while the runs go does not relabel them
