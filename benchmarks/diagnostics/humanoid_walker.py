@@ -67,7 +67,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     spec = EXPERIMENTS[EXPERIMENT]
     n_envs, hyperparams = spec.hyperparams()
     settings = {**hyperparams, **config["settings"]}
-    algorithm = MLSH
+    algorithm: type = MLSH
     if config["master"] == "scripted":
         algorithm, settings["master_learning_rate"] = scripted_mlsh(), 0.0
     env = make_vec_env(spec.env_id, n_envs=n_envs, seed=config["seed"], env_kwargs=spec.env_kwargs)
@@ -91,6 +91,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         def _on_rollout_end(self) -> None:
             tags, tasks = model.rollout_buffer.subpolicies, np.stack(tasks_at_step)
             tasks_at_step.clear()
+            assert model.task_groups is not None
             joint = model.task_groups.joint_envs()
             np.add.at(trained, (tags[:, joint].ravel(), tasks[:, joint].ravel()), 1)
             if model.num_timesteps // every > len(windows):
