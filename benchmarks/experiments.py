@@ -100,6 +100,8 @@ class Experiment:
         by the episodes those steps held (``AdaptationResult.per_episode_rewards``), not by T over ``episode_steps``,
         which would pay a learner that falls at once the alive bonus of every step.
     :param target_reached: Ant TwoWalk: a sub-policy alone that ends this near a target walks there (the bar).
+    :param paper_order: Methods in the order of the paper's table, highest R first: the page counts the seeds in which
+        R (over T) falls in that order.
     """
 
     env_id: str
@@ -120,6 +122,7 @@ class Experiment:
     sparse_reward: bool = False
     terminating: bool = False
     target_reached: float = 1.0
+    paper_order: tuple[str, ...] = ()
 
     @property
     def has_targets(self) -> bool:
@@ -526,6 +529,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         n_eval_episodes=4,
         source="humanoid_walk_crawl",
         mean_bars=(("shared_policy", 1.5),),
+        paper_order=("mlsh", "shared_policy", "single_policy"),
         terminating=True,
         note="The paper's combination task: a fresh master over the walk / crawl sub-policies (frozen), the shared "
         "policy trained on walk and crawl fine-tuned here, PPO from scratch; the paper tables MLSH 14333, the shared "

@@ -609,6 +609,19 @@ def claims(
                 f"- MLSH's R over the first {timesteps:,} steps is above {times}that of *{LABELS[baseline]}* in {wins} "
                 f"of {len(seeds)} seeds."
             )
+        if spec.paper_order and set(spec.paper_order) <= set(methods):
+            seeds = sorted(set.intersection(*({r.seed for r in runs if r.method == m} for m in spec.paper_order)))
+
+            def seed_r(method: str, seed: int) -> float:
+                return float(
+                    np.mean(
+                        [np.mean(r_per_task(spec, r, episodes_in_t)) for r in runs if (r.method, r.seed) == (method, seed)]
+                    )
+                )
+
+            in_order = sum(bool(np.all(np.diff([seed_r(m, seed) for m in spec.paper_order]) < 0)) for seed in seeds)
+            order = " > ".join(f"*{LABELS[m]}*" for m in spec.paper_order)
+            lines.append(f"- R in the paper's order, {order}: in {in_order} of {len(seeds)} seeds.")
         if spec.kind == "grid" and normaliser is not None:
             half = refs[normaliser] / 2
             for method in ("mlsh", "single_policy"):
