@@ -21,7 +21,8 @@ does on MuJoCo: PPO's by ``VecNormalize``, MLSH's by its own ``normalize_rewards
 per iteration instead of every step). ``--outer-normalize`` puts MLSH inside the same ``VecNormalize`` as PPO
 (observations, and rewards with ``--normalize-reward``), its own normalisers off: with it, the two learners differ in
 nothing but the learner, and against the run without it, it measures what MLSH's once-per-iteration statistics cost
-(no distances alone then: the trained model expects observations normalised by the ``VecNormalize``). ``--env
+(no distances alone then: the trained model expects observations normalised by the ``VecNormalize``);
+``--outer-normalize observations`` (or ``rewards``) hands only those to the ``VecNormalize``, to tell which costs. ``--env
 KEY=VALUE`` (repeatable) changes the env's keyword arguments, for both algorithms (e.g. ``--env reward=progress`` on
 the Ant: the velocity toward the target instead of the distance); ``--set KEY=VALUE`` (repeatable) changes a learner
 setting of both algorithms (PPO's keyword arguments, e.g. ``--set gamma=0.995``; a schedule as the RL Zoo writes it,
@@ -140,18 +141,19 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     common = with_schedules({**common, **config.get("learner_kwargs", {})})  # --set learning_rate=lin_3e-4
     normalize = hyperparams.get("normalize_observations", True)  # MLSH's default
     norm_reward = config.get("normalize_reward", False)
-    outer = config["algorithm"] == "ppo" or config.get("outer_normalize", False)  # the normalisers: VecNormalize's
-    if outer and (normalize or norm_reward):
+    outer = "both" if config["algorithm"] == "ppo" else outer_normalize(config)  # what VecNormalize normalises
+    outer_obs, outer_reward = normalize and outer in ("both", "observations"), norm_reward and outer in ("both", "rewards")
+    if outer_obs or outer_reward:
         clip_obs = hyperparams.get("clip_obs", 5.0)
         gamma = common.get("gamma", 0.99)
-        env = VecNormalize(env, norm_obs=normalize, norm_reward=norm_reward, clip_obs=clip_obs, gamma=gamma)
+        env = VecNormalize(env, norm_obs=outer_obs, norm_reward=outer_reward, clip_obs=clip_obs, gamma=gamma)
     if config["algorithm"] == "ppo":
         model: Any = PPO("MlpPolicy", env, **common)
     else:
         flat = dict(
             n_subpolicies=1, warmup_iterations=0, joint_iterations=10, macro_duration=hyperparams["macro_duration"],
-            bootstrap_truncation=True, normalize_observations=normalize and not outer,
-            normalize_rewards=norm_reward and not outer,
+            bootstrap_truncation=True, normalize_observations=normalize and not outer_obs,
+            normalize_rewards=norm_reward and not outer_reward,
         )  # fmt: skip
         model = MLSH("MlpPolicy", env, **{**flat, **common})  # --set may change these too (e.g. bootstrap_truncation)
     returns: list[float] = []
@@ -167,7 +169,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     measured: dict[str, Any] = {"final_distances": distances} if not np.isnan(distances).all() else {}
     if gait is not None:
         measured["gait"] = gait.windows
-    if spec.has_targets and config["algorithm"] == "mlsh" and not outer:  # alone, as reproduce.py judges a sub-policy
+    if spec.has_targets and config["algorithm"] == "mlsh" and not outer_obs:  # alone, as reproduce.py judges a sub-policy
         measured["alone_distances"] = alone_distances(model, spec, task, seed)
     return {**config, "returns": returns, **measured, "cpu_minutes": (time.process_time() - start) / 60}
 
@@ -230,7 +232,18 @@ GAIT = (
 
 def label(row: dict[str, Any]) -> str:
     """:return: The run's learner as the page names it."""
-    return ALGORITHMS[row["algorithm"]] + (", in VecNormalize" if row.get("outer_normalize") else "")
+    outer = {
+        "both": ", in VecNormalize",
+        "observations": ", observations in VecNormalize",
+        "rewards": ", rewards in VecNormalize",
+    }
+    return ALGORITHMS[row["algorithm"]] + outer.get(outer_normalize(row), "")
+
+
+def outer_normalize(row: dict[str, Any]) -> str:
+    """:return: What an MLSH run left to a ``VecNormalize`` around it: "both", "observations", "rewards" or ""."""
+    value = row.get("outer_normalize", "")
+    return "both" if value is True else value
 
 
 def measures(row: dict[str, Any]) -> list[tuple[str, list[float] | None, str]]:
@@ -310,7 +323,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each")
     parser.add_argument("--algorithms", nargs="+", choices=sorted(ALGORITHMS), default=list(ALGORITHMS))
     parser.add_argument("--normalize-reward", action="store_true", help="scale the rewards by the return's std too")
-    parser.add_argument("--outer-normalize", action="store_true", help="MLSH inside VecNormalize, as PPO")
+    parser.add_argument(
+        "--outer-normalize", nargs="?", const="both", choices=["both", "observations", "rewards"],
+        help="MLSH inside VecNormalize, as PPO (both, or only observations or rewards)",
+    )  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an env keyword argument")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a learner setting")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the saved runs")
@@ -338,7 +354,7 @@ def main() -> None:
             dict(experiment=args.experiment, tasks=args.tasks, task=task, algorithm=algorithm, seed=seed,
                  timesteps=args.timesteps, every=args.every, normalize_reward=args.normalize_reward,
                  env_kwargs=env_kwargs, learner_kwargs=learner_kwargs)
-            | ({"outer_normalize": True} if args.outer_normalize and algorithm == "mlsh" else {})
+            | ({"outer_normalize": args.outer_normalize} if args.outer_normalize and algorithm == "mlsh" else {})
             for seed in args.seeds
             for algorithm in args.algorithms
         ]  # fmt: skip
