@@ -37,7 +37,6 @@ page: ``--out docs/benchmarks``). Runs go ``--jobs`` at a time, one process and 
 import argparse
 import inspect
 import json
-import multiprocessing
 import pathlib
 import time
 from collections.abc import Callable
@@ -51,9 +50,8 @@ from benchmarks.experiments import (
     EpisodeWindows,
     add_out_argument,
     counted,
-    invocation,
-    keep_run,
     page_header,
+    run_and_keep,
 )
 from benchmarks.reproduce import CHUNKS, Checkpoints, load_statistics, save_checkpoint, statistics_path
 from sb3_mlsh.zoo import mlsh_settings
@@ -374,11 +372,10 @@ def main() -> None:
                 f"({', '.join(checkpoint_path(args.out, c).name for c in started)}): add --resume to continue them, "
                 "or remove them to start afresh"
             )
-        kept = invocation("calibration.py")
-        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
-            for row in pool.imap_unordered(run, configs):
-                keep_run(runs, {**row, **kept}, key)
-                print(f"{key(row)}: {row['evaluations']}, {row['cpu_minutes']:.1f} CPU minutes", flush=True)
+        run_and_keep(
+            run, configs, args.jobs, runs, key, "calibration.py",
+            lambda row: f"{key(row)}: {row['evaluations']}, {row['cpu_minutes']:.1f} CPU minutes",
+        )  # fmt: skip
         rows = json.loads(runs.read_text()) if runs.is_file() else []
     if rows:
         render(rows, args.out)

@@ -405,6 +405,26 @@ def keep_run(path: pathlib.Path, row: dict[str, Any], key: Callable[[dict[str, A
     update_json(path, [], replace)
 
 
+def run_and_keep(
+    run: Callable[[dict[str, Any]], dict[str, Any]],
+    configs: list[dict[str, Any]],
+    jobs: int,
+    path: pathlib.Path,
+    key: Callable[[dict[str, Any]], Any],
+    script: str,
+    describe: Callable[[dict[str, Any]], str],
+) -> None:
+    """
+    Run ``run`` on each of ``configs``, ``jobs`` at a time (one spawned process each), keeping each run in the runs
+    file ``path`` as it ends (``keep_run``, with ``script``'s ``invocation``) and printing ``describe(run)``.
+    """
+    kept = invocation(script)
+    with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
+        for row in pool.imap_unordered(run, configs):
+            keep_run(path, {**row, **kept}, key)
+            print(describe(row), flush=True)
+
+
 def key_values(pairs: list[str], script: str) -> dict[str, Any]:
     """
     :param pairs: ``KEY=VALUE`` strings, as a benchmark's command line gives settings.

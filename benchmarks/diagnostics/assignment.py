@@ -26,7 +26,6 @@ from all of them (``--render``: only that). Runs go ``--jobs`` at a time, one to
 
 import argparse
 import json
-import multiprocessing
 import pathlib
 import time
 from typing import Any
@@ -36,10 +35,9 @@ import numpy as np
 from benchmarks.experiments import (
     EXPERIMENTS,
     alone_episode,
-    invocation,
-    keep_run,
     key_values,
     page_header,
+    run_and_keep,
     subpolicy_paths,
 )
 from benchmarks.reproduce import worse_end
@@ -368,11 +366,10 @@ def main() -> None:
             for seed in args.seeds
             for master in args.master
         ]
-        kept = invocation("assignment.py")
-        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
-            for row in pool.imap_unordered(run, configs):
-                keep_run(RUNS, {**row, **kept}, key=case)
-                print(f"{row['master']} seed {row['seed']}: worse ends {[round(e[1], 2) for e in row['ends']]}", flush=True)
+        run_and_keep(
+            run, configs, args.jobs, RUNS, case, "assignment.py",
+            lambda row: f"{row['master']} seed {row['seed']}: worse ends {[round(e[1], 2) for e in row['ends']]}",
+        )  # fmt: skip
     if RUNS.is_file():
         render(json.loads(RUNS.read_text()))
 

@@ -20,7 +20,6 @@ written from all of them (``--render``: only that). Runs go ``--jobs`` at a time
 
 import argparse
 import json
-import multiprocessing
 import pathlib
 import time
 from typing import Any
@@ -32,10 +31,9 @@ from benchmarks.experiments import (
     EXPERIMENTS,
     HUMANOID_ALONE_EPISODES,
     humanoid_alone,
-    invocation,
-    keep_run,
     key_values,
     page_header,
+    run_and_keep,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -205,11 +203,10 @@ def main() -> None:
             for seed in args.seeds
             for master in args.master
         ]
-        kept = invocation("humanoid_walker.py")
-        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
-            for row in pool.imap_unordered(run, configs):
-                keep_run(RUNS, {**row, **kept}, key=case)
-                print(f"{row['master']} seed {row['seed']}: {row['windows'][-1]}", flush=True)
+        run_and_keep(
+            run, configs, args.jobs, RUNS, case, "humanoid_walker.py",
+            lambda row: f"{row['master']} seed {row['seed']}: {row['windows'][-1]}",
+        )  # fmt: skip
     if RUNS.is_file():
         render(json.loads(RUNS.read_text()))
 
