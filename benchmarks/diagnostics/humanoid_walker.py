@@ -121,7 +121,7 @@ def flat_walk_curves() -> tuple[int, list[np.ndarray]]:
         row
         for row in rows
         if row["experiment"] == EXPERIMENT and row["algorithm"] == "ppo" and row.get("normalize_reward")
-        and row["task"] == str(WALK) and not row.get("env_kwargs")
+        and str(row["task"]) == str(WALK) and not row.get("env_kwargs")
     ]  # fmt: skip
     every = runs[0]["every"] if runs else 0
     return every, [np.asarray(row["returns"]) for row in runs if row["every"] == every]
