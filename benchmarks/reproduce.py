@@ -565,8 +565,10 @@ def claims(
     """The paper's claims for this experiment, checked against the measured runs."""
     episodes_in_t = adaptation_timesteps / spec.episode_steps
 
-    def r_per_episode(method: str) -> float:
-        return float(np.mean([np.mean(r_per_task(spec, r, episodes_in_t)) for r in runs if r.method == method]))
+    def r_per_episode(method: str, seed: int | None = None) -> float:
+        """:return: ``method``'s R per episode, averaged over the tasks and its seeds (or over ``seed``'s runs alone)."""
+        chosen = [r for r in runs if r.method == method and seed in (None, r.seed)]
+        return float(np.mean([np.mean(r_per_task(spec, r, episodes_in_t)) for r in chosen]))
 
     lines = []
     normaliser = NORMALISER.get(spec.kind)
@@ -611,15 +613,7 @@ def claims(
             )
         if spec.paper_order and set(spec.paper_order) <= set(methods):
             seeds = sorted(set.intersection(*({r.seed for r in runs if r.method == m} for m in spec.paper_order)))
-
-            def seed_r(method: str, seed: int) -> float:
-                return float(
-                    np.mean(
-                        [np.mean(r_per_task(spec, r, episodes_in_t)) for r in runs if (r.method, r.seed) == (method, seed)]
-                    )
-                )
-
-            in_order = sum(bool(np.all(np.diff([seed_r(m, seed) for m in spec.paper_order]) < 0)) for seed in seeds)
+            in_order = sum(bool(np.all(np.diff([r_per_episode(m, seed) for m in spec.paper_order]) < 0)) for seed in seeds)
             order = " > ".join(f"*{LABELS[m]}*" for m in spec.paper_order)
             lines.append(f"- R in the paper's order, {order}: in {in_order} of {len(seeds)} seeds.")
         if spec.kind == "grid" and normaliser is not None:

@@ -147,9 +147,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         "far; *flat PPO*: SB3's PPO on walk alone with the entry's settings and rewards normalised (flat_learner.json, "
         f"{len(curves)} seeds), its training return after as many walk steps (mean, range over seeds; '-' past their "
         f"budget). *Alone*: each sub-policy acting alone at the end ({HUMANOID_ALONE_EPISODES} episodes per task, actions "
-        "sampled, as "
-        "reproduce.py): mean return, steps, x moved (a walker stays up 1000 steps; a crawler ends under the slab, "
-        "x < -6.5).",
+        "sampled, as reproduce.py): mean return, steps, x moved (a walker stays up 1000 steps; a crawler ends under the "
+        "slab, x < -6.5).",
         "",
     ]
     names = ["walk" if task == WALK else "crawl" for task in EXPERIMENTS[EXPERIMENT].evaluation_tasks()]
